@@ -1,0 +1,20 @@
+"""The REST API's shared pieces: routes and the one exception handler."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from rest_framework import status
+from rest_framework.response import Response
+from rest_framework.routers import DefaultRouter
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from subscriptions.api import SubscriptionViewSet
+
+router = DefaultRouter()
+router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+
+
+def exception_handler(exc, context):
+    """Domain rules broken by a request are the client's error: HTTP 400, by field."""
+    if isinstance(exc, DjangoValidationError):
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"detail": exc.messages}
+        return Response(detail, status=status.HTTP_400_BAD_REQUEST)
+    return drf_exception_handler(exc, context)

@@ -1,0 +1,323 @@
+"""Settings for the BCP Portal: one module, configured by environment variables.
+
+Two modes, chosen by ``PORTAL_ENV`` and nothing else:
+
+* ``embedded`` (the default): runs on a machine with nothing but Python. SQLite and a
+  Celery broker on the filesystem under ``var/``, console e-mail, DEBUG on, a secret
+  key generated once into ``var/secret_key``. ``DATABASE_URL`` and ``CELERY_BROKER_URL``
+  may still point at real servers (CI does so).
+* ``production``: PostgreSQL, Redis, SMTP, DEBUG off, HTTPS-only cookies and HSTS.
+  ``SECRET_KEY``, ``ALLOWED_HOSTS``, ``DATABASE_URL`` and ``CELERY_BROKER_URL`` are
+  required; the process refuses to start without them.
+
+Every variable is listed with its default in README.md, "Configuration".
+"""
+
+import secrets
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+from django.utils.translation import gettext_lazy as _
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = BASE_DIR / "var"
+
+env = environ.Env()
+
+PORTAL_ENV = env.str("PORTAL_ENV", default="embedded")
+if PORTAL_ENV not in {"embedded", "production"}:
+    raise ImproperlyConfigured(f"PORTAL_ENV must be 'embedded' or 'production', not {PORTAL_ENV!r}")
+PRODUCTION = PORTAL_ENV == "production"
+
+if not PRODUCTION:
+    VAR_DIR.mkdir(exist_ok=True)
+
+
+def _embedded_secret_key() -> str:
+    # A fresh machine gets its own key, kept across restarts so sessions survive.
+    key_file = VAR_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    return key_file.read_text().strip()
+
+
+def _required(name: str) -> str:
+    value = env.str(name, default="")
+    if not value:
+        raise ImproperlyConfigured(f"{name} must be set when PORTAL_ENV=production")
+    return value
+
+
+# --- Core -----------------------------------------------------------------------------
+
+DEBUG = not PRODUCTION
+SECRET_KEY = _required("SECRET_KEY") if PRODUCTION else _embedded_secret_key()
+ALLOWED_HOSTS = (
+    env.list("ALLOWED_HOSTS", default=[])
+    if PRODUCTION
+    else env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]"])
+)
+if PRODUCTION and not ALLOWED_HOSTS:
+    raise ImproperlyConfigured("ALLOWED_HOSTS must be set when PORTAL_ENV=production")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
+    # Ours, top of the dependency direction first.
+    "portal",
+    "portal.accounts",
+    "upgrades",
+    "incidents",
+    "subscriptions",
+    "support",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.locale.LocaleMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised by the backend into a page.
+    "axes.middleware.AxesMiddleware",
+]
+
+ROOT_URLCONF = "portal.urls"
+WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.portal",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------
+
+DATABASES = {
+    "default": (
+        env.db_url("DATABASE_URL")
+        if PRODUCTION or env.str("DATABASE_URL", default="")
+        else {"ENGINE": "django.db.backends.sqlite3", "NAME": VAR_DIR / "portal.sqlite3"}
+    )
+}
+if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("DATABASE_URL must point at PostgreSQL when PORTAL_ENV=production")
+DATABASES["default"]["ATOMIC_REQUESTS"] = False
+DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # A file, not memory, so a Celery worker started by a test sees the test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Accounts, passwords, login throttling ---------------------------------------------
+
+AUTH_USER_MODEL = "accounts.User"
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out address never reaches the password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+PASSWORD_HASHERS = [
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    # Kept so hashes made before a change of default still verify and get upgraded.
+    "django.contrib.auth.hashers.PBKDF2PasswordHasher",
+]
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.MinimumLengthValidator",
+        "OPTIONS": {"min_length": 10},
+    },
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=30))
+# Lock the pair, so one attacker cannot lock every user of a town hall's shared address.
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+# Django's login form and DRF's token view both post the e-mail as "username".
+AXES_USERNAME_FORM_FIELD = "username"
+AXES_USERNAME_CALLABLE = "portal.accounts.throttling.login_username"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_VERBOSE = False
+
+# --- Internationalisation and time ----------------------------------------------------
+
+LANGUAGE_CODE = "ja"
+LANGUAGES = [("ja", _("Japanese")), ("en", _("English"))]
+LOCALE_PATHS = [BASE_DIR / "locale"]
+USE_I18N = True
+TIME_ZONE = "Asia/Tokyo"  # shown to people; stored values are UTC (USE_TZ)
+USE_TZ = True
+
+# --- Static files ---------------------------------------------------------------------
+
+STATIC_URL = "/static/"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
+if not PRODUCTION:
+    # Served straight from the app folders, no collectstatic needed on a fresh machine.
+    WHITENOISE_USE_FINDERS = True
+    STATIC_ROOT = VAR_DIR / "staticfiles"
+    STATIC_ROOT.mkdir(exist_ok=True)
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+
+# --- E-mail ---------------------------------------------------------------------------
+
+# EMAIL_URL carries backend, host, port, user and password in one value, e.g.
+# smtp+tls://user:password@smtp.example.jp:587
+globals().update(
+    env.email_url("EMAIL_URL", default="smtp://localhost:25" if PRODUCTION else "consolemail://")
+)
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="BCP Portal <noreply@bcp-portal.example>"
+)
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+
+# --- Security (production) ------------------------------------------------------------
+
+SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_AGE = 60 * 60 * 12
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+if PRODUCTION:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
+    if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
+        # Only behind a proxy that sets this header itself; otherwise clients could forge it.
+        SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    # /healthz is polled by load balancers over plain HTTP inside the network.
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+
+# --- REST API -------------------------------------------------------------------------
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "portal.api.exception_handler",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "BCP Portal API",
+    "DESCRIPTION": "Customer and operator API of the satellite BCP line portal.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
+    # Self-hosted Swagger UI: no CDN, it has to load over the slow satellite line too.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Celery ---------------------------------------------------------------------------
+
+CELERY_BROKER_URL = (
+    _required("CELERY_BROKER_URL")
+    if PRODUCTION
+    else env.str("CELERY_BROKER_URL", default="filesystem://")
+)
+CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    # kombu's filesystem transport: messages are files, so web, worker and beat share
+    # them without a server. The folders must exist before any of them starts, and the
+    # control folder must be absolute (its default is relative to the working directory).
+    _broker_dir = env.path("CELERY_FILESYSTEM_DIR", default=VAR_DIR / "celery")
+    for _sub in ("queue", "processed", "control"):
+        Path(_broker_dir, _sub).mkdir(parents=True, exist_ok=True)
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(Path(_broker_dir, "queue")),
+        "data_folder_out": str(Path(_broker_dir, "queue")),
+        "processed_folder": str(Path(_broker_dir, "processed")),
+        "control_folder": str(Path(_broker_dir, "control")),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+CELERY_TASK_IGNORE_RESULT = True  # tasks leave rows behind, not results
+CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message to redo
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks must not hoard messages
+CELERY_TASK_ALWAYS_EAGER = False
+CELERY_TIMEZONE = TIME_ZONE
+CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    # Every minute: proves beat and a worker are alive (shown on /healthz and the
+    # operator dashboard). A missing heartbeat means scheduled jobs are not running.
+    "heartbeat": {"task": "portal.tasks.record_heartbeat", "schedule": 60.0},
+}
+# Beyond this age the heartbeat counts as missing.
+HEARTBEAT_STALE_AFTER = timedelta(minutes=env.int("HEARTBEAT_STALE_MINUTES", default=5))
+
+# --- The service ----------------------------------------------------------------------
+
+SUPPORT_PHONE = env.str("SUPPORT_PHONE", default="03-6279-0933")
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,95 @@
+"""The customer home, the operator dashboard and the health check."""
+
+import logging
+
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.db import connection
+from django.http import HttpRequest, JsonResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.generic import TemplateView
+
+from portal.celery import app as celery_app
+from portal.selectors import scheduler_status
+from subscriptions.access import CustomerRequiredMixin, is_customer_user
+from subscriptions.selectors import sites_with_subscriptions
+
+logger = logging.getLogger(__name__)
+
+
+class HomeView(CustomerRequiredMixin, TemplateView):
+    """A customer's sites and subscriptions. Staff land on their own start page."""
+
+    template_name = "portal/home.html"
+
+    def dispatch(self, request, *args, **kwargs):
+        user = request.user
+        if user.is_authenticated and not is_customer_user(user):
+            if user.has_perm("accounts.access_operator_dashboard"):
+                return redirect("operator-dashboard")
+            if user.is_staff:
+                return redirect("admin:index")
+        return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        today = timezone.localdate()
+        sites = list(sites_with_subscriptions(customer_id=self.request.user.customer_id))
+        for site in sites:
+            for subscription in site.subscriptions.all():
+                subscription.state = subscription.state_on(today)
+        context["customer"] = self.request.user.customer
+        context["sites"] = sites
+        return context
+
+
+class OperatorDashboardView(PermissionRequiredMixin, TemplateView):
+    """Anonymous visitors are sent to log in; other roles get 403."""
+
+    permission_required = "accounts.access_operator_dashboard"
+    template_name = "portal/operator_dashboard.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["scheduler"] = scheduler_status(now=timezone.now())
+        return context
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            return cursor.fetchone() == (1,)
+    except Exception:
+        logger.exception("health check: database unreachable")
+        return False
+
+
+def _broker_ok() -> bool:
+    try:
+        with celery_app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, interval_start=0, timeout=3)
+        return True
+    except Exception:
+        logger.exception("health check: broker unreachable")
+        return False
+
+
+@never_cache
+def healthz(request: HttpRequest) -> JsonResponse:
+    """200 when the database and the broker answer, 503 otherwise (for load balancers).
+
+    The scheduler heartbeat is reported but does not fail the check: web requests work
+    without beat, and restarting web servers would not bring beat back.
+    """
+    database, broker = _database_ok(), _broker_ok()
+    body: dict = {"database": "ok" if database else "unreachable"}
+    body["broker"] = "ok" if broker else "unreachable"
+    if database:
+        scheduler = scheduler_status(now=timezone.now())
+        body["scheduler"] = {
+            "last_beat": scheduler.last_beat.isoformat() if scheduler.last_beat else None,
+            "fresh": scheduler.fresh,
+        }
+    return JsonResponse(body, status=200 if database and broker else 503)

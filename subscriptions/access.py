@@ -1,0 +1,35 @@
+"""Who may use the customer-facing pages and API: users of a customer organisation.
+
+Every customer query is scoped with ``request.user.customer_id``; an object of another
+organisation is simply not found (404), never "forbidden", so ids reveal nothing.
+"""
+
+from django.contrib.auth.mixins import LoginRequiredMixin
+from django.core.exceptions import PermissionDenied
+from rest_framework.permissions import BasePermission
+
+CUSTOMER_PORTAL_PERMISSION = "accounts.access_customer_portal"
+
+
+def is_customer_user(user) -> bool:
+    return bool(
+        user.is_authenticated
+        and user.customer_id is not None
+        and user.has_perm(CUSTOMER_PORTAL_PERMISSION)
+    )
+
+
+class CustomerRequiredMixin(LoginRequiredMixin):
+    """Anonymous visitors go to the login page; staff and unlinked users get 403."""
+
+    def dispatch(self, request, *args, **kwargs):
+        if request.user.is_authenticated and not is_customer_user(request.user):
+            raise PermissionDenied
+        return super().dispatch(request, *args, **kwargs)
+
+
+class IsCustomerUser(BasePermission):
+    message = "This endpoint is for users of a customer organisation."
+
+    def has_permission(self, request, view) -> bool:
+        return is_customer_user(request.user)

@@ -1,0 +1,103 @@
+"""factory-boy factories for every model, the way tests build their world."""
+
+from datetime import date
+
+import factory
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from portal.accounts.models import Role, User
+from portal.models import Heartbeat
+from subscriptions.models import Customer, Plan, Site, Subscription
+from subscriptions.prefectures import Prefecture
+
+PASSWORD = "correct-horse-battery"
+
+
+class CustomerFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Customer
+
+    code = factory.Sequence(lambda n: f"C-{n:05d}")
+    name = factory.Sequence(lambda n: f"顧客{n}株式会社")
+    kind = Customer.Kind.BUSINESS
+    email = factory.Sequence(lambda n: f"contact{n}@customer.example.com")
+    phone = "03-1234-5678"
+
+
+class SiteFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Site
+
+    customer = factory.SubFactory(CustomerFactory)
+    name = factory.Sequence(lambda n: f"拠点{n}")
+    postal_code = "368-0033"
+    prefecture = Prefecture.SAITAMA
+    address = factory.Sequence(lambda n: f"秩父市野坂町{n}-1")
+    contact_phone = "0494-22-0000"
+
+
+class PlanFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Plan
+        django_get_or_create = ["name"]
+
+    name = "BCP-256"
+    normal_kbps = 256
+    upgraded_kbps = 8192
+
+
+class SubscriptionFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Subscription
+
+    contract_number = factory.Sequence(lambda n: f"BCP-{n:07d}")
+    site = factory.SubFactory(SiteFactory)
+    plan = factory.SubFactory(PlanFactory)
+    service_start = date(2023, 4, 1)
+    static_ip = False
+
+
+def role_group(default: Role) -> factory.PostGeneration:
+    """Put the user in a role's group (made by the roles data migration)."""
+
+    def add(user, create, extracted, **kwargs):
+        if create:
+            user.groups.add(Group.objects.get(name=extracted or default))
+
+    return factory.PostGeneration(add)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    """A customer user; pass ``customer=`` to put it in an existing organisation."""
+
+    class Meta:
+        model = User
+        skip_postgeneration_save = True
+
+    email = factory.Sequence(lambda n: f"user{n}@example.com")
+    full_name = factory.Sequence(lambda n: f"利用者 {n}")
+    customer = factory.SubFactory(CustomerFactory)
+    password = factory.django.Password(PASSWORD)
+    role = role_group(Role.CUSTOMER)
+
+
+class SupportUserFactory(UserFactory):
+    customer = None
+    is_staff = True
+    role = role_group(Role.SUPPORT)
+
+
+class OperatorUserFactory(UserFactory):
+    customer = None
+    is_staff = True
+    role = role_group(Role.OPERATOR)
+
+
+class HeartbeatFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Heartbeat
+
+    name = "beat"
+    beat_at = factory.LazyFunction(timezone.now)
+    count = 1

@@ -1,0 +1,115 @@
+import pytest
+from django.contrib.auth.models import Group
+from django.core import mail
+from django.db import IntegrityError, transaction
+from django.urls import reverse
+
+from portal import settings as portal_settings
+from portal.accounts.models import User
+from tests.factories import PASSWORD, CustomerFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def login(client, email, password=PASSWORD):
+    return client.post(reverse("login"), {"username": email, "password": password})
+
+
+def test_customer_logs_in_with_the_email_address_in_any_case(client):
+    UserFactory(email="tanaka@town.example.jp")
+
+    response = login(client, "Tanaka@Town.Example.JP")
+
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
+
+
+def test_wrong_password_shows_the_form_again_with_an_error(client):
+    UserFactory(email="tanaka@town.example.jp")
+
+    response = login(client, "tanaka@town.example.jp", "wrong-password")
+
+    assert response.status_code == 200
+    assert response.context["form"].errors
+
+
+def test_repeated_failures_lock_the_login_even_with_the_right_password(client, settings):
+    UserFactory(email="tanaka@town.example.jp")
+    for attempt in range(settings.AXES_FAILURE_LIMIT):
+        # Changing the case of the address does not buy more guesses.
+        email = "tanaka@town.example.jp" if attempt % 2 else "TANAKA@Town.Example.JP"
+        login(client, email, "wrong-password")
+
+    response = login(client, "tanaka@town.example.jp")
+
+    assert response.status_code == 429
+    assert "_auth_user_id" not in client.session
+    assert "registration/locked_out.html" in [t.name for t in response.templates]
+
+
+def test_a_lockout_does_not_lock_other_users_behind_the_same_address(client, settings):
+    UserFactory(email="attacked@town.example.jp")
+    UserFactory(email="colleague@town.example.jp")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        login(client, "attacked@town.example.jp", "wrong-password")
+
+    response = login(client, "colleague@town.example.jp")
+
+    assert response.status_code == 302
+
+
+def test_password_reset_mails_a_link_that_sets_a_new_password(client):
+    user = UserFactory(email="tanaka@town.example.jp")
+
+    client.post(reverse("password_reset"), {"email": "tanaka@town.example.jp"})
+    link = next(line for line in mail.outbox[0].body.splitlines() if "/password/reset/" in line)
+    form_url = client.get(link.strip(), follow=True).redirect_chain[-1][0]
+    client.post(form_url, {"new_password1": "a-new-long-pass", "new_password2": "a-new-long-pass"})
+
+    user.refresh_from_db()
+    assert user.check_password("a-new-long-pass")
+
+
+def test_password_change_requires_the_old_password(client):
+    user = UserFactory()
+    client.force_login(user)
+
+    response = client.post(
+        reverse("password_change"),
+        {
+            "old_password": "nope",
+            "new_password1": "x-new-long-pass",
+            "new_password2": "x-new-long-pass",
+        },
+    )
+
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert user.check_password(PASSWORD)
+
+
+def test_new_passwords_are_hashed_with_argon2_in_the_portals_settings():
+    # The suite itself hashes with MD5 for speed (conftest); the settings module must not.
+    assert portal_settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+
+
+def test_email_addresses_are_unique_whatever_their_case():
+    UserFactory(email="tanaka@town.example.jp")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(email="TANAKA@town.example.jp")
+
+
+def test_a_customer_user_cannot_be_staff():
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(email="x@example.com", customer=CustomerFactory(), is_staff=True)
+
+
+def test_roles_exist_and_operators_have_every_support_permission():
+    roles = {group.name: set(group.permissions.all()) for group in Group.objects.all()}
+
+    assert set(roles) >= {"customer", "support", "operator"}
+    assert roles["support"] < roles["operator"]
+    codenames = {p.codename for p in roles["operator"] - roles["support"]}
+    assert "access_operator_dashboard" in codenames
+    assert {p.codename for p in roles["customer"]} == {"access_customer_portal"}

@@ -1,0 +1,80 @@
+from datetime import date
+
+import pytest
+from django.db import IntegrityError, transaction
+
+from subscriptions.models import Subscription, term_end_for
+from tests.factories import PlanFactory, SiteFactory, SubscriptionFactory
+
+pytestmark = pytest.mark.django_db
+
+
+def test_term_ends_on_the_fifth_anniversary_of_the_start():
+    assert term_end_for(date(2014, 4, 1)) == date(2019, 4, 1)
+
+
+def test_term_started_on_29_february_ends_on_1_march_never_short():
+    assert term_end_for(date(2016, 2, 29)) == date(2021, 3, 1)
+
+
+def test_saving_a_subscription_derives_its_term_end_from_the_start():
+    subscription = SubscriptionFactory(service_start=date(2016, 12, 1))
+
+    subscription.refresh_from_db()
+    assert subscription.term_end == date(2021, 12, 1)
+
+
+def test_state_follows_the_term_dates_and_cancellation():
+    subscription = SubscriptionFactory(service_start=date(2014, 4, 1))
+
+    assert subscription.state_on(date(2019, 3, 31)) == Subscription.State.IN_SERVICE
+    assert subscription.days_left(date(2019, 3, 31)) == 1
+    assert subscription.state_on(date(2019, 4, 1)) == Subscription.State.EXPIRED
+    assert subscription.days_left(date(2019, 4, 1)) == 0
+    subscription.status = Subscription.Status.CANCELLED
+    assert subscription.state_on(date(2018, 1, 1)) == Subscription.State.CANCELLED
+
+
+def test_in_service_selects_active_subscriptions_whose_term_has_not_ended():
+    current = SubscriptionFactory(service_start=date(2023, 1, 1))
+    SubscriptionFactory(service_start=date(2014, 1, 1))  # expired 2019
+    SubscriptionFactory(service_start=date(2023, 1, 1), status=Subscription.Status.CANCELLED)
+
+    assert list(Subscription.objects.in_service(date(2026, 11, 24))) == [current]
+
+
+def test_for_customer_without_a_customer_matches_nothing():
+    SubscriptionFactory()
+
+    assert not Subscription.objects.for_customer(None).exists()
+
+
+@pytest.mark.parametrize(
+    ("factory", "fields"),
+    [
+        (PlanFactory, {"name": "slow", "normal_kbps": 512, "upgraded_kbps": 512}),
+        (PlanFactory, {"name": "zero", "normal_kbps": 0, "upgraded_kbps": 512}),
+        (SiteFactory, {"prefecture": "48"}),
+        (SiteFactory, {"prefecture": "00"}),
+        (SubscriptionFactory, {"service_start": date(2020, 1, 1), "term_end": date(2020, 1, 1)}),
+        (SubscriptionFactory, {"status": "paused"}),
+    ],
+    ids=[
+        "upgrade-not-faster",
+        "zero-speed",
+        "prefecture-48",
+        "prefecture-00",
+        "term-not-after-start",
+        "unknown-status",
+    ],
+)
+def test_database_refuses_rows_that_break_an_invariant(factory, fields):
+    with pytest.raises(IntegrityError), transaction.atomic():
+        factory(**fields)
+
+
+def test_contract_numbers_are_unique():
+    SubscriptionFactory(contract_number="CHI-2014-001")
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        SubscriptionFactory(contract_number="CHI-2014-001")
