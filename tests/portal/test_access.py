@@ -6,6 +6,7 @@ from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
 from tests.factories import (
+    PASSWORD,
     OperatorUserFactory,
     SiteFactory,
     SubscriptionFactory,
@@ -190,3 +191,15 @@ def test_a_customer_user_sees_every_site_of_the_organisation(client, alice):
     response = client.get(reverse("home"))
 
     assert "第二拠点" in response.text
+
+
+def test_customer_obtains_an_api_token_with_email_and_password(alice):
+    api = APIClient()
+
+    wrong = api.post("/api/v1/auth/token/", {"username": alice.email, "password": "nope"})
+    right = api.post("/api/v1/auth/token/", {"username": alice.email, "password": PASSWORD})
+
+    assert wrong.status_code == 400
+    assert "non_field_errors" in wrong.json()
+    assert right.status_code == 200
+    assert right.json()["token"] == Token.objects.get(user=alice).key
