@@ -176,6 +176,10 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 # Django's login form and DRF's token view both post the e-mail as "username".
 AXES_USERNAME_FORM_FIELD = "username"
 AXES_USERNAME_CALLABLE = "portal.accounts.throttling.login_username"
+# Behind reverse proxies every login comes from the proxy's address; with the number of
+# proxies set, the client's own address is read from X-Forwarded-For instead.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+AXES_CLIENT_IP_CALLABLE = "portal.accounts.throttling.client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
@@ -237,6 +241,8 @@ if PRODUCTION:
     LANGUAGE_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    # Preloading is hard to undo: on by default only because check --deploy asks for it;
+    # turn it off until the domain is really meant for the browsers' preload lists.
     SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=True)
     if env.bool("TRUST_X_FORWARDED_PROTO", default=False):
         # Only behind a proxy that sets this header itself; otherwise clients could forge it.
@@ -269,6 +275,39 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
 }
+
+# --- The service ----------------------------------------------------------------------
+
+# Where links in e-mails point (the signed confirm / decline links).
+PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
+
+# Blanket disaster upgrades (FAQ Q2): customers who do not confirm within this many days
+# are returned to normal speed.
+BLANKET_CONFIRMATION_DAYS = env.int("BLANKET_CONFIRMATION_DAYS", default=3)
+BLANKET_REMINDER_HOURS = env.int("BLANKET_REMINDER_HOURS", default=24)
+BLANKET_CHUNK_SIZE = env.int("BLANKET_CHUNK_SIZE", default=5000)
+REVERT_CHUNK_SIZE = env.int("REVERT_CHUNK_SIZE", default=5000)
+REVERT_INTERVAL_SECONDS = env.int("REVERT_INTERVAL_SECONDS", default=120)
+
+# Provisioning: how wanted speeds reach the satellite network's management system.
+# "recording" only records the change (embedded mode, demos); "http" posts batches to
+# PROVISIONING_URL and retries with backoff until the network answers.
+PROVISIONING_BACKEND = env.str("PROVISIONING_BACKEND", default="recording")
+PROVISIONING_URL = env.str("PROVISIONING_URL", default="")
+PROVISIONING_TOKEN = env.str("PROVISIONING_TOKEN", default="")
+PROVISIONING_TIMEOUT_SECONDS = env.float("PROVISIONING_TIMEOUT_SECONDS", default=10.0)
+PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=500)
+PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=120)
+RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=60)
+if PROVISIONING_BACKEND not in {"recording", "http"}:
+    raise ImproperlyConfigured("PROVISIONING_BACKEND must be 'recording' or 'http'")
+if PROVISIONING_BACKEND == "http" and not PROVISIONING_URL:
+    raise ImproperlyConfigured("PROVISIONING_URL must be set for PROVISIONING_BACKEND=http")
+
+NOTIFICATION_BATCH_SIZE = env.int("NOTIFICATION_BATCH_SIZE", default=200)
+
+SUPPORT_PHONE = env.str("SUPPORT_PHONE", default="03-6279-0933")
+SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
 
 # --- Celery ---------------------------------------------------------------------------
 
@@ -304,14 +343,27 @@ CELERY_BEAT_SCHEDULE = {
     # Every minute: proves beat and a worker are alive (shown on /healthz and the
     # operator dashboard). A missing heartbeat means scheduled jobs are not running.
     "heartbeat": {"task": "portal.tasks.record_heartbeat", "schedule": 60.0},
+    # Every few minutes: return to normal the blanket grants nobody confirmed in time.
+    "revert-expired-grants": {
+        "task": "upgrades.tasks.revert_expired_grants",
+        "schedule": float(REVERT_INTERVAL_SECONDS),
+    },
+    # Every few minutes: remind customers whose confirmation deadline is near.
+    "remind-pending-grants": {
+        "task": "upgrades.tasks.remind_pending_grants",
+        "schedule": 300.0,
+    },
+    # Every minute: the safety net of provisioning. Changes are pushed on commit; this
+    # catches whatever a network outage or a lost message left behind.
+    "reconcile-speeds": {
+        "task": "upgrades.tasks.reconcile_speeds",
+        "schedule": float(RECONCILE_INTERVAL_SECONDS),
+    },
+    # Every minute: e-mails that a failed send or a lost message left unsent.
+    "send-notifications": {"task": "upgrades.tasks.send_notifications", "schedule": 60.0},
 }
 # Beyond this age the heartbeat counts as missing.
 HEARTBEAT_STALE_AFTER = timedelta(minutes=env.int("HEARTBEAT_STALE_MINUTES", default=5))
-
-# --- The service ----------------------------------------------------------------------
-
-SUPPORT_PHONE = env.str("SUPPORT_PHONE", default="03-6279-0933")
-SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
 
 LOGGING = {
     "version": 1,

@@ -1,4 +1,5 @@
 from django.contrib import admin
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from subscriptions.models import Customer, Plan, Site, Subscription
@@ -42,7 +43,9 @@ class ExpiryYearFilter(admin.SimpleListFilter):
 
     def lookups(self, request, model_admin):
         # A fixed range rather than a DISTINCT over a table that may hold a million rows.
-        return [(str(year), str(year)) for year in range(2016, 2032)]
+        # Terms are five years, so the range runs from the oldest contracts to five years out.
+        last = timezone.localdate().year + 6
+        return [(str(year), str(year)) for year in range(2016, last)]
 
     def queryset(self, request, queryset):
         if self.value():
@@ -73,8 +76,7 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "site__customer__code",
     ]
     autocomplete_fields = ["site"]
-    date_hierarchy = "term_end"
-    readonly_fields = ["created_at"]
+    readonly_fields = ["term_end", "created_at"]
     show_full_result_count = False
 
     @admin.display(description=_("customer"), ordering="site__customer__name")

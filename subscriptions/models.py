@@ -1,6 +1,6 @@
 """Customers, their sites and the 5-year subscriptions of the satellite BCP line."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.core.validators import RegexValidator
 from django.db import models
@@ -130,6 +130,13 @@ class SubscriptionQuerySet(models.QuerySet):
     def in_service(self, on: date) -> "SubscriptionQuerySet":
         return self.filter(status=Subscription.Status.ACTIVE, term_end__gt=on)
 
+    def out_of_sync(self) -> "SubscriptionQuerySet":
+        """Lines whose speed on the network is not the one the portal wants."""
+        return self.filter(
+            Q(desired_upgraded=True, applied_upgraded=False)
+            | Q(desired_upgraded=False, applied_upgraded=True)
+        )
+
 
 class Subscription(models.Model):
     """A site's 5-year contract for the BCP line."""
@@ -161,6 +168,16 @@ class Subscription(models.Model):
     static_ip = models.BooleanField(_("static IP"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
+    # Speed: what the portal wants (follows the upgrades app's active grants) and what
+    # the satellite network last confirmed. A reconcile job moves applied towards desired;
+    # desired_version numbers each change so the network can recognise a repeat.
+    desired_upgraded = models.BooleanField(_("upgrade wanted"), default=False)
+    desired_version = models.PositiveIntegerField(_("speed change number"), default=0)
+    desired_cause = models.CharField(_("reason for the speed"), max_length=200, blank=True)
+    applied_upgraded = models.BooleanField(_("upgraded on the network"), default=False)
+    # A reconcile run holds the line until then while it talks to the network.
+    provisioning_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+
     objects = SubscriptionQuerySet.as_manager()
 
     class Meta:
@@ -181,13 +198,22 @@ class Subscription(models.Model):
             # in_service(): active subscriptions whose term has not ended, and the admin's
             # status / expiry filters.
             models.Index(fields=["status", "term_end"], name="subscr_sub_status_term_idx"),
+            # The reconcile job's "lines whose network speed differs from the wanted one":
+            # small while things are calm, whatever the size of the table.
+            models.Index(
+                fields=["id"],
+                condition=Q(desired_upgraded=True, applied_upgraded=False)
+                | Q(desired_upgraded=False, applied_upgraded=True),
+                name="subscr_sub_out_of_sync_idx",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.contract_number
 
     def save(self, *args, **kwargs) -> None:
-        if self.term_end is None and self.service_start is not None:
+        # The term always follows the start; extensions (issue 4) are kept apart from it.
+        if self.service_start is not None:
             self.term_end = term_end_for(self.service_start)
         super().save(*args, **kwargs)
 
@@ -199,5 +225,20 @@ class Subscription(models.Model):
             return self.State.CANCELLED
         return self.State.IN_SERVICE if day < self.term_end else self.State.EXPIRED
 
+    @property
+    def applied_kbps(self) -> int:
+        return self.plan.upgraded_kbps if self.applied_upgraded else self.plan.normal_kbps
+
+    @property
+    def desired_kbps(self) -> int:
+        return self.plan.upgraded_kbps if self.desired_upgraded else self.plan.normal_kbps
+
+    @property
+    def last_day(self) -> date:
+        """The last day with service: what a customer calls the day the term ends."""
+        return self.term_end - timedelta(days=1)
+
     def days_left(self, day: date) -> int:
+        if self.status == self.Status.CANCELLED:
+            return 0
         return max((self.term_end - day).days, 0)

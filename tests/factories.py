@@ -1,15 +1,25 @@
 """factory-boy factories for every model, the way tests build their world."""
 
-from datetime import date
+import uuid
+from datetime import date, timedelta
 
 import factory
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
+from incidents.models import Disaster
 from portal.accounts.models import Role, User
 from portal.models import Heartbeat
 from subscriptions.models import Customer, Plan, Site, Subscription
 from subscriptions.prefectures import Prefecture
+from support.channels import Channel
+from upgrades.models import (
+    BlanketUpgrade,
+    Notification,
+    ProvisioningChange,
+    SpeedGrant,
+    UpgradeRequest,
+)
 
 PASSWORD = "correct-horse-battery"
 
@@ -101,3 +111,75 @@ class HeartbeatFactory(factory.django.DjangoModelFactory):
     name = "beat"
     beat_at = factory.LazyFunction(timezone.now)
     count = 1
+
+
+class DisasterFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Disaster
+
+    title = factory.Sequence(lambda n: f"令和8年 地震 {n}")
+    nationwide = True
+    prefectures = factory.LazyFunction(list)
+    declared_at = factory.LazyFunction(timezone.now)
+    declared_by = factory.SubFactory(OperatorUserFactory)
+    idempotency_key = factory.Sequence(lambda n: f"key-{n}")
+
+
+class BlanketUpgradeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BlanketUpgrade
+
+    disaster = factory.SubFactory(DisasterFactory)
+    created_at = factory.LazyFunction(timezone.now)
+    deadline = factory.LazyAttribute(lambda o: o.created_at + timedelta(days=3))
+    in_service_on = factory.LazyAttribute(lambda o: timezone.localdate(o.created_at))
+
+
+class UpgradeRequestFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UpgradeRequest
+        skip_postgeneration_save = True
+
+    customer = factory.SubFactory(CustomerFactory)
+    reason = UpgradeRequest.Reason.DISASTER
+    channel = Channel.PORTAL
+    received_at = factory.LazyFunction(timezone.now)
+
+    @factory.post_generation
+    def sites(obj, create, extracted, **kwargs):
+        if create and extracted:
+            obj.sites.set(extracted)
+
+
+class SpeedGrantFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = SpeedGrant
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    source = SpeedGrant.Source.BLANKET
+    blanket_upgrade = factory.SubFactory(BlanketUpgradeFactory)
+    state = SpeedGrant.State.PENDING
+    starts_at = factory.LazyFunction(timezone.now)
+
+
+class ProvisioningChangeFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ProvisioningChange
+
+    subscription = factory.SubFactory(SubscriptionFactory)
+    version = 1
+    upgraded = True
+    from_kbps = 256
+    to_kbps = 8192
+    cause = "test"
+    batch = factory.LazyFunction(uuid.uuid4)
+    applied_at = factory.LazyFunction(timezone.now)
+
+
+class NotificationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Notification
+
+    kind = Notification.Kind.BLANKET_STARTED
+    grant = factory.SubFactory(SpeedGrantFactory)
+    created_at = factory.LazyFunction(timezone.now)

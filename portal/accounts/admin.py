@@ -2,8 +2,13 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.utils.translation import gettext_lazy as _
+from rest_framework.authtoken.models import TokenProxy
 
 from portal.accounts.models import User
+
+# DRF's token admin shows every key in full, and a key is a login: no one browses them.
+# A user who loses a token gets a new one through the API's token endpoint.
+admin.site.unregister(TokenProxy)
 
 
 class PortalUserCreationForm(UserCreationForm):

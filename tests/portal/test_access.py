@@ -203,3 +203,16 @@ def test_customer_obtains_an_api_token_with_email_and_password(alice):
     assert "non_field_errors" in wrong.json()
     assert right.status_code == 200
     assert right.json()["token"] == Token.objects.get(user=alice).key
+
+
+@pytest.mark.parametrize("factory", [SupportUserFactory, OperatorUserFactory])
+def test_staff_cannot_browse_customers_api_tokens(client, factory, alice):
+    Token.objects.create(user=alice)
+    client.force_login(factory())
+
+    response = client.get("/admin/authtoken/tokenproxy/")
+
+    assert response.status_code == 404
+    assert not factory._meta.model.objects.filter(
+        groups__permissions__codename="view_tokenproxy"
+    ).exists()

@@ -6,6 +6,7 @@ from django.urls import reverse
 
 from portal import settings as portal_settings
 from portal.accounts.models import User
+from portal.accounts.throttling import client_ip
 from tests.factories import PASSWORD, CustomerFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -113,3 +114,40 @@ def test_roles_exist_and_operators_have_every_support_permission():
     codenames = {p.codename for p in roles["operator"] - roles["support"]}
     assert "access_operator_dashboard" in codenames
     assert {p.codename for p in roles["customer"]} == {"access_customer_portal"}
+
+
+@pytest.mark.parametrize(
+    ("proxies", "forwarded", "expected"),
+    [
+        (0, "203.0.113.9", "10.0.0.2"),  # no proxy: X-Forwarded-For is the client's own text
+        (1, "203.0.113.9", "203.0.113.9"),
+        (1, "6.6.6.6, 203.0.113.9", "203.0.113.9"),  # a forged entry on the left is ignored
+        (2, "203.0.113.9, 10.0.0.7", "203.0.113.9"),
+    ],
+)
+def test_login_throttling_reads_the_client_address_behind_trusted_proxies(
+    rf, settings, proxies, forwarded, expected
+):
+    settings.TRUSTED_PROXY_COUNT = proxies
+    request = rf.post("/accounts/login/", HTTP_X_FORWARDED_FOR=forwarded, REMOTE_ADDR="10.0.0.2")
+
+    assert client_ip(request) == expected
+
+
+def test_behind_a_proxy_one_attackers_failures_do_not_lock_another_office(client, settings):
+    settings.TRUSTED_PROXY_COUNT = 1
+    UserFactory(email="tanaka@town.example.jp")
+    for _ in range(settings.AXES_FAILURE_LIMIT):
+        client.post(
+            reverse("login"),
+            {"username": "tanaka@town.example.jp", "password": "wrong"},
+            HTTP_X_FORWARDED_FOR="198.51.100.66",
+        )
+
+    response = client.post(
+        reverse("login"),
+        {"username": "tanaka@town.example.jp", "password": PASSWORD},
+        HTTP_X_FORWARDED_FOR="203.0.113.9",
+    )
+
+    assert response.status_code == 302

@@ -1,4 +1,4 @@
-from datetime import date
+from datetime import UTC, date, datetime
 
 import pytest
 from django.db import IntegrityError, transaction
@@ -56,7 +56,6 @@ def test_for_customer_without_a_customer_matches_nothing():
         (PlanFactory, {"name": "zero", "normal_kbps": 0, "upgraded_kbps": 512}),
         (SiteFactory, {"prefecture": "48"}),
         (SiteFactory, {"prefecture": "00"}),
-        (SubscriptionFactory, {"service_start": date(2020, 1, 1), "term_end": date(2020, 1, 1)}),
         (SubscriptionFactory, {"status": "paused"}),
     ],
     ids=[
@@ -64,7 +63,6 @@ def test_for_customer_without_a_customer_matches_nothing():
         "zero-speed",
         "prefecture-48",
         "prefecture-00",
-        "term-not-after-start",
         "unknown-status",
     ],
 )
@@ -78,3 +76,42 @@ def test_contract_numbers_are_unique():
 
     with pytest.raises(IntegrityError), transaction.atomic():
         SubscriptionFactory(contract_number="CHI-2014-001")
+
+
+def test_a_line_expires_at_midnight_japan_time_not_utc(client):
+    import time_machine
+    from django.urls import reverse
+
+    from tests.factories import UserFactory
+
+    user = UserFactory()
+    SubscriptionFactory(site__customer=user.customer, service_start=date(2021, 11, 25))
+    client.force_login(user)
+
+    # 2026-11-24 23:59 in Tokyo is still 14:59 UTC the same day: the last day of service
+    with time_machine.travel(datetime(2026, 11, 24, 14, 59, tzinfo=UTC), tick=False):
+        last_day = client.get(reverse("home")).text
+    # 2026-11-25 00:00 in Tokyo is 15:00 UTC on the 24th: the term has ended
+    with time_machine.travel(datetime(2026, 11, 24, 15, 0, tzinfo=UTC), tick=False):
+        next_day = client.get(reverse("home")).text
+
+    assert "サービス提供中" in last_day and "期限切れ" not in last_day
+    assert "期限切れ" in next_day and "サービス提供中" not in next_day
+    assert "2026-11-24" in last_day  # shown as the last day of service
+
+
+def test_database_refuses_a_term_that_ends_before_it_starts():
+    subscription = SubscriptionFactory(service_start=date(2020, 1, 1))
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        Subscription.objects.filter(pk=subscription.pk).update(term_end=date(2020, 1, 1))
+
+
+def test_the_term_end_follows_a_corrected_start():
+    subscription = SubscriptionFactory(service_start=date(2020, 1, 1))
+
+    subscription.service_start = date(2020, 2, 1)
+    subscription.save()
+
+    assert subscription.term_end == date(2025, 2, 1)
+    assert subscription.last_day == date(2025, 1, 31)

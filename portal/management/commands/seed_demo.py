@@ -1,17 +1,33 @@
 """Load the demo data of the embedded mode. Safe to run again: nothing is duplicated."""
 
-from datetime import date
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import Group
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.utils import timezone
 
 from portal.accounts.models import Role, User
 from subscriptions.models import Customer, Plan, Site, Subscription
 from subscriptions.prefectures import Prefecture
 
 DEMO_PASSWORD = "bcp-demo-2026"
+
+
+def _months_ago(months: int) -> date:
+    """The first of the month ``months`` before this one: in-service demo lines stay in
+    service whatever day the demo runs (expired ones keep their historic dates)."""
+    today = timezone.localdate()
+    index = today.year * 12 + today.month - 1 - months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def _expiring_in(days: int) -> date:
+    """A start whose five-year term ends ``days`` from today."""
+    end = timezone.localdate() + timedelta(days=days)
+    return end.replace(year=end.year - 5, day=min(end.day, 28))
+
 
 PLANS = [("BCP-128", 128, 2048), ("BCP-256", 256, 8192)]
 
@@ -37,7 +53,7 @@ CUSTOMERS = [
                 "369-1592",
                 "秩父市下吉田6980",
                 "0494-77-1111",
-                [("CHI-2022-002", "BCP-128", date(2022, 6, 1), False)],
+                [("CHI-2022-002", "BCP-128", _months_ago(41), False)],
             ),
         ],
     ),
@@ -54,7 +70,7 @@ CUSTOMERS = [
                 "022-555-0101",
                 [
                     ("MYG-2015-001", "BCP-128", date(2015, 10, 1), False),
-                    ("MYG-2021-002", "BCP-256", date(2021, 12, 20), True),
+                    ("MYG-2021-002", "BCP-256", _expiring_in(40), True),
                 ],
             ),
         ],
@@ -87,7 +103,7 @@ CUSTOMERS = [
                 "096-555-0202",
                 [
                     ("KMM-2019-001", "BCP-256", date(2019, 8, 1), True),
-                    ("KMM-2024-002", "BCP-256", date(2024, 8, 1), True),
+                    ("KMM-2024-002", "BCP-256", _months_ago(28), True),
                 ],
             ),
             (
@@ -96,7 +112,7 @@ CUSTOMERS = [
                 "869-2612",
                 "阿蘇市一の宮町宮地100",
                 "0967-55-0303",
-                [("KMM-2025-003", "BCP-128", date(2025, 4, 1), False)],
+                [("KMM-2025-003", "BCP-128", _months_ago(19), False)],
             ),
         ],
     ),

@@ -1,0 +1,65 @@
+"""Disasters and (later) ground-station outages, damage reports and field visits."""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from subscriptions.prefectures import Prefecture
+
+
+class DisasterQuerySet(models.QuerySet):
+    def active(self) -> "DisasterQuerySet":
+        return self.filter(ended_at__isnull=True)
+
+
+class Disaster(models.Model):
+    """A declared wide-scale disaster: nationwide, or a set of prefectures."""
+
+    title = models.CharField(_("title"), max_length=200)
+    nationwide = models.BooleanField(_("nationwide"), default=False)
+    # JIS codes; a JSON list works the same on PostgreSQL and SQLite.
+    prefectures = models.JSONField(_("prefectures"), default=list, blank=True)
+    message = models.TextField(_("message to customers"), blank=True)
+    declared_at = models.DateTimeField(_("declared"))
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("declared by"),
+    )
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ended by"),
+    )
+    # The declaring form's one-time token: a double submit or a retried API call finds
+    # the disaster it already made instead of declaring a second one.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+
+    objects = DisasterQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("disaster")
+        verbose_name_plural = _("disasters")
+        ordering = ["-declared_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("declared_at")),
+                name="%(app_label)s_%(class)s_ends_after_declared",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_active(self) -> bool:
+        return self.ended_at is None
+
+    def prefecture_names(self) -> list[str]:
+        return [Prefecture(code).label for code in self.prefectures]

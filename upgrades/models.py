@@ -1,0 +1,430 @@
+"""Speed upgrades: requests, grants, blanket disaster upgrades, provisioning, notices.
+
+A *grant* is the one thing that makes a line fast: a subscription's wanted speed is
+"upgraded" while any of its grants is pending or active. Grants come from an approved
+upgrade request or from a blanket upgrade that a disaster declaration starts.
+"""
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+from django.utils.translation import gettext_lazy as _
+
+from support.channels import Channel
+
+
+class UpgradeRequest(models.Model):
+    """A customer asked for speed: in the portal, through the API, or by calling us."""
+
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        APPROVED = "approved", _("Approved")
+        APPLIED = "applied", _("Applied")
+        ENDED = "ended", _("Ended")
+        REJECTED = "rejected", _("Rejected")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    class Reason(models.TextChoices):
+        DISASTER = "disaster", _("Disaster: the ground network is down")
+        OUTAGE = "outage", _("Ground network outage (no disaster)")
+        TEST = "test", _("Drill or test")
+        OTHER = "other", _("Other")
+
+    customer = models.ForeignKey(
+        "subscriptions.Customer",
+        on_delete=models.PROTECT,
+        related_name="upgrade_requests",
+        verbose_name=_("customer"),
+    )
+    sites = models.ManyToManyField(
+        "subscriptions.Site", related_name="upgrade_requests", verbose_name=_("sites")
+    )
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    note = models.TextField(_("note"), blank=True)
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
+    received_at = models.DateTimeField(_("received"))
+    contact_name = models.CharField(_("contact name"), max_length=150, blank=True)
+    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("requested by"),
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.NEW
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_upgrade_requests",
+        verbose_name=_("assignee"),
+    )
+    disaster = models.ForeignKey(
+        "incidents.Disaster",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="upgrade_requests",
+        verbose_name=_("disaster"),
+    )
+    decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("decided by"),
+    )
+    decision_note = models.TextField(_("reason for the decision"), blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("upgrade request")
+        verbose_name_plural = _("upgrade requests")
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    status__in=["new", "approved", "applied", "ended", "rejected", "cancelled"]
+                ),
+                name="%(app_label)s_%(class)s_status_valid",
+            ),
+        ]
+        indexes = [
+            # The support desk's queue: newest first within a status.
+            models.Index(fields=["status", "-received_at"], name="upg_req_status_recv_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.customer}"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in {self.Status.NEW, self.Status.APPROVED, self.Status.APPLIED}
+
+
+class UpgradeRequestEvent(models.Model):
+    """The request's history, shown to the customer (internal notes excepted)."""
+
+    upgrade_request = models.ForeignKey(
+        UpgradeRequest, on_delete=models.CASCADE, related_name="events"
+    )
+    status = models.CharField(_("status"), max_length=20, choices=UpgradeRequest.Status.choices)
+    at = models.DateTimeField(_("at"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    note = models.TextField(_("note"), blank=True)
+
+    class Meta:
+        verbose_name = _("upgrade request event")
+        verbose_name_plural = _("upgrade request events")
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.upgrade_request_id}: {self.status}"
+
+
+class BlanketUpgrade(models.Model):
+    """Every in-service line in a disaster's scope, upgraded until its owner answers."""
+
+    class Status(models.TextChoices):
+        APPLYING = "applying", _("Upgrading lines")
+        ACTIVE = "active", _("Waiting for confirmations")
+        ENDED = "ended", _("Ended")
+
+    disaster = models.OneToOneField(
+        "incidents.Disaster",
+        on_delete=models.PROTECT,
+        related_name="blanket_upgrade",
+        verbose_name=_("disaster"),
+    )
+    deadline = models.DateTimeField(_("confirmation deadline"))
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.APPLYING
+    )
+    # Subscriptions "in service" on this day are in scope; fixed at declaration so a run
+    # resumed the next day grants to the same set.
+    in_service_on = models.DateField(_("in service on"))
+    # The highest subscription id already granted: a run that died resumes after it.
+    cursor = models.BigIntegerField(default=0, editable=False)
+    created_at = models.DateTimeField(_("created"))
+    applied_at = models.DateTimeField(_("all lines granted"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("blanket upgrade")
+        verbose_name_plural = _("blanket upgrades")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(deadline__gt=models.F("created_at")),
+                name="%(app_label)s_%(class)s_deadline_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.disaster)
+
+
+class BlanketUpgradeEvent(models.Model):
+    """What operators and jobs did to a blanket upgrade: declared, extended, ended…"""
+
+    class Kind(models.TextChoices):
+        DECLARED = "declared", _("Declared")
+        GRANTED = "granted", _("All lines granted")
+        DEADLINE_EXTENDED = "deadline_extended", _("Deadline extended")
+        ENDED = "ended", _("Ended")
+
+    blanket_upgrade = models.ForeignKey(
+        BlanketUpgrade, on_delete=models.CASCADE, related_name="events"
+    )
+    kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
+    at = models.DateTimeField(_("at"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
+
+    class Meta:
+        verbose_name = _("blanket upgrade event")
+        verbose_name_plural = _("blanket upgrade events")
+        ordering = ["at", "pk"]
+
+    def __str__(self) -> str:
+        return f"{self.blanket_upgrade_id}: {self.kind}"
+
+
+class SpeedGrantQuerySet(models.QuerySet):
+    def boosting(self) -> "SpeedGrantQuerySet":
+        """Grants that keep a line upgraded."""
+        return self.filter(state__in=SpeedGrant.BOOSTING)
+
+    def due_for_revert(self, now) -> "SpeedGrantQuerySet":
+        return self.filter(
+            state=SpeedGrant.State.PENDING,
+            blanket_upgrade__deadline__lte=now,
+        )
+
+    def for_customer(self, customer_id: int | None) -> "SpeedGrantQuerySet":
+        if not customer_id:
+            return self.none()
+        return self.filter(subscription__site__customer_id=customer_id)
+
+
+class SpeedGrant(models.Model):
+    """ "This subscription should be upgraded", from a request or a blanket upgrade."""
+
+    class Source(models.TextChoices):
+        REQUEST = "request", _("Upgrade request")
+        BLANKET = "blanket", _("Blanket disaster upgrade")
+
+    class State(models.TextChoices):
+        PENDING = "pending", _("Upgraded, waiting for your confirmation")
+        ACTIVE = "active", _("Upgraded")
+        DECLINED = "declined", _("Declined: back to normal")
+        REVERTED = "reverted", _("Not confirmed in time: back to normal")
+        ENDED = "ended", _("Ended")
+
+    BOOSTING = (State.PENDING, State.ACTIVE)
+
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        on_delete=models.PROTECT,
+        related_name="speed_grants",
+        verbose_name=_("subscription"),
+    )
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    upgrade_request = models.ForeignKey(
+        UpgradeRequest,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="grants",
+        verbose_name=_("upgrade request"),
+    )
+    blanket_upgrade = models.ForeignKey(
+        BlanketUpgrade,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="grants",
+        verbose_name=_("blanket upgrade"),
+    )
+    state = models.CharField(_("state"), max_length=20, choices=State.choices)
+    starts_at = models.DateTimeField(_("starts"))
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    # The customer's answer to a blanket upgrade (confirm or decline), however it came.
+    responded_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    responded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("answered by"),
+    )
+    # db_default: blanket grants are inserted by INSERT … SELECT, which names no column
+    # it does not need.
+    response_channel = models.CharField(
+        _("answered through"), max_length=20, choices=Channel.choices, blank=True, db_default=""
+    )
+
+    objects = SpeedGrantQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("speed grant")
+        verbose_name_plural = _("speed grants")
+        ordering = ["-starts_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(
+                    Q(source="request", upgrade_request__isnull=False, blanket_upgrade__isnull=True)
+                    | Q(
+                        source="blanket",
+                        blanket_upgrade__isnull=False,
+                        upgrade_request__isnull=True,
+                    )
+                ),
+                name="%(app_label)s_%(class)s_source_matches",
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "active", "declined", "reverted", "ended"]),
+                name="%(app_label)s_%(class)s_state_valid",
+            ),
+            # Only a blanket grant waits for confirmation.
+            models.CheckConstraint(
+                condition=~Q(state="pending") | Q(source="blanket"),
+                name="%(app_label)s_%(class)s_pending_only_blanket",
+            ),
+            # Declaring, re-running or resuming never grants a line twice.
+            models.UniqueConstraint(
+                fields=["blanket_upgrade", "subscription"],
+                condition=Q(blanket_upgrade__isnull=False),
+                name="%(app_label)s_%(class)s_once_per_blanket",
+            ),
+            models.UniqueConstraint(
+                fields=["upgrade_request", "subscription"],
+                condition=Q(upgrade_request__isnull=False),
+                name="%(app_label)s_%(class)s_once_per_request",
+            ),
+        ]
+        indexes = [
+            # Revert job and progress counts: a blanket's grants by state.
+            models.Index(fields=["blanket_upgrade", "state"], name="upg_grant_blanket_state_idx"),
+            # "Does this line still have a boosting grant?" and the customer's banner.
+            models.Index(fields=["subscription", "state"], name="upg_grant_sub_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()} → {self.subscription_id}"
+
+    @property
+    def is_boosting(self) -> bool:
+        return self.state in self.BOOSTING
+
+
+class ProvisioningChange(models.Model):
+    """One speed change the satellite network confirmed: the audit trail of speeds."""
+
+    subscription = models.ForeignKey(
+        "subscriptions.Subscription",
+        on_delete=models.PROTECT,
+        related_name="provisioning_changes",
+        verbose_name=_("subscription"),
+    )
+    version = models.PositiveIntegerField(_("speed change number"))
+    upgraded = models.BooleanField(_("upgraded"))
+    from_kbps = models.PositiveIntegerField(_("from (kbit/s)"))
+    to_kbps = models.PositiveIntegerField(_("to (kbit/s)"))
+    cause = models.CharField(_("cause"), max_length=200)
+    batch = models.UUIDField(_("batch"))
+    applied_at = models.DateTimeField(_("applied"))
+
+    class Meta:
+        verbose_name = _("provisioning change")
+        verbose_name_plural = _("provisioning changes")
+        ordering = ["-applied_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "version"],
+                name="%(app_label)s_%(class)s_once_per_version",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription_id} v{self.version}: {self.from_kbps} → {self.to_kbps}"
+
+
+class Notification(models.Model):
+    """An e-mail to a customer about a grant or a request: at most one per kind."""
+
+    class Kind(models.TextChoices):
+        BLANKET_STARTED = "blanket_started", _("Blanket upgrade started")
+        DEADLINE_REMINDER = "deadline_reminder", _("Confirmation deadline reminder")
+        REVERTED = "reverted", _("Returned to normal speed")
+        DISASTER_ENDED = "disaster_ended", _("Disaster ended")
+        REQUEST_APPROVED = "request_approved", _("Upgrade request approved")
+        REQUEST_REJECTED = "request_rejected", _("Upgrade request rejected")
+
+    kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
+    grant = models.ForeignKey(
+        SpeedGrant, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+    )
+    upgrade_request = models.ForeignKey(
+        UpgradeRequest,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+    )
+    created_at = models.DateTimeField(_("created"))
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    recipients = models.JSONField(_("recipients"), null=True, blank=True)
+    # A sender holds the row until then while it talks to the mail server.
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), db_default=0)
+
+    class Meta:
+        verbose_name = _("notification")
+        verbose_name_plural = _("notifications")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(grant__isnull=False) ^ Q(upgrade_request__isnull=False),
+                name="%(app_label)s_%(class)s_one_subject",
+            ),
+            models.UniqueConstraint(
+                fields=["grant", "kind"],
+                condition=Q(grant__isnull=False),
+                name="%(app_label)s_%(class)s_once_per_grant_kind",
+            ),
+            models.UniqueConstraint(
+                fields=["upgrade_request", "kind"],
+                condition=Q(upgrade_request__isnull=False),
+                name="%(app_label)s_%(class)s_once_per_request_kind",
+            ),
+        ]
+        indexes = [
+            # The sender's queue: unsent notices, oldest first.
+            models.Index(
+                fields=["id"], condition=Q(sent_at__isnull=True), name="upg_notice_unsent_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} ({self.grant_id or self.upgrade_request_id})"

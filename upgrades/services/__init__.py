@@ -1,0 +1,8 @@
+"""The upgrade use cases, one module per area:
+
+- ``speeds``: a line's wanted speed follows its grants (shared by all below)
+- ``requests``: customers' upgrade requests and their grants
+- ``blanket``: declaring and ending wide-scale disasters, confirmations, the revert job
+- ``provisioning``: pushing wanted speeds to the satellite network
+- ``notifications``: the e-mails to customers
+"""

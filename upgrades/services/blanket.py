@@ -1,0 +1,317 @@
+"""Wide-scale disasters and their blanket upgrades (FAQ Q2).
+
+Declaring a disaster upgrades every in-service line in its scope at once; each grant
+waits for its customer's confirmation until the deadline; the revert job returns to
+normal the ones nobody confirmed. A confirmed grant is never reverted: every transition
+is a conditional update on the grant's own state, and the revert job locks the grants it
+takes (SKIP LOCKED), so a confirmation and the job meeting at the deadline end with one
+winner, and two jobs never take the same grant.
+
+Every path here that touches many lines works in chunks of constant queries.
+"""
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import DateTimeField, Max, Value
+from django.utils import timezone
+from django.utils.translation import gettext as _
+
+from incidents.models import Disaster
+from incidents.services import close_disaster, open_disaster
+from subscriptions.models import Subscription
+from support.channels import Channel
+from upgrades.bulk import insert_from_select
+from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, Notification, SpeedGrant
+from upgrades.services.speeds import lower_desired_speeds, raise_desired_speeds
+
+
+def _enqueue_follow_ups() -> None:
+    # Imported here: tasks import services, not the other way round at module load.
+    from upgrades import tasks
+
+    transaction.on_commit(tasks.reconcile_speeds.delay)
+    transaction.on_commit(tasks.send_notifications.delay)
+
+
+def declare_disaster(
+    *,
+    operator,
+    title: str,
+    nationwide: bool,
+    prefectures: list[str],
+    message: str = "",
+    window_days: int | None = None,
+    idempotency_key: str,
+    now: datetime,
+) -> BlanketUpgrade:
+    """Declare a wide-scale disaster and start its blanket upgrade.
+
+    The same ``idempotency_key`` (the form's one-time token, an API client's key)
+    returns the blanket upgrade already started, so a double submit declares once.
+    Granting the lines runs in a Celery task after commit (``apply_blanket_upgrade``).
+    """
+    window_days = settings.BLANKET_CONFIRMATION_DAYS if window_days is None else window_days
+    if not 1 <= window_days <= 30:
+        raise ValidationError({"window_days": _("The confirmation window is 1 to 30 days.")})
+    with transaction.atomic():
+        disaster, created = open_disaster(
+            declared_by=operator,
+            title=title,
+            nationwide=nationwide,
+            prefectures=prefectures,
+            message=message,
+            idempotency_key=idempotency_key,
+            now=now,
+        )
+        if not created:
+            return disaster.blanket_upgrade
+        blanket = BlanketUpgrade.objects.create(
+            disaster=disaster,
+            deadline=now + timedelta(days=window_days),
+            in_service_on=timezone.localdate(now),
+            created_at=now,
+        )
+        BlanketUpgradeEvent.objects.create(
+            blanket_upgrade=blanket,
+            kind=BlanketUpgradeEvent.Kind.DECLARED,
+            at=now,
+            by=operator,
+            detail={
+                "nationwide": nationwide,
+                "prefectures": disaster.prefectures,
+                "window_days": window_days,
+            },
+        )
+        from upgrades import tasks
+
+        transaction.on_commit(lambda: tasks.apply_blanket_upgrade.delay(blanket.pk))
+    return blanket
+
+
+def _lines_in_scope(blanket: BlanketUpgrade):
+    lines = Subscription.objects.in_service(blanket.in_service_on)
+    if not blanket.disaster.nationwide:
+        lines = lines.filter(site__prefecture__in=blanket.disaster.prefectures)
+    return lines
+
+
+def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | None = None) -> int:
+    """Grant every in-scope line, a chunk of subscription ids at a time.
+
+    Each chunk is one transaction of a constant number of statements (grants inserted
+    from a SELECT, wanted speeds raised, notices queued, cursor moved). A run that dies
+    resumes after the last committed chunk; a second run at once waits on the blanket
+    row and then finds nothing left to insert. Returns the number of grants created.
+    """
+    chunk_size = chunk_size or settings.BLANKET_CHUNK_SIZE
+    blanket = BlanketUpgrade.objects.select_related("disaster").get(pk=blanket_id)
+    lines = _lines_in_scope(blanket)
+    cause = f"blanket upgrade {blanket.pk}: {blanket.disaster.title}"
+    created = 0
+    while True:
+        with transaction.atomic():
+            locked = BlanketUpgrade.objects.select_for_update().get(pk=blanket_id)
+            if locked.status != BlanketUpgrade.Status.APPLYING:
+                return created
+            lower = locked.cursor
+            # The chunk ends at the chunk_size-th line after the cursor (ids have gaps).
+            upper = (
+                lines.filter(pk__gt=lower)
+                .order_by("pk")
+                .values_list("pk", flat=True)[chunk_size - 1 : chunk_size]
+                .first()
+            ) or lines.aggregate(last=Max("pk"))["last"]
+            if upper is None or upper <= lower:
+                break
+            created += insert_from_select(
+                SpeedGrant,
+                ["subscription", "blanket_upgrade", "source", "state", "starts_at"],
+                lines.filter(pk__gt=lower, pk__lte=upper)
+                .order_by()
+                .values_list(
+                    "pk",
+                    Value(blanket.pk),
+                    Value(SpeedGrant.Source.BLANKET),
+                    Value(SpeedGrant.State.PENDING),
+                    Value(now, output_field=DateTimeField()),
+                ),
+            )
+            chunk = SpeedGrant.objects.filter(
+                blanket_upgrade_id=blanket.pk,
+                subscription_id__gt=lower,
+                subscription_id__lte=upper,
+            )
+            raise_desired_speeds(subscription_ids=chunk.values("subscription_id"), cause=cause)
+            insert_from_select(
+                Notification,
+                ["kind", "grant", "created_at"],
+                chunk.order_by().values_list(
+                    Value(Notification.Kind.BLANKET_STARTED),
+                    "pk",
+                    Value(now, output_field=DateTimeField()),
+                ),
+            )
+            BlanketUpgrade.objects.filter(pk=blanket_id).update(cursor=upper)
+            if lower == 0:
+                # Start provisioning and e-mails with the first chunk; both keep going
+                # while later chunks commit, and the beat safety net catches the rest.
+                _enqueue_follow_ups()
+    with transaction.atomic():
+        done = BlanketUpgrade.objects.filter(
+            pk=blanket_id, status=BlanketUpgrade.Status.APPLYING
+        ).update(status=BlanketUpgrade.Status.ACTIVE, applied_at=now)
+        if done:
+            BlanketUpgradeEvent.objects.create(
+                blanket_upgrade_id=blanket_id,
+                kind=BlanketUpgradeEvent.Kind.GRANTED,
+                at=now,
+                detail={"grants": blanket.grants.count()},
+            )
+        _enqueue_follow_ups()
+    return created
+
+
+def extend_deadline(*, blanket: BlanketUpgrade, new_deadline: datetime, operator, now: datetime):
+    """Give customers more time. Grants already reverted stay reverted."""
+    with transaction.atomic():
+        locked = BlanketUpgrade.objects.select_for_update().get(pk=blanket.pk)
+        if locked.status == BlanketUpgrade.Status.ENDED:
+            raise ValidationError(_("This disaster has ended."))
+        if new_deadline <= max(locked.deadline, now):
+            raise ValidationError(
+                {"deadline": _("The new deadline must be later than the current one and than now.")}
+            )
+        BlanketUpgrade.objects.filter(pk=blanket.pk).update(deadline=new_deadline)
+        BlanketUpgradeEvent.objects.create(
+            blanket_upgrade=locked,
+            kind=BlanketUpgradeEvent.Kind.DEADLINE_EXTENDED,
+            at=now,
+            by=operator,
+            detail={"from": locked.deadline.isoformat(), "to": new_deadline.isoformat()},
+        )
+    blanket.refresh_from_db()
+    return blanket
+
+
+def end_disaster(*, disaster: Disaster, operator, now: datetime) -> None:
+    """End the disaster and its blanket upgrade. Its grants end in a task, in chunks."""
+    with transaction.atomic():
+        if not close_disaster(disaster=disaster, ended_by=operator, now=now):
+            raise ValidationError(_("This disaster has already ended."))
+        blanket = BlanketUpgrade.objects.select_for_update().get(disaster=disaster)
+        BlanketUpgrade.objects.filter(pk=blanket.pk).update(
+            status=BlanketUpgrade.Status.ENDED, ended_at=now
+        )
+        BlanketUpgradeEvent.objects.create(
+            blanket_upgrade=blanket, kind=BlanketUpgradeEvent.Kind.ENDED, at=now, by=operator
+        )
+        from upgrades import tasks
+
+        transaction.on_commit(lambda: tasks.end_blanket_grants.delay(blanket.pk))
+
+
+def _finish_grants_in_chunks(grants, *, to_state: str, notice: str, cause: str, now, chunk_size):
+    """Move ``grants`` to ``to_state`` chunk by chunk; lower speeds; queue one notice each.
+
+    Grants are taken with SKIP LOCKED and updated only while still in their state, so
+    two runs at once share the work and each grant moves (and is noticed) exactly once.
+    """
+    moved = 0
+    while True:
+        with transaction.atomic():
+            rows = list(
+                grants.select_for_update(skip_locked=True, of=("self",))
+                .order_by("pk")
+                .values_list("pk", "subscription_id")[:chunk_size]
+            )
+            if not rows:
+                break
+            ids = [pk for pk, _ in rows]
+            moved += SpeedGrant.objects.filter(pk__in=ids, state__in=SpeedGrant.BOOSTING).update(
+                state=to_state, ended_at=now
+            )
+            lower_desired_speeds(subscription_ids=[sub for _, sub in rows], cause=cause)
+            insert_from_select(
+                Notification,
+                ["kind", "grant", "created_at"],
+                SpeedGrant.objects.filter(pk__in=ids)
+                .order_by()
+                .values_list(Value(notice), "pk", Value(now, output_field=DateTimeField())),
+            )
+    if moved:
+        _enqueue_follow_ups()
+    return moved
+
+
+def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> int:
+    """Return to normal every blanket grant still unconfirmed at its deadline."""
+    return _finish_grants_in_chunks(
+        SpeedGrant.objects.due_for_revert(now),
+        to_state=SpeedGrant.State.REVERTED,
+        notice=Notification.Kind.REVERTED,
+        cause="not confirmed before the deadline",
+        now=now,
+        chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
+    )
+
+
+def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None = None) -> int:
+    """End every grant of an ended disaster's blanket upgrade, confirmed ones included."""
+    return _finish_grants_in_chunks(
+        SpeedGrant.objects.filter(
+            blanket_upgrade_id=blanket_id,
+            blanket_upgrade__status=BlanketUpgrade.Status.ENDED,
+            state__in=SpeedGrant.BOOSTING,
+        ),
+        to_state=SpeedGrant.State.ENDED,
+        notice=Notification.Kind.DISASTER_ENDED,
+        cause=f"blanket upgrade {blanket_id} ended",
+        now=now,
+        chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
+    )
+
+
+def respond_to_grants(
+    *, grants, keep: bool, by, channel: Channel | str, now: datetime
+) -> list[SpeedGrant]:
+    """A customer confirms (``keep``) or declines blanket grants, one or all of theirs.
+
+    Only grants still pending before their deadline can be answered. The update is
+    conditional on the pending state alone, so it and the revert job cannot both win.
+    Raises ValidationError when none could be answered.
+    """
+    candidates = list(
+        grants.filter(
+            state=SpeedGrant.State.PENDING, blanket_upgrade__deadline__gt=now
+        ).values_list("pk", "subscription_id")
+    )
+    if not candidates:
+        raise ValidationError(
+            _(
+                "There is no upgrade waiting for your answer: it was already answered, "
+                "or its deadline has passed. Please call customer support."
+            )
+        )
+    ids = [pk for pk, _ in candidates]
+    response = {"responded_at": now, "responded_by": by, "response_channel": channel}
+    with transaction.atomic():
+        if keep:
+            SpeedGrant.objects.filter(pk__in=ids, state=SpeedGrant.State.PENDING).update(
+                state=SpeedGrant.State.ACTIVE, **response
+            )
+        else:
+            SpeedGrant.objects.filter(pk__in=ids, state=SpeedGrant.State.PENDING).update(
+                state=SpeedGrant.State.DECLINED, ended_at=now, **response
+            )
+            lower_desired_speeds(
+                subscription_ids=[sub for _, sub in candidates], cause="declined by the customer"
+            )
+            _enqueue_follow_ups()
+        # Exactly those this call moved: answered now, by this caller.
+        answered = list(SpeedGrant.objects.filter(pk__in=ids, responded_at=now, responded_by=by))
+    if not answered:
+        raise ValidationError(_("This upgrade was answered or returned to normal meanwhile."))
+    return answered

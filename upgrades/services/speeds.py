@@ -1,0 +1,54 @@
+"""A line's wanted speed follows its grants: upgraded while any grant boosts it.
+
+Every transition that adds or removes a boosting grant calls one of these two functions
+in its own transaction, for the lines it touched. Each is two statements whatever the
+number of lines: lock them in id order, then one UPDATE.
+"""
+
+from django.db.models import Exists, F, OuterRef, QuerySet
+
+from subscriptions.models import Subscription
+from upgrades.models import SpeedGrant
+
+
+def _lock_lines(subscription_ids) -> None:
+    # Serialises raising and lowering on the same line: whichever comes second sees the
+    # grants the first committed (each statement takes a fresh snapshot).
+    list(
+        Subscription.objects.filter(pk__in=subscription_ids)
+        .order_by("pk")
+        .select_for_update(of=("self",))
+        .values_list("pk", flat=True)
+    )
+
+
+def _boosting_grant():
+    return SpeedGrant.objects.boosting().filter(subscription_id=OuterRef("pk"))
+
+
+def raise_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) -> int:
+    """Mark upgraded the given lines that have a boosting grant and were not upgraded."""
+    _lock_lines(subscription_ids)
+    return (
+        Subscription.objects.filter(pk__in=subscription_ids, desired_upgraded=False)
+        .filter(Exists(_boosting_grant()))
+        .update(
+            desired_upgraded=True,
+            desired_version=F("desired_version") + 1,
+            desired_cause=cause[:200],
+        )
+    )
+
+
+def lower_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) -> int:
+    """Return to normal the given lines that no grant boosts any more."""
+    _lock_lines(subscription_ids)
+    return (
+        Subscription.objects.filter(pk__in=subscription_ids, desired_upgraded=True)
+        .exclude(Exists(_boosting_grant()))
+        .update(
+            desired_upgraded=False,
+            desired_version=F("desired_version") + 1,
+            desired_cause=cause[:200],
+        )
+    )

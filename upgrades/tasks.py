@@ -1,0 +1,43 @@
+"""Thin Celery tasks: take ids, call a service, retry with backoff."""
+
+from celery import shared_task
+from django.utils import timezone
+
+from upgrades.provisioning import ProvisioningUnavailable, get_backend
+from upgrades.services import blanket, notifications, provisioning
+
+
+@shared_task
+def apply_blanket_upgrade(blanket_id: int) -> None:
+    blanket.apply_blanket_upgrade(blanket_id=blanket_id, now=timezone.now())
+
+
+@shared_task
+def end_blanket_grants(blanket_id: int) -> None:
+    blanket.end_blanket_grants(blanket_id=blanket_id, now=timezone.now())
+
+
+@shared_task
+def revert_expired_grants() -> None:
+    blanket.revert_expired_grants(now=timezone.now())
+
+
+@shared_task
+def remind_pending_grants() -> None:
+    if notifications.queue_deadline_reminders(now=timezone.now()):
+        send_notifications.delay()
+
+
+@shared_task(
+    autoretry_for=(ProvisioningUnavailable,),
+    retry_backoff=5,
+    retry_backoff_max=300,
+    max_retries=None,
+)
+def reconcile_speeds() -> None:
+    provisioning.reconcile_speeds(backend=get_backend(), now=timezone.now())
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=600, max_retries=20)
+def send_notifications() -> None:
+    notifications.send_notifications(now=timezone.now())
