@@ -1,6 +1,14 @@
 from django.conf import settings
 
+from subscriptions.access import is_customer_user
+from upgrades.selectors import pending_grants_for_customer
+
 
 def portal(request):
-    """The support contacts every page shows (FAQ Q2/Q3: phone around the clock)."""
-    return {"support_phone": settings.SUPPORT_PHONE, "support_email": settings.SUPPORT_EMAIL}
+    """What every page shows: the support contacts (FAQ Q2/Q3: phone around the clock)
+    and, for a customer, the blanket upgrades waiting for their answer (one query)."""
+    context = {"support_phone": settings.SUPPORT_PHONE, "support_email": settings.SUPPORT_EMAIL}
+    user = getattr(request, "user", None)
+    if user is not None and is_customer_user(user):
+        context["pending_grants"] = pending_grants_for_customer(customer_id=user.customer_id)
+    return context

@@ -38,6 +38,7 @@ urlpatterns = [
     path("", views.HomeView.as_view(), name="home"),
     path("accounts/", include(auth_patterns)),
     path("subscriptions/", include("subscriptions.urls")),
+    path("", include("upgrades.urls")),
     path("operator/", views.OperatorDashboardView.as_view(), name="operator-dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),

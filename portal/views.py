@@ -14,6 +14,7 @@ from portal.celery import app as celery_app
 from portal.selectors import scheduler_status
 from subscriptions.access import CustomerRequiredMixin, is_customer_user
 from subscriptions.selectors import sites_with_subscriptions
+from upgrades.selectors import disasters_for_dashboard
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ class OperatorDashboardView(PermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["scheduler"] = scheduler_status(now=timezone.now())
+        context["blankets"] = disasters_for_dashboard()
         return context
 
 

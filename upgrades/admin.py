@@ -1,0 +1,357 @@
+"""The support desk's queues for upgrades. Every change goes through a service."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.template.response import TemplateResponse
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from support.channels import Channel
+from upgrades.models import (
+    BlanketUpgrade,
+    BlanketUpgradeEvent,
+    Notification,
+    ProvisioningChange,
+    SpeedGrant,
+    UpgradeRequest,
+    UpgradeRequestEvent,
+)
+from upgrades.services.blanket import respond_to_grants
+from upgrades.services.requests import (
+    approve_upgrade_request,
+    assign_upgrade_requests,
+    end_upgrade_request,
+    reject_upgrade_request,
+    request_upgrade,
+)
+
+
+def _run_each(modeladmin, request, objects, action, done_message) -> None:
+    """Apply a service to each selected object; report successes and refusals."""
+    done, refused = 0, []
+    for obj in objects:
+        try:
+            action(obj)
+            done += 1
+        except ValidationError as error:
+            refused.append(f"#{obj.pk}: {' '.join(error.messages)}")
+    if done:
+        modeladmin.message_user(request, done_message % {"count": done}, messages.SUCCESS)
+    for text in refused:
+        modeladmin.message_user(request, text, messages.WARNING)
+
+
+class RecordRequestForm(forms.ModelForm):
+    """Support records a request received by phone, e-mail or IP phone."""
+
+    channel = forms.ChoiceField(choices=Channel.staff_recorded, label=_("channel"))
+
+    class Meta:
+        model = UpgradeRequest
+        fields = ["customer", "sites", "reason", "note", "channel", "contact_name", "contact_phone"]
+
+    def clean(self):
+        data = super().clean()
+        customer, sites = data.get("customer"), data.get("sites")
+        if customer and sites and any(site.customer_id != customer.pk for site in sites):
+            self.add_error("sites", _("Choose only sites of this customer."))
+        return data
+
+
+class RejectForm(forms.Form):
+    reason = forms.CharField(
+        label=_("Reason told to the customer"), widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+
+class UpgradeRequestEventInline(admin.TabularInline):
+    model = UpgradeRequestEvent
+    fields = ["at", "status", "by", "note"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class SpeedGrantInline(admin.TabularInline):
+    model = SpeedGrant
+    fk_name = "upgrade_request"
+    fields = ["subscription", "state", "starts_at", "ended_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(UpgradeRequest)
+class UpgradeRequestAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "received_at",
+        "age",
+        "customer",
+        "site_names",
+        "channel",
+        "reason",
+        "status",
+        "assignee",
+        "disaster",
+    ]
+    list_filter = ["status", "channel", "reason", "sites__prefecture", "disaster", "assignee"]
+    list_select_related = ["customer", "assignee", "disaster"]
+    search_fields = [
+        "customer__name",
+        "customer__code",
+        "customer__phone",
+        "sites__name",
+        "sites__contact_phone",
+        "contact_phone",
+        "contact_name",
+    ]
+    autocomplete_fields = ["customer", "sites"]
+    actions = ["assign_to_me", "approve", "reject", "end"]
+    inlines = [UpgradeRequestEventInline, SpeedGrantInline]
+    show_full_result_count = False
+    date_hierarchy = None
+    readonly_fields = [
+        "customer",
+        "sites",
+        "reason",
+        "note",
+        "channel",
+        "received_at",
+        "contact_name",
+        "contact_phone",
+        "requested_by",
+        "recorded_by",
+        "status",
+        "disaster",
+        "decided_at",
+        "decided_by",
+        "decision_note",
+        "ended_at",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("sites")
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = RecordRequestForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else []
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return RecordRequestForm._meta.fields
+        return ["assignee", *self.readonly_fields]
+
+    def save_model(self, request, obj, form, change):
+        if change:  # only the assignee is editable
+            assign_upgrade_requests(upgrade_requests=[obj.pk], assignee=obj.assignee)
+            return
+        data = form.cleaned_data
+        created = request_upgrade(
+            customer=data["customer"],
+            sites=list(data["sites"]),
+            reason=data["reason"],
+            note=data["note"],
+            channel=data["channel"],
+            recorded_by=request.user,
+            contact_name=data["contact_name"],
+            contact_phone=data["contact_phone"],
+            now=timezone.now(),
+        )
+        obj.pk = created.pk
+
+    def save_related(self, request, form, formsets, change):
+        # The service saved the sites already; inlines here are read-only.
+        pass
+
+    @admin.display(description=_("sites"))
+    def site_names(self, obj: UpgradeRequest) -> str:
+        return ", ".join(site.name for site in obj.sites.all())
+
+    @admin.display(description=_("age"), ordering="received_at")
+    def age(self, obj: UpgradeRequest) -> str:
+        return timesince(obj.received_at)
+
+    @admin.action(description=_("Assign to me"))
+    def assign_to_me(self, request, queryset):
+        count = assign_upgrade_requests(upgrade_requests=queryset, assignee=request.user)
+        self.message_user(
+            request,
+            ngettext("%d request assigned to you.", "%d requests assigned to you.", count) % count,
+        )
+
+    @admin.action(description=_("Approve: upgrade the lines"), permissions=["change"])
+    def approve(self, request, queryset):
+        now = timezone.now()
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda obj: approve_upgrade_request(upgrade_request=obj, by=request.user, now=now),
+            _("%(count)s request(s) approved."),
+        )
+
+    @admin.action(description=_("Reject with a reason"), permissions=["change"])
+    def reject(self, request, queryset):
+        form = RejectForm(request.POST if "reason" in request.POST else None)
+        if form.is_valid():
+            now, reason = timezone.now(), form.cleaned_data["reason"]
+            _run_each(
+                self,
+                request,
+                queryset,
+                lambda obj: reject_upgrade_request(
+                    upgrade_request=obj, by=request.user, now=now, reason=reason
+                ),
+                _("%(count)s request(s) rejected."),
+            )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/upgrades/reject_requests.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Reject upgrade requests"),
+                "form": form,
+                "objects": queryset,
+                "opts": self.model._meta,
+            },
+        )
+
+    @admin.action(description=_("End: return the lines to normal"), permissions=["change"])
+    def end(self, request, queryset):
+        now = timezone.now()
+        _run_each(
+            self,
+            request,
+            queryset,
+            lambda obj: end_upgrade_request(upgrade_request=obj, by=request.user, now=now),
+            _("%(count)s request(s) ended."),
+        )
+
+
+@admin.register(SpeedGrant)
+class SpeedGrantAdmin(admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "subscription",
+        "customer",
+        "source",
+        "state",
+        "starts_at",
+        "deadline",
+        "responded_at",
+        "response_channel",
+    ]
+    list_filter = ["state", "source", "response_channel", "blanket_upgrade"]
+    list_select_related = ["subscription__site__customer", "blanket_upgrade"]
+    search_fields = [
+        "subscription__contract_number",
+        "subscription__site__name",
+        "subscription__site__customer__name",
+        "subscription__site__contact_phone",
+    ]
+    actions = ["keep_by_phone", "keep_by_email", "decline_by_phone", "decline_by_email"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in SpeedGrant._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("customer"))
+    def customer(self, obj: SpeedGrant):
+        return obj.subscription.site.customer
+
+    @admin.display(description=_("confirmation deadline"))
+    def deadline(self, obj: SpeedGrant):
+        return obj.blanket_upgrade.deadline if obj.blanket_upgrade_id else None
+
+    def _respond(self, request, queryset, *, keep: bool, channel: str):
+        try:
+            answered = respond_to_grants(
+                grants=queryset, keep=keep, by=request.user, channel=channel, now=timezone.now()
+            )
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.WARNING)
+            return
+        self.message_user(request, _("%(count)s answer(s) recorded.") % {"count": len(answered)})
+
+    @admin.action(
+        description=_("Record: customer keeps the upgrade (phone)"), permissions=["change"]
+    )
+    def keep_by_phone(self, request, queryset):
+        self._respond(request, queryset, keep=True, channel=Channel.PHONE)
+
+    @admin.action(
+        description=_("Record: customer keeps the upgrade (e-mail)"), permissions=["change"]
+    )
+    def keep_by_email(self, request, queryset):
+        self._respond(request, queryset, keep=True, channel=Channel.EMAIL)
+
+    @admin.action(description=_("Record: customer declines (phone)"), permissions=["change"])
+    def decline_by_phone(self, request, queryset):
+        self._respond(request, queryset, keep=False, channel=Channel.PHONE)
+
+    @admin.action(description=_("Record: customer declines (e-mail)"), permissions=["change"])
+    def decline_by_email(self, request, queryset):
+        self._respond(request, queryset, keep=False, channel=Channel.EMAIL)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class BlanketUpgradeEventInline(admin.TabularInline):
+    model = BlanketUpgradeEvent
+    fields = ["at", "kind", "by", "detail"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+
+@admin.register(BlanketUpgrade)
+class BlanketUpgradeAdmin(ReadOnlyAdmin):
+    list_display = ["disaster", "status", "deadline", "created_at", "applied_at", "ended_at"]
+    list_filter = ["status"]
+    list_select_related = ["disaster"]
+    inlines = [BlanketUpgradeEventInline]
+
+
+@admin.register(ProvisioningChange)
+class ProvisioningChangeAdmin(ReadOnlyAdmin):
+    list_display = ["applied_at", "subscription", "from_kbps", "to_kbps", "cause", "version"]
+    list_filter = ["upgraded"]
+    list_select_related = ["subscription"]
+    search_fields = ["subscription__contract_number", "cause"]
+
+
+@admin.register(Notification)
+class NotificationAdmin(ReadOnlyAdmin):
+    list_display = ["created_at", "kind", "grant", "upgrade_request", "sent_at", "attempts"]
+    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
+    raw_id_fields = ["grant", "upgrade_request"]

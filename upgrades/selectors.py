@@ -1,0 +1,93 @@
+"""Reads for the upgrade pages, each a fixed number of queries."""
+
+from dataclasses import dataclass
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+
+from subscriptions.models import Site, Subscription
+from upgrades.models import BlanketUpgrade, SpeedGrant, UpgradeRequest
+
+
+def pending_grants_for_customer(*, customer_id: int) -> list[SpeedGrant]:
+    """The customer's blanket grants waiting for an answer (the banner on every page)."""
+    return list(
+        SpeedGrant.objects.for_customer(customer_id)
+        .filter(state=SpeedGrant.State.PENDING)
+        .select_related("subscription__site", "blanket_upgrade__disaster")
+        .order_by("blanket_upgrade__deadline", "subscription__site__name")
+    )
+
+
+def grants_for_customer(*, customer_id: int) -> QuerySet[SpeedGrant]:
+    return (
+        SpeedGrant.objects.for_customer(customer_id)
+        .select_related("subscription__site", "subscription__plan", "blanket_upgrade__disaster")
+        .order_by("-starts_at", "-pk")
+    )
+
+
+def requests_for_customer(*, customer_id: int) -> QuerySet[UpgradeRequest]:
+    return (
+        UpgradeRequest.objects.filter(customer_id=customer_id)
+        .prefetch_related("sites", "events")
+        .order_by("-received_at", "-pk")
+    )
+
+
+def sites_that_can_be_upgraded(*, customer_id: int, today) -> QuerySet[Site]:
+    in_service = Subscription.objects.in_service(today).filter(site_id=OuterRef("pk"))
+    return Site.objects.filter(customer_id=customer_id).filter(Exists(in_service)).order_by("name")
+
+
+@dataclass(frozen=True)
+class BlanketProgress:
+    total: int
+    pending: int
+    confirmed: int
+    declined: int
+    reverted: int
+    ended: int
+    caught_up: int
+
+    @property
+    def percent_caught_up(self) -> int:
+        return round(100 * self.caught_up / self.total) if self.total else 0
+
+    def as_dict(self) -> dict:
+        return {
+            "total": self.total,
+            "pending": self.pending,
+            "confirmed": self.confirmed,
+            "declined": self.declined,
+            "reverted": self.reverted,
+            "ended": self.ended,
+            "caught_up": self.caught_up,
+            "percent_caught_up": self.percent_caught_up,
+        }
+
+
+def blanket_progress(*, blanket: BlanketUpgrade) -> BlanketProgress:
+    """Grants by state and lines whose network speed matches what the grant wants.
+
+    One aggregate over the blanket's grants (index on blanket, state) joined to their
+    lines: a "caught up" line runs fast while its grant boosts, normal once it stopped.
+    """
+    boosting = Q(state__in=SpeedGrant.BOOSTING)
+    counts = SpeedGrant.objects.filter(blanket_upgrade=blanket).aggregate(
+        total=Count("pk"),
+        pending=Count("pk", filter=Q(state=SpeedGrant.State.PENDING)),
+        confirmed=Count("pk", filter=Q(state=SpeedGrant.State.ACTIVE)),
+        declined=Count("pk", filter=Q(state=SpeedGrant.State.DECLINED)),
+        reverted=Count("pk", filter=Q(state=SpeedGrant.State.REVERTED)),
+        ended=Count("pk", filter=Q(state=SpeedGrant.State.ENDED)),
+        caught_up=Count(
+            "pk",
+            filter=(boosting & Q(subscription__applied_upgraded=True))
+            | (~boosting & Q(subscription__applied_upgraded=F("subscription__desired_upgraded"))),
+        ),
+    )
+    return BlanketProgress(**counts)
+
+
+def disasters_for_dashboard():
+    return BlanketUpgrade.objects.select_related("disaster").order_by("-created_at")[:20]

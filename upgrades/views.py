@@ -1,0 +1,298 @@
+"""Customer pages for upgrades, and the operators' disaster actions. Thin: parse, call a
+service, redirect with a message."""
+
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core import signing
+from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
+from django.views import View
+from django.views.generic import DetailView, TemplateView
+
+from subscriptions.access import CustomerRequiredMixin
+from support.channels import Channel
+from upgrades import selectors
+from upgrades.forms import DeclareDisasterForm, ExtendDeadlineForm, UpgradeRequestForm
+from upgrades.models import BlanketUpgrade, SpeedGrant, UpgradeRequest
+from upgrades.services.blanket import (
+    declare_disaster,
+    end_disaster,
+    extend_deadline,
+    respond_to_grants,
+)
+from upgrades.services.notifications import read_grant_response_token
+from upgrades.services.requests import cancel_upgrade_request, request_upgrade
+
+OPERATOR_PERMISSION = "accounts.access_operator_dashboard"
+
+
+def _error_text(error: ValidationError) -> str:
+    return " ".join(error.messages)
+
+
+class UpgradesView(CustomerRequiredMixin, TemplateView):
+    """The customer's upgrades: ask for one, see requests and grants, answer pending ones."""
+
+    template_name = "upgrades/upgrades.html"
+
+    def _form(self, data=None) -> UpgradeRequestForm:
+        sites = selectors.sites_that_can_be_upgraded(
+            customer_id=self.request.user.customer_id, today=timezone.localdate()
+        )
+        return UpgradeRequestForm(data, sites=sites)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        customer_id = self.request.user.customer_id
+        context.setdefault("form", self._form())
+        context["upgrade_requests"] = selectors.requests_for_customer(customer_id=customer_id)[:20]
+        context["grants"] = selectors.grants_for_customer(customer_id=customer_id)[:50]
+        return context
+
+    def post(self, request, *args, **kwargs):
+        form = self._form(request.POST)
+        if form.is_valid():
+            try:
+                upgrade_request = request_upgrade(
+                    customer=request.user.customer,
+                    sites=list(form.cleaned_data["sites"]),
+                    reason=form.cleaned_data["reason"],
+                    note=form.cleaned_data["note"],
+                    channel=Channel.PORTAL,
+                    requested_by=request.user,
+                    now=timezone.now(),
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(
+                    request,
+                    _("Your request #%(number)s has been received. Support will handle it now.")
+                    % {"number": upgrade_request.pk},
+                )
+                return redirect("upgrades:request", pk=upgrade_request.pk)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class UpgradeRequestDetailView(CustomerRequiredMixin, DetailView):
+    template_name = "upgrades/request_detail.html"
+    context_object_name = "upgrade_request"
+
+    def get_queryset(self):
+        return selectors.requests_for_customer(customer_id=self.request.user.customer_id)
+
+
+class CancelUpgradeRequestView(CustomerRequiredMixin, View):
+    def post(self, request, pk: int):
+        upgrade_request = get_object_or_404(
+            UpgradeRequest, pk=pk, customer_id=request.user.customer_id
+        )
+        try:
+            cancel_upgrade_request(
+                upgrade_request=upgrade_request, by=request.user, now=timezone.now()
+            )
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(request, _("Your request has been cancelled."))
+        return redirect("upgrades:request", pk=pk)
+
+
+class RespondView(CustomerRequiredMixin, View):
+    """Keep or decline one pending grant (``grant`` posted) or all of them."""
+
+    def post(self, request):
+        keep = request.POST.get("keep") == "1"
+        grants = SpeedGrant.objects.for_customer(request.user.customer_id)
+        if request.POST.get("grant") != "all":
+            try:
+                grants = grants.filter(pk=int(request.POST.get("grant", "")))
+            except ValueError:
+                messages.error(request, _("Choose an upgrade to answer."))
+                return redirect("upgrades:index")
+        try:
+            answered = respond_to_grants(
+                grants=grants,
+                keep=keep,
+                by=request.user,
+                channel=Channel.PORTAL,
+                now=timezone.now(),
+            )
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(request, _answer_message(keep, len(answered)))
+        return HttpResponseRedirect(_safe_next(request))
+
+
+def _answer_message(keep: bool, count: int) -> str:
+    if keep:
+        return _("Thank you. The upgrade stays on for %(count)s line(s).") % {"count": count}
+    return _("Thank you. %(count)s line(s) return to normal speed.") % {"count": count}
+
+
+def _safe_next(request) -> str:
+    target = request.POST.get("next", "")
+    if url_has_allowed_host_and_scheme(target, {request.get_host()}, request.is_secure()):
+        return target
+    return reverse("upgrades:index")
+
+
+class RespondByLinkView(View):
+    """The signed link in the e-mail: no login, one grant, one answer.
+
+    GET only shows the question with one button: mail scanners open links to check
+    them, and a GET that changed the speed would answer for the customer.
+    """
+
+    template_name = "upgrades/respond_by_link.html"
+
+    def _grant(self, token: str):
+        try:
+            grant_id, keep = read_grant_response_token(token, max_age=timedelta(days=60))
+        except signing.BadSignature:
+            return None, None
+        grant = (
+            SpeedGrant.objects.select_related("subscription__site", "blanket_upgrade__disaster")
+            .filter(pk=grant_id)
+            .first()
+        )
+        return grant, keep
+
+    def get(self, request, token: str):
+        grant, keep = self._grant(token)
+        if grant is None:
+            return render(request, self.template_name, {"invalid": True}, status=404)
+        return render(request, self.template_name, {"grant": grant, "keep": keep})
+
+    def post(self, request, token: str):
+        grant, keep = self._grant(token)
+        if grant is None:
+            return render(request, self.template_name, {"invalid": True}, status=404)
+        try:
+            respond_to_grants(
+                grants=SpeedGrant.objects.filter(pk=grant.pk),
+                keep=keep,
+                by=None,
+                channel=Channel.EMAIL_LINK,
+                now=timezone.now(),
+            )
+        except ValidationError as error:
+            return render(
+                request,
+                self.template_name,
+                {"grant": grant, "keep": keep, "error": _error_text(error)},
+                status=400,
+            )
+        return render(request, self.template_name, {"grant": grant, "keep": keep, "done": True})
+
+
+class OperatorMixin(PermissionRequiredMixin):
+    permission_required = OPERATOR_PERMISSION
+
+
+class DeclareDisasterView(OperatorMixin, View):
+    def post(self, request):
+        form = DeclareDisasterForm(request.POST)
+        if not form.is_valid():
+            return render(
+                request, "upgrades/declare_disaster.html", {"declare_form": form}, status=400
+            )
+        data = form.cleaned_data
+        try:
+            blanket = declare_disaster(
+                operator=request.user,
+                title=data["title"],
+                nationwide=data["nationwide"],
+                prefectures=data["prefectures"],
+                message=data["message"],
+                window_days=data["window_days"],
+                idempotency_key=data["idempotency_key"],
+                now=timezone.now(),
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+            return render(
+                request, "upgrades/declare_disaster.html", {"declare_form": form}, status=400
+            )
+        messages.success(request, _("Declared. Lines in scope are being upgraded now."))
+        return redirect("upgrades:disaster", pk=blanket.pk)
+
+
+class DeclareDisasterFormView(OperatorMixin, TemplateView):
+    template_name = "upgrades/declare_disaster.html"
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "declare_form": DeclareDisasterForm()}
+
+
+class DisasterView(OperatorMixin, DetailView):
+    template_name = "upgrades/disaster.html"
+    context_object_name = "blanket"
+    queryset = BlanketUpgrade.objects.select_related("disaster", "disaster__declared_by")
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["progress"] = selectors.blanket_progress(blanket=self.object)
+        context["extend_form"] = ExtendDeadlineForm(
+            initial={"deadline": timezone.localtime(self.object.deadline)}
+        )
+        context["events"] = self.object.events.select_related("by")
+        return context
+
+
+class DisasterProgressView(OperatorMixin, View):
+    """JSON for the dashboard's refresh, a few hundred bytes."""
+
+    def get(self, request, pk: int):
+        blanket = get_object_or_404(BlanketUpgrade, pk=pk)
+        progress = selectors.blanket_progress(blanket=blanket)
+        return JsonResponse(
+            {
+                "status": blanket.status,
+                "deadline": blanket.deadline.isoformat(),
+                **progress.as_dict(),
+            }
+        )
+
+
+class ExtendDeadlineView(OperatorMixin, View):
+    def post(self, request, pk: int):
+        blanket = get_object_or_404(BlanketUpgrade, pk=pk)
+        form = ExtendDeadlineForm(request.POST)
+        if form.is_valid():
+            try:
+                extend_deadline(
+                    blanket=blanket,
+                    new_deadline=form.cleaned_data["deadline"],
+                    operator=request.user,
+                    now=timezone.now(),
+                )
+            except ValidationError as error:
+                messages.error(request, _error_text(error))
+            else:
+                messages.success(request, _("The deadline has been extended."))
+        else:
+            messages.error(request, " ".join(e for errs in form.errors.values() for e in errs))
+        return redirect("upgrades:disaster", pk=pk)
+
+
+class EndDisasterView(OperatorMixin, View):
+    def post(self, request, pk: int):
+        blanket = get_object_or_404(BlanketUpgrade.objects.select_related("disaster"), pk=pk)
+        try:
+            end_disaster(disaster=blanket.disaster, operator=request.user, now=timezone.now())
+        except ValidationError as error:
+            messages.error(request, _error_text(error))
+        else:
+            messages.success(
+                request, _("The disaster has ended. Every line of it returns to normal speed.")
+            )
+        return redirect("upgrades:disaster", pk=pk)
