@@ -13,6 +13,7 @@ Two modes, chosen by ``PORTAL_ENV`` and nothing else:
 Every variable is listed with its default in README.md, "Configuration".
 """
 
+import os
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -135,8 +136,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # A file, not memory, so a Celery worker started by a test sees the test database.
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+    # A file, not memory, so a Celery worker started by a test sees the test database;
+    # one per test run, so two runs on one machine do not share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -333,6 +335,8 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.1,
     }
+# One queue for everything; a test names its own so that no other worker takes its tasks.
+CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True  # tasks leave rows behind, not results
 CELERY_TASK_ACKS_LATE = True  # a worker that dies mid-task leaves the message to redo
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -1,7 +1,12 @@
+import importlib
 import os
 import shutil
 
 import pytest
+from django.apps import apps as django_apps
+from django.db import connections
+from django.db.migrations.loader import MigrationLoader
+from django.db.models.signals import post_migrate
 
 # Playwright's sync API keeps an event loop in the main thread; Django would otherwise
 # refuse ORM calls from the test (and live_server) as "async unsafe".
@@ -60,8 +65,8 @@ def browser_context_args(browser_context_args):
 @pytest.hookimpl(trylast=True)
 def pytest_collection_modifyitems(items):
     # pytest-django runs transactional tests last, because their flush empties the
-    # database, the role groups of the data migration included. pytest-playwright then
-    # regroups tests by browser, undoing that; put the transactional ones last again.
+    # database. pytest-playwright then regroups tests by browser, undoing that: put the
+    # transactional ones last again.
     def transactional(item) -> bool:
         marker = item.get_closest_marker("django_db")
         if marker and marker.kwargs.get("transaction"):
@@ -69,3 +74,30 @@ def pytest_collection_modifyitems(items):
         return bool({"transactional_db", "live_server"} & set(item.fixturenames))
 
     items.sort(key=transactional)
+
+
+# Data migrations that seed rows every test expects (the role groups), in order.
+SEED_MIGRATIONS = [
+    ("portal.accounts.migrations.0002_roles", "create_roles"),
+    ("portal.accounts.migrations.0003_support_cannot_read_tokens", "remove"),
+    ("portal.accounts.migrations.0004_upgrade_roles", "add"),
+]
+
+
+def _replay_seed_migrations(sender, using, **kwargs):
+    """After the flush that ends a transactional test, rebuild what data migrations made.
+
+    Django re-creates content types and permissions then (post_migrate), but not rows of
+    data migrations. Replaying them on the migrated state is what a fresh database has.
+    (Django's serialized_rollback would restore them too, but Playwright's event loop
+    gives the main thread a new connection object without the serialized snapshot.)
+    """
+    with_models = [config for config in django_apps.get_app_configs() if config.models_module]
+    if sender is not with_models[-1]:
+        return  # post_migrate comes once per app with models; run once, after the last
+    state = MigrationLoader(connections[using]).project_state().apps
+    for module, function in SEED_MIGRATIONS:
+        getattr(importlib.import_module(module), function)(state, None)
+
+
+post_migrate.connect(_replay_seed_migrations, dispatch_uid="tests.replay_seed_migrations")

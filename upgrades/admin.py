@@ -150,6 +150,9 @@ class UpgradeRequestAdmin(admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         return self.readonly_fields if obj else []
 
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj else []
+
     def get_fields(self, request, obj=None):
         if obj is None:
             return RecordRequestForm._meta.fields

@@ -10,8 +10,7 @@ from portal.management.commands.seed_demo import DEMO_PASSWORD
 
 
 @pytest.mark.browser
-# serialized_rollback: the flush after a transactional test would drop the role groups.
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_demo_customer_sees_japanese_home_then_switches_to_english(live_server, page: Page):
     call_command("seed_demo", stdout=io.StringIO())
 

@@ -33,15 +33,15 @@ def count_queries(django_assert_max_num_queries, fetch) -> int:
     return len(captured.captured_queries)
 
 
-@pytest.mark.parametrize("page", ["home", "api"])
+@pytest.mark.parametrize("view", ["home", "api"])
 def test_customer_lists_keep_their_query_count_as_rows_grow(
-    client, django_assert_max_num_queries, page
+    client, django_assert_max_num_queries, view
 ):
     user = UserFactory()
     client.force_login(user)
 
     def fetch():
-        if page == "home":
+        if view == "home":
             return client.get(reverse("home"))
         api = APIClient()  # a fresh user object, as each request has: no cached permissions
         api.force_authenticate(User.objects.get(pk=user.pk))

@@ -213,24 +213,29 @@ def end_disaster(*, disaster: Disaster, operator, now: datetime) -> None:
         transaction.on_commit(lambda: tasks.end_blanket_grants.delay(blanket.pk))
 
 
-def _finish_grants_in_chunks(grants, *, to_state: str, notice: str, cause: str, now, chunk_size):
+def _finish_grants_in_chunks(
+    grants, *, from_states, to_state: str, notice: str, cause: str, now, chunk_size
+):
     """Move ``grants`` to ``to_state`` chunk by chunk; lower speeds; queue one notice each.
 
-    Grants are taken with SKIP LOCKED and updated only while still in their state, so
-    two runs at once share the work and each grant moves (and is noticed) exactly once.
+    Grants are taken with SKIP LOCKED and updated only while still in ``from_states``
+    (the lock and the condition each guard on their own), so two runs at once share the
+    work and each grant moves, and is noticed, exactly once.
     """
     moved = 0
     while True:
         with transaction.atomic():
             rows = list(
-                grants.select_for_update(skip_locked=True, of=("self",))
+                # FOR NO KEY UPDATE: a notice being inserted for a grant (a foreign-key
+                # check) does not make the job skip that grant.
+                grants.select_for_update(skip_locked=True, no_key=True, of=("self",))
                 .order_by("pk")
                 .values_list("pk", "subscription_id")[:chunk_size]
             )
             if not rows:
                 break
             ids = [pk for pk, _ in rows]
-            moved += SpeedGrant.objects.filter(pk__in=ids, state__in=SpeedGrant.BOOSTING).update(
+            moved += SpeedGrant.objects.filter(pk__in=ids, state__in=from_states).update(
                 state=to_state, ended_at=now
             )
             lower_desired_speeds(subscription_ids=[sub for _, sub in rows], cause=cause)
@@ -250,6 +255,7 @@ def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> in
     """Return to normal every blanket grant still unconfirmed at its deadline."""
     return _finish_grants_in_chunks(
         SpeedGrant.objects.due_for_revert(now),
+        from_states=[SpeedGrant.State.PENDING],
         to_state=SpeedGrant.State.REVERTED,
         notice=Notification.Kind.REVERTED,
         cause="not confirmed before the deadline",
@@ -266,6 +272,7 @@ def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None
             blanket_upgrade__status=BlanketUpgrade.Status.ENDED,
             state__in=SpeedGrant.BOOSTING,
         ),
+        from_states=SpeedGrant.BOOSTING,
         to_state=SpeedGrant.State.ENDED,
         notice=Notification.Kind.DISASTER_ENDED,
         cause=f"blanket upgrade {blanket_id} ended",

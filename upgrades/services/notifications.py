@@ -152,6 +152,8 @@ def send_notifications(*, now: datetime, batch_size: int | None = None) -> int:
                 notification.sent_at = now
                 notification.lease_until = None
                 notification.attempts += 1
+            # One statement for the batch (its recipients differ row by row); the
+            # declare and revert paths never come here.
             Notification.objects.bulk_update(
                 delivered, ["sent_at", "lease_until", "attempts", "recipients"]
             )

@@ -1,0 +1,58 @@
+"""End to end with a real worker: a declaration upgrades lines on a flaky network."""
+
+import pytest
+from django.core import mail
+from django.utils import timezone
+
+from subscriptions.models import Subscription
+from tests.factories import OperatorUserFactory, UserFactory
+from tests.upgrades.conftest import make_lines
+from tests.upgrades.network import FakeNetwork
+from tests.worker import celery_worker, wait_for
+from upgrades.models import BlanketUpgrade, Notification
+from upgrades.services.blanket import declare_disaster
+
+
+@pytest.mark.worker
+@pytest.mark.django_db(transaction=True)
+def test_a_declaration_reaches_the_network_through_an_outage(monkeypatch):
+    customer_user = UserFactory()
+    lines = make_lines(30, customer=customer_user.customer)
+
+    with (
+        FakeNetwork(fail_first=2) as network,
+        celery_worker(
+            monkeypatch,
+            PROVISIONING_BACKEND="http",
+            PROVISIONING_URL=network.url,
+            PROVISIONING_BATCH_SIZE="10",
+            BLANKET_CHUNK_SIZE="7",
+            EMAIL_URL="consolemail://",
+        ),
+    ):
+        blanket = declare_disaster(
+            operator=OperatorUserFactory(),
+            title="令和8年 秩父豪雨",
+            nationwide=False,
+            prefectures=["11"],
+            idempotency_key="e2e",
+            now=timezone.now(),
+        )
+
+        # the worker grants every line, then pushes the speeds, retrying through the outage
+        assert wait_for(
+            lambda: (
+                not Subscription.objects.out_of_sync().exists()
+                and Subscription.objects.filter(applied_upgraded=True).count() == 30
+            ),
+            timeout=120,
+        ), f"not converged; network saw {network.requests} requests"
+        assert wait_for(lambda: not Notification.objects.filter(sent_at__isnull=True).exists())
+
+    blanket.refresh_from_db()
+    assert blanket.status == BlanketUpgrade.Status.ACTIVE
+    assert network.requests >= 3 + 2  # three batches after two refused attempts
+    assert network.speeds == {line.contract_number: 8192 for line in lines}
+    assert set(network.applied.values()) == {1}
+    assert Notification.objects.filter(kind="blanket_started", sent_at__isnull=False).count() == 30
+    assert mail.outbox == []  # sent by the worker process, not by this one
