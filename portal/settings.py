@@ -308,6 +308,8 @@ if PROVISIONING_BACKEND == "http" and not PROVISIONING_URL:
     raise ImproperlyConfigured("PROVISIONING_URL must be set for PROVISIONING_BACKEND=http")
 
 NOTIFICATION_BATCH_SIZE = env.int("NOTIFICATION_BATCH_SIZE", default=200)
+# How often the disaster page refreshes its counts.
+DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=10)
 
 SUPPORT_PHONE = env.str("SUPPORT_PHONE", default="03-6279-0933")
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")

@@ -30,6 +30,10 @@ class SiteAdmin(admin.ModelAdmin):
     autocomplete_fields = ["customer"]
     show_full_result_count = False
 
+    def get_readonly_fields(self, request, obj=None):
+        # Moving a site to another organisation would hand it that site's contracts.
+        return ["customer"] if obj else []
+
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):

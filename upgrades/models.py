@@ -242,11 +242,14 @@ class SpeedGrant(models.Model):
 
     BOOSTING = (State.PENDING, State.ACTIVE)
 
+    # db_index=False on these keys: the composite indexes below start with them, and a
+    # nationwide declaration writes one row per line, so every index costs.
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
         on_delete=models.PROTECT,
         related_name="speed_grants",
         verbose_name=_("subscription"),
+        db_index=False,
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     upgrade_request = models.ForeignKey(
@@ -256,6 +259,7 @@ class SpeedGrant(models.Model):
         blank=True,
         related_name="grants",
         verbose_name=_("upgrade request"),
+        db_index=False,
     )
     blanket_upgrade = models.ForeignKey(
         BlanketUpgrade,
@@ -264,6 +268,7 @@ class SpeedGrant(models.Model):
         blank=True,
         related_name="grants",
         verbose_name=_("blanket upgrade"),
+        db_index=False,
     )
     state = models.CharField(_("state"), max_length=20, choices=State.choices)
     starts_at = models.DateTimeField(_("starts"))
@@ -382,8 +387,14 @@ class Notification(models.Model):
         REQUEST_REJECTED = "request_rejected", _("Upgrade request rejected")
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
+    # Indexed by the unique constraints below, which start with these keys.
     grant = models.ForeignKey(
-        SpeedGrant, on_delete=models.CASCADE, null=True, blank=True, related_name="notifications"
+        SpeedGrant,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="notifications",
+        db_index=False,
     )
     upgrade_request = models.ForeignKey(
         UpgradeRequest,
@@ -391,6 +402,7 @@ class Notification(models.Model):
         null=True,
         blank=True,
         related_name="notifications",
+        db_index=False,
     )
     created_at = models.DateTimeField(_("created"))
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)

@@ -3,6 +3,7 @@ service, redirect with a message."""
 
 from datetime import timedelta
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core import signing
@@ -245,6 +246,7 @@ class DisasterView(OperatorMixin, DetailView):
             initial={"deadline": timezone.localtime(self.object.deadline)}
         )
         context["events"] = self.object.events.select_related("by")
+        context["refresh_seconds"] = settings.DASHBOARD_REFRESH_SECONDS
         return context
 
 

@@ -5,6 +5,7 @@ from django.utils.translation import gettext_lazy as _
 from rest_framework.authtoken.models import TokenProxy
 
 from portal.accounts.models import User
+from portal.accounts.services import give_customer_role
 
 # DRF's token admin shows every key in full, and a key is a login: no one browses them.
 # A user who loses a token gets a new one through the API's token endpoint.
@@ -50,3 +51,8 @@ class UserAdmin(DjangoUserAdmin):
         ),
     ]
     filter_horizontal = ["groups"]
+
+    def save_related(self, request, form, formsets, change):
+        super().save_related(request, form, formsets, change)
+        # After the form's groups are saved, or they would overwrite the role.
+        give_customer_role(user=form.instance)

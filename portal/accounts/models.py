@@ -76,6 +76,9 @@ class User(AbstractBaseUser, PermissionsMixin):
             models.CheckConstraint(
                 condition=Q(customer__isnull=True) | Q(is_staff=False),
                 name="%(app_label)s_%(class)s_customer_not_staff",
+                violation_error_message=_(
+                    "A user of a customer organisation cannot have staff status."
+                ),
             ),
         ]
 

@@ -1,4 +1,4 @@
-// Refreshes the blanket upgrade's counts every 10 s without reloading the page.
+// Refreshes the blanket upgrade's counts (every data-interval seconds) without reloading.
 // Operators only; customer pages carry no script.
 (function () {
   var section = document.getElementById("progress");
@@ -25,5 +25,5 @@
       .then(function (data) { if (data) update(data); })
       .catch(function () {});
   }
-  setInterval(poll, 10000);
+  setInterval(poll, 1000 * (parseInt(section.getAttribute("data-interval"), 10) || 10));
 })();

@@ -216,3 +216,47 @@ def test_staff_cannot_browse_customers_api_tokens(client, factory, alice):
     assert not factory._meta.model.objects.filter(
         groups__permissions__codename="view_tokenproxy"
     ).exists()
+
+
+def test_a_customer_user_added_in_the_admin_can_use_the_portal(client):
+    customer = SiteFactory().customer
+    client.force_login(OperatorUserFactory(is_superuser=True))
+
+    client.post(
+        reverse("admin:accounts_user_add"),
+        {
+            "email": "new@town.example.jp",
+            "full_name": "新井",
+            "customer": customer.pk,
+            "password1": "a-long-new-password",
+            "password2": "a-long-new-password",
+            "usable_password": "true",
+        },
+    )
+    client.logout()
+    client.force_login(customer.users.get())
+
+    assert client.get(reverse("home")).status_code == 200
+
+
+def test_support_cannot_move_a_site_to_another_organisation(client):
+    site = SiteFactory()
+    other = SiteFactory().customer
+    client.force_login(SupportUserFactory())
+
+    client.post(
+        reverse("admin:subscriptions_site_change", args=[site.pk]),
+        {
+            "customer": other.pk,
+            "name": site.name,
+            "prefecture": site.prefecture,
+            "address": site.address,
+            "contact_phone": site.contact_phone,
+            "postal_code": site.postal_code,
+            "subscriptions-TOTAL_FORMS": "0",
+            "subscriptions-INITIAL_FORMS": "0",
+        },
+    )
+
+    site.refresh_from_db()
+    assert site.customer_id != other.pk

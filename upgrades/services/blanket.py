@@ -223,29 +223,37 @@ def _finish_grants_in_chunks(
     work and each grant moves, and is noticed, exactly once.
     """
     moved = 0
-    while True:
-        with transaction.atomic():
-            rows = list(
-                # FOR NO KEY UPDATE: a notice being inserted for a grant (a foreign-key
-                # check) does not make the job skip that grant.
-                grants.select_for_update(skip_locked=True, no_key=True, of=("self",))
-                .order_by("pk")
-                .values_list("pk", "subscription_id")[:chunk_size]
-            )
-            if not rows:
-                break
-            ids = [pk for pk, _ in rows]
-            moved += SpeedGrant.objects.filter(pk__in=ids, state__in=from_states).update(
-                state=to_state, ended_at=now
-            )
-            lower_desired_speeds(subscription_ids=[sub for _, sub in rows], cause=cause)
-            insert_from_select(
-                Notification,
-                ["kind", "grant", "created_at"],
-                SpeedGrant.objects.filter(pk__in=ids)
-                .order_by()
-                .values_list(Value(notice), "pk", Value(now, output_field=DateTimeField())),
-            )
+    while True:  # passes over the grants, until one moves nothing
+        moved_in_pass, after = 0, 0
+        while True:  # chunks, by primary key: each starts where the last one ended
+            with transaction.atomic():
+                rows = list(
+                    # FOR NO KEY UPDATE: a notice being inserted for a grant (a foreign-
+                    # key check) does not make the job skip that grant.
+                    grants.filter(pk__gt=after)
+                    .select_for_update(skip_locked=True, no_key=True, of=("self",))
+                    .order_by("pk")
+                    .values_list("pk", "subscription_id")[:chunk_size]
+                )
+                if not rows:
+                    break
+                ids = [pk for pk, _ in rows]
+                after = ids[-1]
+                moved_in_pass += SpeedGrant.objects.filter(
+                    pk__in=ids, state__in=from_states
+                ).update(state=to_state, ended_at=now)
+                lower_desired_speeds(subscription_ids=[sub for _, sub in rows], cause=cause)
+                insert_from_select(
+                    Notification,
+                    ["kind", "grant", "created_at"],
+                    SpeedGrant.objects.filter(pk__in=ids)
+                    .order_by()
+                    .values_list(Value(notice), "pk", Value(now, output_field=DateTimeField())),
+                )
+        moved += moved_in_pass
+        # A grant another transaction held (skipped) is looked at again in a new pass.
+        if not moved_in_pass:
+            break
     if moved:
         _enqueue_follow_ups()
     return moved
