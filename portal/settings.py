@@ -284,6 +284,18 @@ SPECTACULAR_SETTINGS = {
 # Where links in e-mails point (the signed confirm / decline links).
 PORTAL_BASE_URL = env.str("PORTAL_BASE_URL", default="http://127.0.0.1:8000").rstrip("/")
 
+# Subscriptions and extensions (FAQ Q4).
+EXPIRING_SOON_DAYS = env.int("EXPIRING_SOON_DAYS", default=90)
+RENEWAL_REMINDER_DAYS = env.int("RENEWAL_REMINDER_DAYS", default=90)
+# The issuer printed on invoices (Japan's qualified-invoice system: name and the
+# registration number "T" + 13 digits).
+INVOICE_ISSUER_NAME = env.str("INVOICE_ISSUER_NAME", default="BCP衛星通信株式会社")
+INVOICE_REGISTRATION_NUMBER = env.str("INVOICE_REGISTRATION_NUMBER", default="T1234567890123")
+INVOICE_ISSUER_ADDRESS = env.str("INVOICE_ISSUER_ADDRESS", default="東京都千代田区")
+INVOICE_BANK_ACCOUNT = env.str(
+    "INVOICE_BANK_ACCOUNT", default="○○銀行 本店営業部 普通 1234567 ビーシーピーエイセイツウシン(カ"
+)
+
 # Blanket disaster upgrades (FAQ Q2): customers who do not confirm within this many days
 # are returned to normal speed.
 BLANKET_CONFIRMATION_DAYS = env.int("BLANKET_CONFIRMATION_DAYS", default=3)

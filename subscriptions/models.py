@@ -2,6 +2,7 @@
 
 from datetime import date, timedelta
 
+from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -79,6 +80,8 @@ class Site(models.Model):
     contact_phone = models.CharField(
         _("contact phone"), max_length=20, validators=[phone_validator]
     )
+    antenna_serial = models.CharField(_("antenna serial number"), max_length=50, blank=True)
+    modem_serial = models.CharField(_("modem serial number"), max_length=50, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -128,7 +131,10 @@ class SubscriptionQuerySet(models.QuerySet):
         return self.filter(site__customer_id=customer_id) if customer_id else self.none()
 
     def in_service(self, on: date) -> "SubscriptionQuerySet":
-        return self.filter(status=Subscription.Status.ACTIVE, term_end__gt=on)
+        """Lines with service on ``on``: within the term, or within a paid extension."""
+        return self.filter(
+            Q(term_end__gt=on) | Q(extended_until__gte=on), status=Subscription.Status.ACTIVE
+        )
 
     def out_of_sync(self) -> "SubscriptionQuerySet":
         """Lines whose speed on the network is not the one the portal wants."""
@@ -146,10 +152,14 @@ class Subscription(models.Model):
         CANCELLED = "cancelled", _("Cancelled")
 
     class State(models.TextChoices):
-        # What a customer reads; follows from status and dates.
-        IN_SERVICE = "in_service", _("In service")
+        # What a customer reads; follows from status, dates and paid extensions.
+        ACTIVE = "active", _("In service")
+        EXPIRING_SOON = "expiring_soon", _("Expiring soon")
+        EXTENDED = "extended", _("Extended")
         EXPIRED = "expired", _("Expired")
         CANCELLED = "cancelled", _("Cancelled")
+
+    IN_SERVICE_STATES = (State.ACTIVE, State.EXPIRING_SOON, State.EXTENDED)
 
     contract_number = models.CharField(_("contract number"), max_length=30, unique=True)
     site = models.ForeignKey(
@@ -165,6 +175,8 @@ class Subscription(models.Model):
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.ACTIVE
     )
+    # The last day of service bought by a paid extension (set only by a payment).
+    extended_until = models.DateField(_("extended until"), null=True, blank=True)
     static_ip = models.BooleanField(_("static IP"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
@@ -220,10 +232,23 @@ class Subscription(models.Model):
     def get_absolute_url(self) -> str:
         return reverse("subscriptions:detail", args=[self.pk])
 
+    @property
+    def service_end(self) -> date:
+        """The first day without service, extensions included."""
+        if self.extended_until and self.extended_until >= self.term_end:
+            return self.extended_until + timedelta(days=1)
+        return self.term_end
+
     def state_on(self, day: date) -> "Subscription.State":
         if self.status == self.Status.CANCELLED:
             return self.State.CANCELLED
-        return self.State.IN_SERVICE if day < self.term_end else self.State.EXPIRED
+        if day >= self.service_end:
+            return self.State.EXPIRED
+        if day >= self.term_end:
+            return self.State.EXTENDED
+        if (self.service_end - day).days <= settings.EXPIRING_SOON_DAYS:
+            return self.State.EXPIRING_SOON
+        return self.State.ACTIVE
 
     @property
     def applied_kbps(self) -> int:
@@ -236,9 +261,277 @@ class Subscription(models.Model):
     @property
     def last_day(self) -> date:
         """The last day with service: what a customer calls the day the term ends."""
+        return self.service_end - timedelta(days=1)
+
+    @property
+    def term_last_day(self) -> date:
         return self.term_end - timedelta(days=1)
 
     def days_left(self, day: date) -> int:
         if self.status == self.Status.CANCELLED:
             return 0
-        return max((self.term_end - day).days, 0)
+        return max((self.service_end - day).days, 0)
+
+
+class ExtensionOfferQuerySet(models.QuerySet):
+    def open_on(self, day: date) -> "ExtensionOfferQuerySet":
+        return self.filter(opens_on__lte=day, closes_on__gte=day)
+
+
+class ExtensionOffer(models.Model):
+    """An offer to extend expired or expiring lines until a date, prepaid in bulk (FAQ Q4).
+
+    Operators edit offers in the admin; the seed's offer (until 31 December 2021) is
+    loaded by a data migration.
+    """
+
+    name = models.CharField(_("name"), max_length=200)
+    extends_until = models.DateField(
+        _("extends service until"), help_text=_("The last day of service it buys.")
+    )
+    annual_price_yen = models.PositiveIntegerField(_("annual price (yen, before tax)"))
+    static_ip_annual_price_yen = models.PositiveIntegerField(
+        _("static IP annual price (yen, before tax)")
+    )
+    tax_rate_percent = models.PositiveSmallIntegerField(_("consumption tax rate (%)"))
+    opens_on = models.DateField(_("open from"))
+    closes_on = models.DateField(_("open until"), help_text=_("The last day it can be taken."))
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
+
+    objects = ExtensionOfferQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("extension offer")
+        verbose_name_plural = _("extension offers")
+        ordering = ["-extends_until", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(closes_on__gte=models.F("opens_on"))
+                & Q(extends_until__gte=models.F("closes_on")),
+                name="%(app_label)s_%(class)s_dates_in_order",
+            ),
+            models.CheckConstraint(
+                condition=Q(tax_rate_percent__lte=100),
+                name="%(app_label)s_%(class)s_tax_rate_percent",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def is_open_on(self, day: date) -> bool:
+        return self.opens_on <= day <= self.closes_on
+
+
+class Quote(models.Model):
+    """What extending one subscription under one offer costs: a snapshot, not a bill."""
+
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="quotes",
+        verbose_name=_("subscription"),
+    )
+    offer = models.ForeignKey(
+        ExtensionOffer, on_delete=models.PROTECT, related_name="quotes", verbose_name=_("offer")
+    )
+    first_day = models.DateField(_("first day"))
+    last_day = models.DateField(_("last day"))
+    months = models.PositiveSmallIntegerField(_("months"))
+    days = models.PositiveSmallIntegerField(_("days"))
+    service_yen = models.PositiveIntegerField(_("service (yen)"))
+    static_ip_yen = models.PositiveIntegerField(_("static IP (yen)"))
+    tax_rate_percent = models.PositiveSmallIntegerField(_("tax rate (%)"))
+    tax_yen = models.PositiveIntegerField(_("tax (yen)"))
+    total_yen = models.PositiveIntegerField(_("total (yen)"))
+    created_at = models.DateTimeField(_("created"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+
+    class Meta:
+        verbose_name = _("quote")
+        verbose_name_plural = _("quotes")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(
+                    total_yen=models.F("service_yen")
+                    + models.F("static_ip_yen")
+                    + models.F("tax_yen")
+                ),
+                name="%(app_label)s_%(class)s_total_adds_up",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription} {self.first_day}..{self.last_day}"
+
+    @property
+    def subtotal_yen(self) -> int:
+        return self.service_yen + self.static_ip_yen
+
+
+class InvoiceSequence(models.Model):
+    """The next invoice number, taken under a row lock so numbers have no gaps."""
+
+    name = models.CharField(max_length=20, unique=True)
+    next_number = models.PositiveBigIntegerField(default=1)
+
+    class Meta:
+        verbose_name = _("invoice number sequence")
+        verbose_name_plural = _("invoice number sequences")
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.next_number}"
+
+
+class Invoice(models.Model):
+    """A prepaid invoice for a whole extension, or the credit note that cancels one.
+
+    Issued documents never change: the amounts, lines and issuer are written once; only
+    the payment state moves, and a cancellation is a credit note of its own.
+    """
+
+    class Kind(models.TextChoices):
+        INVOICE = "invoice", _("Invoice")
+        CREDIT_NOTE = "credit_note", _("Credit note")
+
+    class Status(models.TextChoices):
+        ISSUED = "issued", _("Issued")
+        PAID = "paid", _("Paid")
+        CANCELLED = "cancelled", _("Cancelled")
+
+    number = models.PositiveBigIntegerField(_("number"), unique=True)
+    kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.INVOICE)
+    status = models.CharField(_("status"), max_length=20, choices=Status.choices)
+    customer = models.ForeignKey(
+        Customer, on_delete=models.PROTECT, related_name="invoices", verbose_name=_("customer")
+    )
+    subscription = models.ForeignKey(
+        Subscription,
+        on_delete=models.PROTECT,
+        related_name="invoices",
+        verbose_name=_("subscription"),
+    )
+    quote = models.OneToOneField(
+        Quote, on_delete=models.PROTECT, null=True, blank=True, related_name="invoice"
+    )
+    credits = models.OneToOneField(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="credit_note",
+        verbose_name=_("cancels invoice"),
+    )
+    extends_until = models.DateField(_("extends service until"), null=True, blank=True)
+    issued_on = models.DateField(_("issued on"))
+    due_on = models.DateField(_("due on"))
+    issuer_name = models.CharField(_("issuer"), max_length=200)
+    issuer_registration_number = models.CharField(_("registration number"), max_length=14)
+    subtotal_yen = models.IntegerField(_("subtotal (yen)"))
+    tax_rate_percent = models.PositiveSmallIntegerField(_("tax rate (%)"))
+    tax_yen = models.IntegerField(_("tax (yen)"))
+    total_yen = models.IntegerField(_("total (yen)"))
+    paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
+    created_at = models.DateTimeField(_("created"))
+
+    class Meta:
+        verbose_name = _("invoice")
+        verbose_name_plural = _("invoices")
+        ordering = ["-number"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(total_yen=models.F("subtotal_yen") + models.F("tax_yen")),
+                name="%(app_label)s_%(class)s_total_adds_up",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind="invoice", credits__isnull=True, total_yen__gte=0)
+                | Q(kind="credit_note", credits__isnull=False, total_yen__lte=0),
+                name="%(app_label)s_%(class)s_credit_note_credits_an_invoice",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="paid", paid_at__isnull=False) | ~Q(status="paid"),
+                name="%(app_label)s_%(class)s_paid_has_date",
+            ),
+        ]
+        indexes = [
+            # A customer's invoice list.
+            models.Index(fields=["customer", "-number"], name="subscr_invoice_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.display_number
+
+    def get_absolute_url(self) -> str:
+        return reverse("subscriptions:invoice", args=[self.pk])
+
+    @property
+    def display_number(self) -> str:
+        prefix = "CN" if self.kind == self.Kind.CREDIT_NOTE else "INV"
+        return f"{prefix}-{self.number:06d}"
+
+
+class InvoiceLine(models.Model):
+    invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
+    description = models.CharField(_("description"), max_length=300)
+    amount_yen = models.IntegerField(_("amount (yen, before tax)"))
+    tax_rate_percent = models.PositiveSmallIntegerField(_("tax rate (%)"))
+
+    class Meta:
+        verbose_name = _("invoice line")
+        verbose_name_plural = _("invoice lines")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.description
+
+
+class Payment(models.Model):
+    """Money received for an invoice (a bank transfer), recorded by staff."""
+
+    invoice = models.OneToOneField(
+        Invoice, on_delete=models.PROTECT, related_name="payment", verbose_name=_("invoice")
+    )
+    amount_yen = models.PositiveIntegerField(_("amount (yen)"))
+    paid_on = models.DateField(_("paid on"))
+    reference = models.CharField(_("bank-transfer reference"), max_length=100)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(_("recorded"))
+
+    class Meta:
+        verbose_name = _("payment")
+        verbose_name_plural = _("payments")
+        ordering = ["-recorded_at"]
+
+    def __str__(self) -> str:
+        return f"{self.invoice}: ¥{self.amount_yen:,}"
+
+
+class RenewalReminder(models.Model):
+    """The e-mail sent before a term ends, at most once per subscription and term end."""
+
+    subscription = models.ForeignKey(
+        Subscription, on_delete=models.CASCADE, related_name="renewal_reminders"
+    )
+    service_end = models.DateField(_("service end"))
+    offer = models.ForeignKey(ExtensionOffer, on_delete=models.PROTECT, null=True, blank=True)
+    sent_at = models.DateTimeField(_("sent"))
+    recipients = models.JSONField(_("recipients"), default=list)
+
+    class Meta:
+        verbose_name = _("renewal reminder")
+        verbose_name_plural = _("renewal reminders")
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["subscription", "service_end"],
+                name="%(app_label)s_%(class)s_once_per_term",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subscription} {self.service_end}"

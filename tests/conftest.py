@@ -76,11 +76,12 @@ def pytest_collection_modifyitems(items):
     items.sort(key=transactional)
 
 
-# Data migrations that seed rows every test expects (the role groups), in order.
+# Data migrations that seed rows every test expects (roles, the 2021 offer), in order.
 SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0002_roles", "create_roles"),
     ("portal.accounts.migrations.0003_support_cannot_read_tokens", "remove"),
     ("portal.accounts.migrations.0004_upgrade_roles", "add"),
+    ("subscriptions.migrations.0004_seed_extension_offer", "seed"),
 ]
 
 

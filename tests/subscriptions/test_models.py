@@ -27,7 +27,8 @@ def test_saving_a_subscription_derives_its_term_end_from_the_start():
 def test_state_follows_the_term_dates_and_cancellation():
     subscription = SubscriptionFactory(service_start=date(2014, 4, 1))
 
-    assert subscription.state_on(date(2019, 3, 31)) == Subscription.State.IN_SERVICE
+    assert subscription.state_on(date(2018, 3, 31)) == Subscription.State.ACTIVE
+    assert subscription.state_on(date(2019, 3, 31)) == Subscription.State.EXPIRING_SOON
     assert subscription.days_left(date(2019, 3, 31)) == 1
     assert subscription.state_on(date(2019, 4, 1)) == Subscription.State.EXPIRED
     assert subscription.days_left(date(2019, 4, 1)) == 0
@@ -95,8 +96,8 @@ def test_a_line_expires_at_midnight_japan_time_not_utc(client):
     with time_machine.travel(datetime(2026, 11, 24, 15, 0, tzinfo=UTC), tick=False):
         next_day = client.get(reverse("home")).text
 
-    assert "サービス提供中" in last_day and "期限切れ" not in last_day
-    assert "期限切れ" in next_day and "サービス提供中" not in next_day
+    assert "まもなく満了" in last_day and "期限切れ" not in last_day
+    assert "期限切れ" in next_day and "まもなく満了" not in next_day
     assert "2026-11-24" in last_day  # shown as the last day of service
 
 
