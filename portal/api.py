@@ -6,11 +6,13 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from subscriptions.api import SubscriptionViewSet
+from subscriptions.api import InvoiceViewSet, QuoteViewSet, SubscriptionViewSet
 from upgrades.api import DisasterViewSet, GrantViewSet, UpgradeRequestViewSet
 
 router = DefaultRouter()
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
+router.register("quotes", QuoteViewSet, basename="quote")
+router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("upgrade-requests", UpgradeRequestViewSet, basename="upgrade-request")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("operator/disasters", DisasterViewSet, basename="disaster")

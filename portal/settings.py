@@ -19,6 +19,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import environ
+from celery.schedules import crontab
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -71,6 +72,7 @@ INSTALLED_APPS = [
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
+    "django.contrib.humanize",
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
@@ -380,6 +382,11 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Every minute: e-mails that a failed send or a lost message left unsent.
     "send-notifications": {"task": "upgrades.tasks.send_notifications", "schedule": 60.0},
+    # Every morning at 9:00 Japan time: tell customers whose term ends soon (FAQ Q4).
+    "renewal-reminders": {
+        "task": "subscriptions.tasks.send_renewal_reminders",
+        "schedule": crontab(hour=9, minute=0),
+    },
 }
 # Beyond this age the heartbeat counts as missing.
 HEARTBEAT_STALE_AFTER = timedelta(minutes=env.int("HEARTBEAT_STALE_MINUTES", default=5))

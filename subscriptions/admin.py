@@ -1,13 +1,33 @@
-from django.contrib import admin
+import csv
+from datetime import timedelta
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import F, Q
+from django.http import HttpResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.template.response import TemplateResponse
+from django.urls import path
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
-from subscriptions.models import Customer, Plan, Site, Subscription
+from subscriptions.models import (
+    Customer,
+    ExtensionOffer,
+    Invoice,
+    InvoiceLine,
+    Plan,
+    Site,
+    Subscription,
+)
+from subscriptions.services import cancel_invoice, record_payment
 
 
 class SiteInline(admin.TabularInline):
     model = Site
-    fields = ["name", "prefecture", "address", "contact_phone"]
+    fields = ["name", "prefecture", "address", "contact_phone", "antenna_serial", "modem_serial"]
     extra = 0
     show_change_link = True
 
@@ -23,10 +43,18 @@ class CustomerAdmin(admin.ModelAdmin):
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ["name", "customer", "prefecture", "address", "contact_phone"]
+    list_display = ["name", "customer", "prefecture", "address", "contact_phone", "antenna_serial"]
     list_filter = ["prefecture"]
     list_select_related = ["customer"]
-    search_fields = ["name", "address", "contact_phone", "customer__name", "customer__code"]
+    search_fields = [
+        "name",
+        "address",
+        "contact_phone",
+        "customer__name",
+        "customer__code",
+        "antenna_serial",
+        "modem_serial",
+    ]
     autocomplete_fields = ["customer"]
     show_full_result_count = False
 
@@ -57,6 +85,36 @@ class ExpiryYearFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StateFilter(admin.SimpleListFilter):
+    """Subscription state as of today, translated into date conditions (indexable)."""
+
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return Subscription.State.choices
+
+    def queryset(self, request, queryset):
+        today = timezone.localdate()
+        soon = today + timedelta(days=settings.EXPIRING_SOON_DAYS)
+        active = queryset.filter(status=Subscription.Status.ACTIVE)
+        not_extended = Q(extended_until__isnull=True) | Q(extended_until__lt=F("term_end"))
+        match self.value():
+            case Subscription.State.CANCELLED:
+                return queryset.filter(status=Subscription.Status.CANCELLED)
+            case Subscription.State.EXTENDED:
+                return active.filter(term_end__lte=today, extended_until__gte=today)
+            case Subscription.State.EXPIRED:
+                return active.filter(term_end__lte=today).filter(
+                    Q(extended_until__isnull=True) | Q(extended_until__lt=today)
+                )
+            case Subscription.State.EXPIRING_SOON:
+                return active.filter(not_extended, term_end__gt=today, term_end__lte=soon)
+            case Subscription.State.ACTIVE:
+                return active.filter(term_end__gt=soon)
+        return queryset
+
+
 @admin.register(Subscription)
 class SubscriptionAdmin(admin.ModelAdmin):
     list_display = [
@@ -67,10 +125,11 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "plan",
         "service_start",
         "term_end",
-        "status",
+        "extended_until",
+        "state",
         "static_ip",
     ]
-    list_filter = ["status", "plan", "static_ip", "site__prefecture", ExpiryYearFilter]
+    list_filter = [StateFilter, "plan", "static_ip", "site__prefecture", ExpiryYearFilter]
     list_select_related = ["site__customer", "plan"]
     search_fields = [
         "contract_number",
@@ -80,13 +139,168 @@ class SubscriptionAdmin(admin.ModelAdmin):
         "site__customer__code",
     ]
     autocomplete_fields = ["site"]
-    readonly_fields = ["term_end", "created_at"]
+    readonly_fields = ["term_end", "extended_until", "created_at"]
     show_full_result_count = False
 
     @admin.display(description=_("customer"), ordering="site__customer__name")
     def customer(self, obj: Subscription) -> Customer:
         return obj.site.customer
 
+    @admin.display(description=_("state"))
+    def state(self, obj: Subscription) -> str:
+        return obj.state_on(timezone.localdate()).label
+
     @admin.display(description=_("prefecture"), ordering="site__prefecture")
     def prefecture(self, obj: Subscription) -> str:
         return obj.site.get_prefecture_display()
+
+
+@admin.register(ExtensionOffer)
+class ExtensionOfferAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "extends_until",
+        "annual_price_yen",
+        "static_ip_annual_price_yen",
+        "tax_rate_percent",
+        "opens_on",
+        "closes_on",
+    ]
+    search_fields = ["name"]
+
+
+class InvoiceLineInline(admin.TabularInline):
+    model = InvoiceLine
+    fields = ["description", "amount_yen", "tax_rate_percent"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RecordPaymentForm(forms.Form):
+    amount_yen = forms.IntegerField(label=_("amount (yen)"), min_value=1)
+    paid_on = forms.DateField(label=_("paid on"), widget=forms.DateInput(attrs={"type": "date"}))
+    reference = forms.CharField(label=_("bank-transfer reference"), max_length=100)
+
+
+@admin.register(Invoice)
+class InvoiceAdmin(admin.ModelAdmin):
+    """Issued documents are read-only here: payments and cancellations are actions."""
+
+    list_display = [
+        "display_number",
+        "kind",
+        "issued_on",
+        "due_on",
+        "customer",
+        "subscription",
+        "total_yen",
+        "status",
+    ]
+    list_filter = ["status", "kind", "issued_on"]
+    list_select_related = ["customer", "subscription"]
+    search_fields = ["number", "customer__name", "customer__code", "subscription__contract_number"]
+    inlines = [InvoiceLineInline]
+    actions = ["export_csv", "cancel_with_credit_note"]
+    show_full_result_count = False
+    readonly_fields = [f.name for f in Invoice._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_urls(self):
+        return [
+            path(
+                "<int:pk>/record-payment/",
+                self.admin_site.admin_view(self.record_payment_view),
+                name="subscriptions_invoice_record_payment",
+            ),
+            *super().get_urls(),
+        ]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = {**(extra_context or {}), "record_payment_url": "record-payment/"}
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    def record_payment_view(self, request, pk: int):
+        invoice = get_object_or_404(Invoice, pk=pk)
+        if not self.has_change_permission(request, invoice):
+            raise PermissionDenied
+        form = RecordPaymentForm(request.POST or None, initial={"amount_yen": invoice.total_yen})
+        if request.method == "POST" and form.is_valid():
+            try:
+                record_payment(
+                    invoice=invoice, by=request.user, now=timezone.now(), **form.cleaned_data
+                )
+            except ValidationError as error:
+                if hasattr(error, "error_dict"):
+                    for field, errors in error.error_dict.items():
+                        form.add_error(field if field in form.fields else None, errors)
+                else:
+                    form.add_error(None, error)
+            else:
+                self.message_user(
+                    request,
+                    _("Payment recorded: %(number)s is paid and the extension is effective.")
+                    % {"number": invoice.display_number},
+                )
+                return redirect("admin:subscriptions_invoice_change", invoice.pk)
+        return TemplateResponse(
+            request,
+            "admin/subscriptions/record_payment.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Record a payment for %(number)s") % {"number": invoice.display_number},
+                "invoice": invoice,
+                "form": form,
+                "opts": self.model._meta,
+            },
+        )
+
+    @admin.action(description=_("Export as CSV for accounting"))
+    def export_csv(self, request, queryset):
+        response = HttpResponse(content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="invoices.csv"'
+        response.write("\ufeff")  # a BOM, so that Excel reads the Japanese names right
+        writer = csv.writer(response)
+        writer.writerow(
+            ["number", "kind", "issued_on", "due_on", "customer_code", "customer", "contract",
+             "subtotal_yen", "tax_rate_percent", "tax_yen", "total_yen", "status", "paid_at"]
+        )  # fmt: skip
+        for invoice in queryset.select_related("customer", "subscription").order_by("number"):
+            writer.writerow(
+                [
+                    invoice.display_number,
+                    invoice.kind,
+                    invoice.issued_on.isoformat(),
+                    invoice.due_on.isoformat(),
+                    invoice.customer.code,
+                    invoice.customer.name,
+                    invoice.subscription.contract_number,
+                    invoice.subtotal_yen,
+                    invoice.tax_rate_percent,
+                    invoice.tax_yen,
+                    invoice.total_yen,
+                    invoice.status,
+                    invoice.paid_at.isoformat() if invoice.paid_at else "",
+                ]
+            )
+        return response
+
+    @admin.action(description=_("Cancel (issues a credit note)"), permissions=["change"])
+    def cancel_with_credit_note(self, request, queryset):
+        for invoice in queryset:
+            try:
+                credit = cancel_invoice(invoice=invoice, by=request.user, now=timezone.now())
+            except ValidationError as error:
+                self.message_user(
+                    request, f"{invoice}: {' '.join(error.messages)}", messages.WARNING
+                )
+            else:
+                self.message_user(request, _("%(credit)s issued.") % {"credit": credit})

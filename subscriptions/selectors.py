@@ -1,8 +1,12 @@
-"""Customer-scoped reads of sites and subscriptions, each a fixed number of queries."""
+"""Customer-scoped reads of sites, subscriptions and invoices, each a fixed number of
+queries."""
+
+from datetime import date
 
 from django.db.models import Prefetch, QuerySet
+from django.utils.translation import gettext as _
 
-from subscriptions.models import Site, Subscription
+from subscriptions.models import Invoice, Quote, Site, Subscription
 
 
 def subscriptions_for_customer(*, customer_id: int) -> QuerySet[Subscription]:
@@ -17,3 +21,26 @@ def sites_with_subscriptions(*, customer_id: int) -> QuerySet[Site]:
             queryset=Subscription.objects.select_related("plan").order_by("-service_start"),
         )
     )
+
+
+def invoices_for_customer(*, customer_id: int) -> QuerySet[Invoice]:
+    return Invoice.objects.filter(customer_id=customer_id).select_related(
+        "subscription__site", "credits"
+    )
+
+
+def quotes_for_customer(*, customer_id: int) -> QuerySet[Quote]:
+    return Quote.objects.filter(subscription__site__customer_id=customer_id).select_related(
+        "subscription__site", "offer"
+    )
+
+
+def timeline(subscription: Subscription, *, today: date) -> list[tuple[date, str, bool]]:
+    """The dates that matter for one line, oldest first: (day, what, already passed)."""
+    entries = [
+        (subscription.service_start, _("Service started")),
+        (subscription.term_last_day, _("Last day of the five-year term")),
+    ]
+    if subscription.extended_until and subscription.extended_until >= subscription.term_end:
+        entries.append((subscription.extended_until, _("Last day of the paid extension")))
+    return [(day, label, day < today) for day, label in entries]

@@ -7,9 +7,11 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.mail import EmailMessage
 from django.db import transaction
-from django.db.models import F
-from django.utils import timezone
+from django.db.models import F, Q
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
 from subscriptions.models import (
@@ -19,6 +21,7 @@ from subscriptions.models import (
     InvoiceSequence,
     Payment,
     Quote,
+    RenewalReminder,
     Subscription,
 )
 from subscriptions.pricing import Period, consumption_tax, prorated_price
@@ -244,3 +247,69 @@ def cancel_invoice(*, invoice: Invoice, by, now: datetime) -> Invoice:
         for line in locked.lines.all()
     )
     return credit
+
+
+def send_renewal_reminders(*, now: datetime) -> int:
+    """E-mail customers whose line's service ends within RENEWAL_REMINDER_DAYS, with the
+    offer they can take (or the note that none is open): once per line and service end.
+
+    The reminder row is written before the e-mail and removed if sending fails, so a
+    line is never reminded twice for the same end, and a failure is tried again.
+    """
+    from portal.accounts.models import User  # recipients only
+
+    today = timezone.localdate(now)
+    horizon = today + timedelta(days=settings.RENEWAL_REMINDER_DAYS)
+    offer = open_offer(today=today)
+    candidates = (
+        Subscription.objects.in_service(today)
+        .filter(Q(term_end__lte=horizon) | Q(extended_until__lt=horizon))
+        .select_related("site__customer", "plan")
+    )
+    sent = 0
+    for subscription in candidates:
+        end = subscription.service_end
+        if end > horizon:
+            continue
+        reminder, created = RenewalReminder.objects.get_or_create(
+            subscription=subscription,
+            service_end=end,
+            defaults={"sent_at": now, "offer": offer},
+        )
+        if not created:
+            continue
+        customer = subscription.site.customer
+        users = User.objects.filter(customer=customer, is_active=True)
+        recipients = sorted(
+            {email.lower() for email in users.values_list("email", flat=True)}
+            | ({customer.email.lower()} if customer.email else set())
+        )
+        context = {
+            "subscription": subscription,
+            "customer": customer,
+            "last_day": end - timedelta(days=1),
+            "offer": offer if offer and offer.extends_until >= end else None,
+            "support_phone": settings.SUPPORT_PHONE,
+            "support_email": settings.SUPPORT_EMAIL,
+            "portal_url": f"{settings.PORTAL_BASE_URL}{subscription.get_absolute_url()}",
+        }
+        parts = {}
+        for language in ("ja", "en"):
+            with translation.override(language):
+                parts[language] = (
+                    render_to_string("subscriptions/email/renewal_subject.txt", context).strip(),
+                    render_to_string("subscriptions/email/renewal.txt", context).strip(),
+                )
+        try:
+            if recipients:
+                EmailMessage(
+                    f"{parts['ja'][0]} / {parts['en'][0]}",
+                    f"{parts['ja'][1]}\n\n---------- English ----------\n\n{parts['en'][1]}\n",
+                    to=recipients,
+                ).send()
+        except OSError:
+            reminder.delete()
+            raise
+        RenewalReminder.objects.filter(pk=reminder.pk).update(recipients=recipients)
+        sent += 1
+    return sent

@@ -82,6 +82,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0003_support_cannot_read_tokens", "remove"),
     ("portal.accounts.migrations.0004_upgrade_roles", "add"),
     ("subscriptions.migrations.0004_seed_extension_offer", "seed"),
+    ("portal.accounts.migrations.0006_billing_roles", "add"),
 ]
 
 
