@@ -27,11 +27,23 @@ from subscriptions.models import (
 from subscriptions.pricing import Period, consumption_tax, prorated_price
 
 
-def no_offer_message() -> str:
+def no_offer_message(*, today: date | None = None) -> str:
+    """What to say when no offer is open: which one closed last, and whom to call."""
+    today = today or timezone.localdate()
+    contact = {"phone": settings.SUPPORT_PHONE, "email": settings.SUPPORT_EMAIL}
+    last = ExtensionOffer.objects.filter(closes_on__lt=today).order_by("-closes_on").first()
+    if last is None:
+        return (
+            _(
+                "No extension offer is open now. Please contact customer support: "
+                "%(phone)s, %(email)s."
+            )
+            % contact
+        )
     return _(
-        "No extension offer is open now (the offer until 31 December 2021 has closed). "
-        "Please contact customer support: %(phone)s, %(email)s."
-    ) % {"phone": settings.SUPPORT_PHONE, "email": settings.SUPPORT_EMAIL}
+        "No extension offer is open now: the last one, extending service until %(until)s, "
+        "closed on %(closed)s. Please contact customer support: %(phone)s, %(email)s."
+    ) % {"until": last.extends_until.isoformat(), "closed": last.closes_on.isoformat(), **contact}
 
 
 def open_offer(*, today: date) -> ExtensionOffer | None:
@@ -49,7 +61,7 @@ def extension_period(*, subscription: Subscription, offer: ExtensionOffer, today
     if subscription.status == Subscription.Status.CANCELLED:
         raise ValidationError(_("A cancelled subscription cannot be extended."))
     if not offer.is_open_on(today):
-        raise ValidationError(no_offer_message())
+        raise ValidationError(no_offer_message(today=today))
     first_day = subscription.service_end
     if first_day > offer.extends_until:
         raise ValidationError(
@@ -66,7 +78,7 @@ def quote_extension(
     today = timezone.localdate(now)
     offer = offer or open_offer(today=today)
     if offer is None:
-        raise ValidationError(no_offer_message())
+        raise ValidationError(no_offer_message(today=today))
     period = extension_period(subscription=subscription, offer=offer, today=today)
     months, days = period.months_and_days
     service = prorated_price(offer.annual_price_yen, period)

@@ -39,7 +39,7 @@ class SubscriptionDetailView(CustomerRequiredMixin, DetailView):
         offer = open_offer(today=today)
         context["offer"] = offer
         if offer is None:
-            context["extension_note"] = no_offer_message()
+            context["extension_note"] = no_offer_message(today=today)
         else:
             try:
                 context["period"] = extension_period(

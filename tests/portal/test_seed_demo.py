@@ -3,6 +3,7 @@ from datetime import date
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
 from portal.accounts.models import User
 from subscriptions.models import Customer, Site, Subscription
@@ -34,6 +35,8 @@ def test_seed_demo_covers_prefectures_ages_and_roles():
         s.term_end.year for s in Subscription.objects.all() if s.state_on(today) == "expired"
     }
     assert {2019, 2020, 2021} <= expired_years
+    states = {s.state_on(timezone.localdate()) for s in Subscription.objects.all()}
+    assert states == {"active", "expiring_soon", "extended", "expired", "cancelled"}
     assert Subscription.objects.in_service(today).exists()
     assert User.objects.filter(groups__name="support", is_staff=True).exists()
     assert User.objects.filter(groups__name="operator", is_staff=True).exists()

@@ -33,7 +33,7 @@ def test_today_the_closed_offer_is_said_plainly_with_the_support_contacts(
 
     page = client.get(line.get_absolute_url())
 
-    assert "2021年12月までの延長の受付は終了しました" in page.text
+    assert "2021-12-31 まで延長するプランは 2021-12-31 に受付を終了しました" in page.text
     assert "03-6279-0933" in page.text
     assert "見積" not in page.text  # no quote button
 

@@ -1,6 +1,7 @@
 """Load the demo data of the embedded mode. Safe to run again: nothing is duplicated."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import Group
@@ -9,8 +10,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal.accounts.models import Role, User
-from subscriptions.models import Customer, Plan, Site, Subscription
+from subscriptions.models import Customer, ExtensionOffer, Plan, Site, Subscription
 from subscriptions.prefectures import Prefecture
+from subscriptions.services import accept_quote, quote_extension, record_payment
+
+TOKYO = ZoneInfo("Asia/Tokyo")
 
 DEMO_PASSWORD = "bcp-demo-2026"
 
@@ -91,6 +95,21 @@ CUSTOMERS = [
         ],
     ),
     (
+        "C-0005",
+        "株式会社ほっかいどう漁業",
+        Customer.Kind.BUSINESS,
+        [
+            (
+                "釧路事務所",
+                Prefecture.HOKKAIDO,
+                "085-0000",
+                "釧路市大町1-1",
+                "0154-55-0505",
+                [("HKD-2020-001", "BCP-128", date(2020, 7, 1), False)],
+            ),
+        ],
+    ),
+    (
         "C-0004",
         "医療法人くまもと中央会",
         Customer.Kind.BUSINESS,
@@ -118,6 +137,28 @@ CUSTOMERS = [
     ),
 ]
 
+# A later offer an operator published (and that has closed too), under which a line
+# was extended beyond today; with the 2021 seed offer, the demo shows every state.
+DEMO_OFFER = {
+    "name": "IPSTAR BCP 延長(2027年3月まで)/ Extension until March 2027",
+    "extends_until": date(2027, 3, 31),
+    "annual_price_yen": 100_000,
+    "static_ip_annual_price_yen": 24_000,
+    "tax_rate_percent": 10,
+    "opens_on": date(2024, 1, 1),
+    "closes_on": date(2025, 12, 31),
+}
+# Paid extensions: contract, offer name, when it was quoted and paid.
+EXTENSIONS = [
+    (
+        "TSA-2016-001",
+        "IPSTAR BCP 延長(2021年12月まで)/ Extension until December 2021",
+        datetime(2021, 11, 1, 10, tzinfo=TOKYO),
+    ),
+    ("KMM-2019-001", DEMO_OFFER["name"], datetime(2024, 7, 1, 10, tzinfo=TOKYO)),
+]
+CANCELLED = ["HKD-2020-001"]
+
 # e-mail, full name, customer code or None, role
 USERS = [
     ("chichibu@example.com", "秩父 太郎", "C-0001", Role.CUSTOMER),
@@ -125,6 +166,7 @@ USERS = [
     ("miyagi@example.com", "港 一郎", "C-0002", Role.CUSTOMER),
     ("tosa@example.com", "土佐 次郎", "C-0003", Role.CUSTOMER),
     ("kumamoto@example.com", "阿蘇 三咲", "C-0004", Role.CUSTOMER),
+    ("kushiro@example.com", "釧路 五郎", "C-0005", Role.CUSTOMER),
     ("support@example.com", "サポート 担当", None, Role.SUPPORT),
     ("operator@example.com", "運用 担当", None, Role.OPERATOR),
 ]
@@ -197,3 +239,30 @@ class Command(BaseCommand):
             user.groups.add(groups[role])
         if not User.objects.filter(email="admin@example.com").exists():
             User.objects.create_superuser("admin@example.com", DEMO_PASSWORD, full_name="Admin")
+        self._seed_extensions()
+        Subscription.objects.filter(contract_number__in=CANCELLED).update(
+            status=Subscription.Status.CANCELLED
+        )
+
+    def _seed_extensions(self) -> None:
+        ExtensionOffer.objects.get_or_create(name=DEMO_OFFER["name"], defaults=DEMO_OFFER)
+        support = User.objects.get(email="support@example.com")
+        for contract, offer_name, when in EXTENSIONS:
+            subscription = Subscription.objects.get(contract_number=contract)
+            if subscription.invoices.exists():
+                continue
+            quote = quote_extension(
+                subscription=subscription,
+                offer=ExtensionOffer.objects.get(name=offer_name),
+                by=None,
+                now=when,
+            )
+            invoice = accept_quote(quote=quote, by=None, now=when)
+            record_payment(
+                invoice=invoice,
+                amount_yen=invoice.total_yen,
+                paid_on=when.date(),
+                reference=f"DEMO {invoice.display_number}",
+                by=support,
+                now=when,
+            )
