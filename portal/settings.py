@@ -369,6 +369,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "upgrades.tasks.revert_expired_grants",
         "schedule": float(REVERT_INTERVAL_SECONDS),
     },
+    # Every five minutes: finish blanket upgrades a lost message or a crash left half
+    # done (granting lines, or ending the grants of an ended disaster).
+    "resume-blanket-upgrades": {
+        "task": "upgrades.tasks.resume_blanket_upgrades",
+        "schedule": 300.0,
+    },
     # Every few minutes: remind customers whose confirmation deadline is near.
     "remind-pending-grants": {
         "task": "upgrades.tasks.remind_pending_grants",

@@ -23,6 +23,7 @@ from upgrades.services.blanket import respond_to_grants
 from upgrades.services.requests import (
     approve_upgrade_request,
     assign_upgrade_requests,
+    check_sites_can_be_upgraded,
     end_upgrade_request,
     reject_upgrade_request,
     request_upgrade,
@@ -56,8 +57,13 @@ class RecordRequestForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         customer, sites = data.get("customer"), data.get("sites")
-        if customer and sites and any(site.customer_id != customer.pk for site in sites):
-            self.add_error("sites", _("Choose only sites of this customer."))
+        if customer and sites:
+            try:
+                check_sites_can_be_upgraded(
+                    customer=customer, sites=list(sites), today=timezone.localdate()
+                )
+            except ValidationError as error:
+                self.add_error(None, error)
         return data
 
 

@@ -2,7 +2,6 @@
 
 import uuid
 
-from django.shortcuts import get_object_or_404
 from django.utils import timezone
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
@@ -14,6 +13,7 @@ from subscriptions.access import IsCustomerUser
 from subscriptions.prefectures import Prefecture
 from support.channels import Channel
 from upgrades import selectors
+from upgrades.forms import MAX_ID
 from upgrades.models import BlanketUpgrade, SpeedGrant, UpgradeRequest
 from upgrades.services.blanket import (
     declare_disaster,
@@ -38,7 +38,9 @@ class UpgradeRequestOutput(serializers.ModelSerializer):
 
 
 class UpgradeRequestInput(serializers.Serializer):
-    sites = serializers.ListField(child=serializers.IntegerField(), allow_empty=False)
+    sites = serializers.ListField(
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID), allow_empty=False
+    )
     reason = serializers.ChoiceField(choices=UpgradeRequest.Reason.choices)
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
@@ -107,7 +109,7 @@ class GrantOutput(serializers.ModelSerializer):
 class AnswerInput(serializers.Serializer):
     keep = serializers.BooleanField(help_text="true: keep the upgrade; false: return to normal")
     grants = serializers.ListField(
-        child=serializers.IntegerField(),
+        child=serializers.IntegerField(min_value=1, max_value=MAX_ID),
         required=False,
         help_text="Grant ids to answer; omitted: every pending grant of the organisation.",
     )
@@ -188,6 +190,12 @@ class DeclareInput(serializers.Serializer):
 class ExtendInput(serializers.Serializer):
     deadline = serializers.DateTimeField()
 
+    def to_internal_value(self, data):
+        try:
+            return super().to_internal_value(data)
+        except (OverflowError, ValueError) as error:  # e.g. year 1 in Japan time
+            raise serializers.ValidationError({"deadline": ["Not a usable date."]}) from error
+
 
 class DisasterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """Operators: declare, extend and end wide-scale disasters; read their progress."""
@@ -225,7 +233,7 @@ class DisasterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     @extend_schema(request=None, responses=DisasterOutput)
     @action(detail=True, methods=["post"])
     def end(self, request, pk=None):
-        blanket = get_object_or_404(self.get_queryset(), pk=pk)
+        blanket = self.get_object()
         end_disaster(disaster=blanket.disaster, operator=request.user, now=timezone.now())
         blanket.refresh_from_db()
         return Response(DisasterOutput(blanket).data)

@@ -9,9 +9,26 @@ from django.utils.translation import gettext_lazy as _
 from subscriptions.prefectures import Prefecture
 from upgrades.models import UpgradeRequest
 
+MAX_ID = 2**63 - 1
+
+
+class IdChoiceField(forms.ModelMultipleChoiceField):
+    """Refuses a value that is not a database id before it reaches the database (an
+    absurd number would overflow SQLite's integers and fail loudly)."""
+
+    def clean(self, value):
+        for item in value or []:
+            if not str(item).isdigit() or not 0 < int(item) <= MAX_ID:
+                raise forms.ValidationError(
+                    self.error_messages["invalid_pk_value"],
+                    code="invalid_pk_value",
+                    params={"pk": item},
+                )
+        return super().clean(value)
+
 
 class UpgradeRequestForm(forms.Form):
-    sites = forms.ModelMultipleChoiceField(
+    sites = IdChoiceField(
         queryset=None,
         widget=forms.CheckboxSelectMultiple,
         label=_("Sites to upgrade"),
@@ -57,7 +74,9 @@ class DeclareDisasterForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3}),
     )
     # One token per form shown: submitting it twice declares once.
-    idempotency_key = forms.CharField(widget=forms.HiddenInput, initial=lambda: uuid.uuid4().hex)
+    idempotency_key = forms.CharField(
+        widget=forms.HiddenInput, max_length=64, initial=lambda: uuid.uuid4().hex
+    )
 
     def clean(self):
         data = super().clean()

@@ -9,6 +9,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from support.channels import Channel
 
@@ -22,7 +23,7 @@ class UpgradeRequest(models.Model):
         APPLIED = "applied", _("Applied")
         ENDED = "ended", _("Ended")
         REJECTED = "rejected", _("Rejected")
-        CANCELLED = "cancelled", _("Cancelled")
+        CANCELLED = "cancelled", pgettext_lazy("upgrade request", "Withdrawn")
 
     class Reason(models.TextChoices):
         DISASTER = "disaster", _("Disaster: the ground network is down")

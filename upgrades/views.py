@@ -110,7 +110,10 @@ class RespondView(CustomerRequiredMixin, View):
     """Keep or decline one pending grant (``grant`` posted) or all of them."""
 
     def post(self, request):
-        keep = request.POST.get("keep") == "1"
+        if request.POST.get("keep") not in {"0", "1"}:
+            messages.error(request, _("Choose to keep the upgrade or to return to normal."))
+            return HttpResponseRedirect(_safe_next(request))
+        keep = request.POST["keep"] == "1"
         grants = SpeedGrant.objects.for_customer(request.user.customer_id)
         if request.POST.get("grant") != "all":
             try:

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import DateTimeField, Max, Value
+from django.db.models import DateTimeField, Exists, Max, OuterRef, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -26,6 +26,10 @@ from support.channels import Channel
 from upgrades.bulk import insert_from_select
 from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, Notification, SpeedGrant
 from upgrades.services.speeds import lower_desired_speeds, raise_desired_speeds
+
+# The longest a blanket upgrade waits for answers, extensions included: beyond that it
+# would be a permanent upgrade nobody asked for.
+MAX_WINDOW_DAYS = 30
 
 
 def _enqueue_follow_ups() -> None:
@@ -54,7 +58,7 @@ def declare_disaster(
     Granting the lines runs in a Celery task after commit (``apply_blanket_upgrade``).
     """
     window_days = settings.BLANKET_CONFIRMATION_DAYS if window_days is None else window_days
-    if not 1 <= window_days <= 30:
+    if not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise ValidationError({"window_days": _("The confirmation window is 1 to 30 days.")})
     with transaction.atomic():
         disaster, created = open_disaster(
@@ -92,7 +96,17 @@ def declare_disaster(
 
 
 def _lines_in_scope(blanket: BlanketUpgrade):
-    lines = Subscription.objects.in_service(blanket.in_service_on)
+    """In-service lines of the disaster's area that no other blanket upgrade already holds.
+
+    Overlapping declarations (a regional one, then nationwide) give a line one grant,
+    one banner row and one e-mail: the first disaster's.
+    """
+    held_elsewhere = SpeedGrant.objects.filter(
+        subscription_id=OuterRef("pk"),
+        source=SpeedGrant.Source.BLANKET,
+        state__in=SpeedGrant.BOOSTING,
+    ).exclude(blanket_upgrade_id=blanket.pk)
+    lines = Subscription.objects.in_service(blanket.in_service_on).exclude(Exists(held_elsewhere))
     if not blanket.disaster.nationwide:
         lines = lines.filter(site__prefecture__in=blanket.disaster.prefectures)
     return lines
@@ -183,6 +197,19 @@ def extend_deadline(*, blanket: BlanketUpgrade, new_deadline: datetime, operator
         if new_deadline <= max(locked.deadline, now):
             raise ValidationError(
                 {"deadline": _("The new deadline must be later than the current one and than now.")}
+            )
+        latest = locked.created_at + timedelta(days=MAX_WINDOW_DAYS)
+        if new_deadline > latest:
+            raise ValidationError(
+                {
+                    "deadline": _(
+                        "A blanket upgrade waits %(days)s days at most, until %(latest)s."
+                    )
+                    % {
+                        "days": MAX_WINDOW_DAYS,
+                        "latest": timezone.localtime(latest).strftime("%Y-%m-%d %H:%M"),
+                    }
+                }
             )
         BlanketUpgrade.objects.filter(pk=blanket.pk).update(deadline=new_deadline)
         BlanketUpgradeEvent.objects.create(
@@ -330,3 +357,21 @@ def respond_to_grants(
     if not answered:
         raise ValidationError(_("This upgrade was answered or returned to normal meanwhile."))
     return answered
+
+
+def unfinished_blanket_upgrades(*, now: datetime, grace: timedelta = timedelta(minutes=5)):
+    """Blanket upgrades still granting lines some minutes after they were declared."""
+    return list(
+        BlanketUpgrade.objects.filter(
+            status=BlanketUpgrade.Status.APPLYING, created_at__lt=now - grace
+        ).values_list("pk", flat=True)
+    )
+
+
+def ended_blankets_with_boosting_grants():
+    """Ended blanket upgrades whose grants did not all end (a lost or failed task)."""
+    return list(
+        BlanketUpgrade.objects.filter(status=BlanketUpgrade.Status.ENDED)
+        .filter(Exists(SpeedGrant.objects.boosting().filter(blanket_upgrade_id=OuterRef("pk"))))
+        .values_list("pk", flat=True)
+    )

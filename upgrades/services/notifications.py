@@ -7,9 +7,11 @@ server's accept and the commit may leave a notice to be sent again when its leas
 we prefer a rare repeat to a lost deadline warning.
 """
 
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
@@ -61,6 +63,8 @@ def queue_deadline_reminders(*, now: datetime) -> int:
 
 
 def _claim(*, now: datetime, batch_size: int) -> list[int]:
+    # ``now`` moves with the run (see send_notifications): a lease taken late in a long
+    # run lasts as long as one taken at its start.
     with transaction.atomic():
         ids = list(
             Notification.objects.filter(sent_at__isnull=True)
@@ -111,11 +115,13 @@ def _render(notification: Notification) -> tuple[str, str]:
 
 def send_notifications(*, now: datetime, batch_size: int | None = None) -> int:
     """Send queued notices in batches; returns how many went out."""
-    from portal.accounts.models import User  # the user model, for recipients only
-
+    User = get_user_model()
     batch_size = batch_size or settings.NOTIFICATION_BATCH_SIZE
     sent = 0
-    while ids := _claim(now=now, batch_size=batch_size):
+    started = time.monotonic()
+    while ids := _claim(
+        now=now + timedelta(seconds=time.monotonic() - started), batch_size=batch_size
+    ):
         notifications = list(
             Notification.objects.filter(pk__in=ids).select_related(
                 "grant__subscription__site__customer",

@@ -7,6 +7,7 @@ up so the task retries with backoff; nothing is marked applied that was not. Re-
 once everything agrees changes nothing.
 """
 
+import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -63,8 +64,11 @@ def reconcile_speeds(
     batch_size = batch_size or settings.PROVISIONING_BATCH_SIZE
     lease = timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
     applied = batches = 0
+    started = time.monotonic()
     while max_batches is None or batches < max_batches:
-        rows = _claim_batch(now=now, batch_size=batch_size, lease=lease)
+        # The lease runs from this claim, not from the start of a long run.
+        claimed_at = now + timedelta(seconds=time.monotonic() - started)
+        rows = _claim_batch(now=claimed_at, batch_size=batch_size, lease=lease)
         if not rows:
             break
         ids = [row["pk"] for row in rows]
@@ -106,6 +110,6 @@ def reconcile_speeds(
             )
         applied += len(rows)
         batches += 1
-    if applied:
-        mark_applied_requests(now=now)
+    # Also when nothing was pushed: a request whose lines were already fast is applied.
+    mark_applied_requests(now=now)
     return ReconcileResult(applied=applied, batches=batches)

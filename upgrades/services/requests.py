@@ -65,21 +65,7 @@ def request_upgrade(
     Every site must be the customer's and have a line in service. The request is linked
     to an active disaster that covers one of its sites, so support can sort by it.
     """
-    if not sites:
-        raise ValidationError({"sites": _("Choose at least one site.")})
-    if any(site.customer_id != customer.pk for site in sites):
-        raise ValidationError({"sites": _("Choose only your own organisation's sites.")})
-    today = timezone.localdate(now)
-    in_service = set(
-        Subscription.objects.in_service(today)
-        .filter(site__in=sites)
-        .values_list("site_id", flat=True)
-    )
-    without = [site.name for site in sites if site.pk not in in_service]
-    if without:
-        raise ValidationError(
-            {"sites": _("No subscription in service at: %s") % ", ".join(without)}
-        )
+    check_sites_can_be_upgraded(customer=customer, sites=sites, today=timezone.localdate(now))
     prefectures = {site.prefecture for site in sites}
     disaster = _covering_disaster(prefectures)
     with transaction.atomic():
@@ -98,6 +84,24 @@ def request_upgrade(
         upgrade_request.sites.set(sites)
         _record(upgrade_request, Status.NEW, by=requested_by or recorded_by, now=now, note=note)
     return upgrade_request
+
+
+def check_sites_can_be_upgraded(*, customer, sites: list[Site], today) -> None:
+    """Every site must be the customer's and have a line in service (ValidationError)."""
+    if not sites:
+        raise ValidationError({"sites": _("Choose at least one site.")})
+    if any(site.customer_id != customer.pk for site in sites):
+        raise ValidationError({"sites": _("Choose only your own organisation's sites.")})
+    in_service = set(
+        Subscription.objects.in_service(today)
+        .filter(site__in=sites)
+        .values_list("site_id", flat=True)
+    )
+    without = [site.name for site in sites if site.pk not in in_service]
+    if without:
+        raise ValidationError(
+            {"sites": _("No subscription in service at: %s") % ", ".join(without)}
+        )
 
 
 def _covering_disaster(prefectures: set[str]) -> Disaster | None:
