@@ -6,6 +6,7 @@ organisation is simply not found (404), never "forbidden", so ids reveal nothing
 
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
+from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
 
 CUSTOMER_PORTAL_PERMISSION = "accounts.access_customer_portal"
@@ -29,7 +30,7 @@ class CustomerRequiredMixin(LoginRequiredMixin):
 
 
 class IsCustomerUser(BasePermission):
-    message = "This endpoint is for users of a customer organisation."
+    message = _("This is for users of a customer organisation.")
 
     def has_permission(self, request, view) -> bool:
         return is_customer_user(request.user)

@@ -22,6 +22,18 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _tests_own_celery_queue():
+    # Tasks enqueued by tests go to a queue of their own: a `make run` worker on the same
+    # broker folder would otherwise run them against the development database.
+    from portal.celery import app as celery_app
+
+    previous = celery_app.conf.task_default_queue
+    celery_app.conf.task_default_queue = f"tests-{os.getpid()}"
+    yield
+    celery_app.conf.task_default_queue = previous
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args():
     if not shutil.which(CHROMIUM):

@@ -3,6 +3,7 @@
 import uuid
 
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -64,7 +65,9 @@ class UpgradeRequestViewSet(
         data.is_valid(raise_exception=True)
         sites = list(request.user.customer.sites.filter(pk__in=data.validated_data["sites"]))
         if len(sites) != len(set(data.validated_data["sites"])):
-            raise serializers.ValidationError({"sites": ["Unknown site."]})
+            raise serializers.ValidationError(
+                {"sites": [_("Choose only your own organisation's sites.")]}
+            )
         upgrade_request = request_upgrade(
             customer=request.user.customer,
             sites=sites,
@@ -172,6 +175,13 @@ class DisasterOutput(serializers.ModelSerializer):
         return selectors.blanket_progress(blanket=obj).as_dict()
 
 
+class DisasterListOutput(DisasterOutput):
+    """The list leaves out progress: each disaster's counts cost a pass over its grants."""
+
+    class Meta(DisasterOutput.Meta):
+        fields = [f for f in DisasterOutput.Meta.fields if f != "progress"]
+
+
 class DeclareInput(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     nationwide = serializers.BooleanField(default=False)
@@ -201,8 +211,10 @@ class DisasterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
     """Operators: declare, extend and end wide-scale disasters; read their progress."""
 
     permission_classes = [IsOperator]
-    serializer_class = DisasterOutput
     queryset = BlanketUpgrade.objects.select_related("disaster").order_by("-created_at")
+
+    def get_serializer_class(self):
+        return DisasterListOutput if self.action == "list" else DisasterOutput
 
     @extend_schema(request=DeclareInput, responses={201: DisasterOutput})
     def create(self, request):

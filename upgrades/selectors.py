@@ -7,14 +7,20 @@ from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from subscriptions.models import Site, Subscription
 from upgrades.models import BlanketUpgrade, SpeedGrant, UpgradeRequest
 
+BANNER_LINES = 5
+
 
 def pending_grants_for_customer(*, customer_id: int) -> list[SpeedGrant]:
-    """The customer's blanket grants waiting for an answer (the banner on every page)."""
+    """The customer's blanket grants waiting for an answer (the banner on every page).
+
+    At most BANNER_LINES + 1 rows: the banner lists a few and offers "all" for the rest,
+    so a large organisation's every page stays small over the satellite line.
+    """
     return list(
         SpeedGrant.objects.for_customer(customer_id)
         .filter(state=SpeedGrant.State.PENDING)
         .select_related("subscription__site", "blanket_upgrade__disaster")
-        .order_by("blanket_upgrade__deadline", "subscription__site__name")
+        .order_by("blanket_upgrade__deadline", "subscription__site__name")[: BANNER_LINES + 1]
     )
 
 

@@ -241,3 +241,39 @@ def test_only_operators_declare_or_end(client, factory):
     assert client.post(reverse("upgrades:declare"), {"title": "x"}).status_code == 403
     assert client.post(reverse("upgrades:end", args=[blanket.pk])).status_code == 403
     assert client.get(reverse("upgrades:progress", args=[blanket.pk])).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "url", ["upgrades:index", "/api/v1/upgrade-requests/", "/api/v1/grants/"], ids=str
+)
+def test_upgrade_lists_keep_their_query_count_as_rows_grow(
+    client, customer_user, url, django_assert_max_num_queries
+):
+    from upgrades.services.requests import request_upgrade
+
+    client.force_login(customer_user)
+    target = reverse(url) if ":" in url else url
+
+    def add_rows(n):
+        for _ in range(n):
+            request_upgrade(
+                customer=customer_user.customer,
+                sites=list(customer_user.customer.sites.all()),
+                reason="disaster",
+                channel="portal",
+                requested_by=customer_user,
+                now=timezone.now(),
+            )
+
+    def count():
+        with django_assert_max_num_queries(40) as captured:
+            assert client.get(target).status_code == 200
+        return len(captured.captured_queries)
+
+    declare_now(key="a")
+    add_rows(1)
+    few = count()
+    add_rows(10)
+    many = count()
+
+    assert many == few

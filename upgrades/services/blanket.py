@@ -353,7 +353,11 @@ def respond_to_grants(
             )
             _enqueue_follow_ups()
         # Exactly those this call moved: answered now, by this caller.
-        answered = list(SpeedGrant.objects.filter(pk__in=ids, responded_at=now, responded_by=by))
+        answered = list(
+            SpeedGrant.objects.filter(pk__in=ids, responded_at=now, responded_by=by)
+            .select_related("subscription__site", "blanket_upgrade__disaster")
+            .order_by("pk")
+        )
     if not answered:
         raise ValidationError(_("This upgrade was answered or returned to normal meanwhile."))
     return answered
