@@ -278,7 +278,13 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
-    "ENUM_NAME_OVERRIDES": {"PrefectureEnum": "subscriptions.prefectures.Prefecture"},
+    "ENUM_NAME_OVERRIDES": {
+        "PrefectureEnum": "subscriptions.prefectures.Prefecture",
+        "SubscriptionStatusEnum": "subscriptions.models.Subscription.Status",
+        "InvoiceStatusEnum": "subscriptions.models.Invoice.Status",
+        "UpgradeRequestStatusEnum": "upgrades.models.UpgradeRequest.Status",
+        "BlanketUpgradeStatusEnum": "upgrades.models.BlanketUpgrade.Status",
+    },
 }
 
 # --- The service ----------------------------------------------------------------------
