@@ -128,7 +128,8 @@ def accept_quote(*, quote: Quote, by, now: datetime) -> Invoice:
     must not already have an unpaid invoice. Due the day before the extension starts,
     or at once when it has already started.
     """
-    subscription = Subscription.objects.select_for_update().get(pk=quote.subscription_id)
+    # NO KEY: a credit note being inserted for this line (a foreign-key check) need not wait.
+    subscription = Subscription.objects.select_for_update(no_key=True).get(pk=quote.subscription_id)
     today = timezone.localdate(now)
     period = extension_period(subscription=subscription, offer=quote.offer, today=today)
     if (period.first_day, period.last_day) != (quote.first_day, quote.last_day):
