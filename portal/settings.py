@@ -332,6 +332,13 @@ NOTIFICATION_BATCH_SIZE = env.int("NOTIFICATION_BATCH_SIZE", default=200)
 DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=10)
 
 SUPPORT_PHONE = env.str("SUPPORT_PHONE", default="03-6279-0933")
+# The business calendar (support/calendar.py): working hours in Japan time, weekdays
+# (1 = Monday … 7 = Sunday), and the year-end closure as (month, day) pairs.
+SUPPORT_HOURS = tuple(env.list("SUPPORT_HOURS", default=["09:00", "18:00"]))
+SUPPORT_WORKDAYS = frozenset(
+    int(d) for d in env.list("SUPPORT_WORKDAYS", default=["1", "2", "3", "4", "5"])
+)
+SUPPORT_YEAR_END_CLOSURE = ((12, 29), (1, 3))
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
 
 # --- Celery ---------------------------------------------------------------------------

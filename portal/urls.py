@@ -6,6 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from portal import views
 from portal.api import router
+from support.views import ContactView
 
 auth_patterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
@@ -41,6 +42,7 @@ urlpatterns = [
     path("", include("upgrades.urls")),
     path("operator/", views.OperatorDashboardView.as_view(), name="operator-dashboard"),
     path("healthz", views.healthz, name="healthz"),
+    path("contact/", ContactView.as_view(), name="contact"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
