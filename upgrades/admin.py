@@ -105,12 +105,21 @@ class UpgradeRequestAdmin(admin.ModelAdmin):
         "customer",
         "site_names",
         "channel",
+        "after_hours",
         "reason",
         "status",
         "assignee",
         "disaster",
     ]
-    list_filter = ["status", "channel", "reason", "sites__prefecture", "disaster", "assignee"]
+    list_filter = [
+        "status",
+        "channel",
+        "reason",
+        "after_hours",
+        "sites__prefecture",
+        "disaster",
+        ("assignee", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["customer", "assignee", "disaster"]
     search_fields = [
         "customer__name",
@@ -133,6 +142,7 @@ class UpgradeRequestAdmin(admin.ModelAdmin):
         "note",
         "channel",
         "received_at",
+        "after_hours",
         "contact_name",
         "contact_phone",
         "requested_by",

@@ -44,6 +44,8 @@ class UpgradeRequest(models.Model):
     note = models.TextField(_("note"), blank=True)
     channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
     received_at = models.DateTimeField(_("received"))
+    # Stamped from the business calendar when received (support/calendar.py).
+    after_hours = models.BooleanField(_("received after hours"), default=False)
     contact_name = models.CharField(_("contact name"), max_length=150, blank=True)
     contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
     requested_by = models.ForeignKey(

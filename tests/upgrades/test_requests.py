@@ -40,14 +40,14 @@ def site(customer_user):
     return line.site
 
 
-def ask(customer_user, sites, **kwargs):
+def ask(customer_user, sites, now_override=None, **kwargs):
     return request_upgrade(
         customer=customer_user.customer,
         sites=sites,
         reason=UpgradeRequest.Reason.DISASTER,
         channel=kwargs.pop("channel", Channel.PORTAL),
         requested_by=customer_user,
-        now=NOW,
+        now=now_override or NOW,
         **kwargs,
     )
 
@@ -168,3 +168,14 @@ def test_only_a_new_request_can_be_cancelled_or_decided(customer_user, site):
     with pytest.raises(ValidationError):
         cancel_upgrade_request(upgrade_request=upgrade_request, by=customer_user, now=NOW)
     assert not SpeedGrant.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("hour", "after_hours"), [(10, False), (22, True)], ids=["working-hours", "night"]
+)
+def test_a_request_is_stamped_after_hours_by_the_business_calendar(
+    customer_user, site, hour, after_hours
+):
+    upgrade_request = ask(customer_user, [site], now_override=NOW.replace(hour=hour))
+
+    assert upgrade_request.after_hours is after_hours

@@ -14,6 +14,7 @@ from django.utils.translation import gettext as _
 
 from incidents.models import Disaster
 from subscriptions.models import Site, Subscription
+from support.calendar import is_after_hours
 from support.channels import Channel
 from upgrades.models import Notification, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
 from upgrades.services.speeds import lower_desired_speeds, raise_desired_speeds
@@ -75,6 +76,7 @@ def request_upgrade(
             note=note,
             channel=channel,
             received_at=now,
+            after_hours=is_after_hours(now),
             requested_by=requested_by,
             recorded_by=recorded_by,
             contact_name=contact_name,
