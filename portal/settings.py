@@ -339,6 +339,8 @@ SUPPORT_WORKDAYS = frozenset(
     int(d) for d in env.list("SUPPORT_WORKDAYS", default=["1", "2", "3", "4", "5"])
 )
 SUPPORT_YEAR_END_CLOSURE = ((12, 29), (1, 3))
+# Optional: after-hours alerts are also POSTed as JSON {"text": …} to a chat/SMS gateway.
+SUPPORT_ONCALL_WEBHOOK_URL = env.str("SUPPORT_ONCALL_WEBHOOK_URL", default="")
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
 
 # --- Celery ---------------------------------------------------------------------------

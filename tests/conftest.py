@@ -95,6 +95,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0004_upgrade_roles", "add"),
     ("subscriptions.migrations.0004_seed_extension_offer", "seed"),
     ("portal.accounts.migrations.0006_billing_roles", "add"),
+    ("portal.accounts.migrations.0007_on_call_roles", "add"),
 ]
 
 

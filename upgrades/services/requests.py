@@ -9,6 +9,7 @@ from datetime import datetime
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Exists, OuterRef
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -16,6 +17,7 @@ from incidents.models import Disaster
 from subscriptions.models import Site, Subscription
 from support.calendar import is_after_hours
 from support.channels import Channel
+from support.services import alert_on_call
 from upgrades.models import Notification, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
 from upgrades.services.speeds import lower_desired_speeds, raise_desired_speeds
 
@@ -85,6 +87,19 @@ def request_upgrade(
         )
         upgrade_request.sites.set(sites)
         _record(upgrade_request, Status.NEW, by=requested_by or recorded_by, now=now, note=note)
+        if upgrade_request.after_hours:
+            alert_on_call(
+                contact_kind="upgrade_request",
+                contact_id=upgrade_request.pk,
+                summary=_("Upgrade request #%(number)s from %(customer)s (%(sites)s)")
+                % {
+                    "number": upgrade_request.pk,
+                    "customer": customer.name,
+                    "sites": ", ".join(site.name for site in sites),
+                },
+                url=reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk]),
+                received_at=now,
+            )
     return upgrade_request
 
 
