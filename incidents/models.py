@@ -63,3 +63,56 @@ class Disaster(models.Model):
 
     def prefecture_names(self) -> list[str]:
         return [Prefecture(code).label for code in self.prefectures]
+
+
+class OutageQuerySet(models.QuerySet):
+    def current(self) -> "OutageQuerySet":
+        return self.filter(is_current=True)
+
+
+class Outage(models.Model):
+    """The ground station (Chichibu, Saitama) cannot serve the lines (FAQ Q5 (3))."""
+
+    class Cause(models.TextChoices):
+        HEAVY_RAIN = "heavy_rain", _("Heavy rain")
+        DISASTER = "disaster", _("Disaster")
+        MAINTENANCE = "maintenance", _("Maintenance")
+
+    cause = models.CharField(_("cause"), max_length=20, choices=Cause.choices)
+    message = models.TextField(_("message to customers"), blank=True)
+    started_at = models.DateTimeField(_("started"))
+    declared_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    # True while it lasts, NULL once ended: unique, so there is one current outage at
+    # most (NULLs do not collide, on SQLite as on PostgreSQL).
+    is_current = models.BooleanField(null=True, default=True, editable=False)
+
+    objects = OutageQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("ground-station outage")
+        verbose_name_plural = _("ground-station outages")
+        ordering = ["-started_at", "-pk"]
+        constraints = [
+            # One outage of the one ground station at a time.
+            models.UniqueConstraint(
+                fields=["is_current"], name="%(app_label)s_%(class)s_one_current"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_current=True, ended_at__isnull=True)
+                | Q(is_current__isnull=True, ended_at__isnull=False),
+                name="%(app_label)s_%(class)s_current_until_ended",
+            ),
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True) | Q(ended_at__gte=models.F("started_at")),
+                name="%(app_label)s_%(class)s_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_cause_display()} {self.started_at:%Y-%m-%d %H:%M}"

@@ -5,9 +5,10 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from incidents.models import Disaster
+from incidents.models import Disaster, Outage
 from subscriptions.prefectures import Prefecture
 
 
@@ -54,3 +55,29 @@ def close_disaster(*, disaster: Disaster, ended_by, now: datetime) -> bool:
             ended_at=now, ended_by=ended_by
         )
     )
+
+
+def declare_outage(*, operator, cause: str, message: str, now: datetime) -> Outage:
+    """Start an outage of the ground station; refused while one is already current."""
+    if cause not in Outage.Cause.values:
+        raise ValidationError({"cause": _("Choose a cause.")})
+    try:
+        with transaction.atomic():
+            return Outage.objects.create(
+                cause=cause, message=message.strip(), started_at=now, declared_by=operator
+            )
+    except IntegrityError:
+        raise ValidationError(_("An outage is already in progress; end it first.")) from None
+
+
+def end_outage(*, outage: Outage, operator, now: datetime) -> bool:
+    """End the outage once; False if it had already ended."""
+    return bool(
+        Outage.objects.filter(pk=outage.pk, is_current=True).update(
+            is_current=None, ended_at=now, ended_by=operator
+        )
+    )
+
+
+def current_outage() -> Outage | None:
+    return Outage.objects.current().first()

@@ -40,6 +40,7 @@ urlpatterns = [
     path("accounts/", include(auth_patterns)),
     path("subscriptions/", include("subscriptions.urls")),
     path("", include("upgrades.urls")),
+    path("", include("incidents.urls")),
     path("operator/", views.OperatorDashboardView.as_view(), name="operator-dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("contact/", ContactView.as_view(), name="contact"),

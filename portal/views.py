@@ -10,6 +10,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
+from incidents.views import OutageForm
 from portal.celery import app as celery_app
 from portal.selectors import scheduler_status
 from subscriptions.access import CustomerRequiredMixin, is_customer_user
@@ -55,6 +56,7 @@ class OperatorDashboardView(PermissionRequiredMixin, TemplateView):
         context = super().get_context_data(**kwargs)
         context["scheduler"] = scheduler_status(now=timezone.now())
         context["blankets"] = disasters_for_dashboard()
+        context["outage_form"] = OutageForm()
         return context
 
 

@@ -4,7 +4,7 @@ Every customer query is scoped with ``request.user.customer_id``; an object of a
 organisation is simply not found (404), never "forbidden", so ids reveal nothing.
 """
 
-from django.contrib.auth.mixins import LoginRequiredMixin
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import PermissionDenied
 from django.utils.translation import gettext_lazy as _
 from rest_framework.permissions import BasePermission
@@ -34,3 +34,9 @@ class IsCustomerUser(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         return is_customer_user(request.user)
+
+
+class OperatorRequiredMixin(PermissionRequiredMixin):
+    """Operators only: anonymous visitors log in first, other users get 403."""
+
+    permission_required = "accounts.access_operator_dashboard"

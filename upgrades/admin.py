@@ -118,6 +118,7 @@ class UpgradeRequestAdmin(admin.ModelAdmin):
         "after_hours",
         "sites__prefecture",
         "disaster",
+        "outage",
         ("assignee", admin.RelatedOnlyFieldListFilter),
     ]
     list_select_related = ["customer", "assignee", "disaster"]
@@ -149,6 +150,7 @@ class UpgradeRequestAdmin(admin.ModelAdmin):
         "recorded_by",
         "status",
         "disaster",
+        "outage",
         "decided_at",
         "decided_by",
         "decision_note",

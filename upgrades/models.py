@@ -83,6 +83,15 @@ class UpgradeRequest(models.Model):
         related_name="upgrade_requests",
         verbose_name=_("disaster"),
     )
+    outage = models.ForeignKey(
+        "incidents.Outage",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="upgrade_requests",
+        verbose_name=_("ground-station outage"),
+        help_text=_("The outage in progress when the request arrived."),
+    )
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -5,7 +5,6 @@ from datetime import timedelta
 
 from django.conf import settings
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core import signing
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect, JsonResponse
@@ -17,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import DetailView, TemplateView
 
-from subscriptions.access import CustomerRequiredMixin
+from subscriptions.access import CustomerRequiredMixin, OperatorRequiredMixin
 from support.channels import Channel
 from upgrades import selectors
 from upgrades.forms import DeclareDisasterForm, ExtendDeadlineForm, UpgradeRequestForm
@@ -30,8 +29,6 @@ from upgrades.services.blanket import (
 )
 from upgrades.services.notifications import read_grant_response_token
 from upgrades.services.requests import cancel_upgrade_request, request_upgrade
-
-OPERATOR_PERMISSION = "accounts.access_operator_dashboard"
 
 
 def _error_text(error: ValidationError) -> str:
@@ -198,11 +195,7 @@ class RespondByLinkView(View):
         return render(request, self.template_name, {"grant": grant, "keep": keep, "done": True})
 
 
-class OperatorMixin(PermissionRequiredMixin):
-    permission_required = OPERATOR_PERMISSION
-
-
-class DeclareDisasterView(OperatorMixin, View):
+class DeclareDisasterView(OperatorRequiredMixin, View):
     def post(self, request):
         form = DeclareDisasterForm(request.POST)
         if not form.is_valid():
@@ -230,14 +223,14 @@ class DeclareDisasterView(OperatorMixin, View):
         return redirect("upgrades:disaster", pk=blanket.pk)
 
 
-class DeclareDisasterFormView(OperatorMixin, TemplateView):
+class DeclareDisasterFormView(OperatorRequiredMixin, TemplateView):
     template_name = "upgrades/declare_disaster.html"
 
     def get_context_data(self, **kwargs):
         return {**super().get_context_data(**kwargs), "declare_form": DeclareDisasterForm()}
 
 
-class DisasterView(OperatorMixin, DetailView):
+class DisasterView(OperatorRequiredMixin, DetailView):
     template_name = "upgrades/disaster.html"
     context_object_name = "blanket"
     queryset = BlanketUpgrade.objects.select_related("disaster", "disaster__declared_by")
@@ -253,7 +246,7 @@ class DisasterView(OperatorMixin, DetailView):
         return context
 
 
-class DisasterProgressView(OperatorMixin, View):
+class DisasterProgressView(OperatorRequiredMixin, View):
     """JSON for the dashboard's refresh, a few hundred bytes."""
 
     def get(self, request, pk: int):
@@ -268,7 +261,7 @@ class DisasterProgressView(OperatorMixin, View):
         )
 
 
-class ExtendDeadlineView(OperatorMixin, View):
+class ExtendDeadlineView(OperatorRequiredMixin, View):
     def post(self, request, pk: int):
         blanket = get_object_or_404(BlanketUpgrade, pk=pk)
         form = ExtendDeadlineForm(request.POST)
@@ -289,7 +282,7 @@ class ExtendDeadlineView(OperatorMixin, View):
         return redirect("upgrades:disaster", pk=pk)
 
 
-class EndDisasterView(OperatorMixin, View):
+class EndDisasterView(OperatorRequiredMixin, View):
     def post(self, request, pk: int):
         blanket = get_object_or_404(BlanketUpgrade.objects.select_related("disaster"), pk=pk)
         try:

@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from incidents.models import Disaster
+from incidents.services import current_outage
 from subscriptions.models import Site, Subscription
 from support.calendar import is_after_hours
 from support.channels import Channel
@@ -84,6 +85,7 @@ def request_upgrade(
             contact_name=contact_name,
             contact_phone=contact_phone,
             disaster=disaster,
+            outage=current_outage(),
         )
         upgrade_request.sites.set(sites)
         _record(upgrade_request, Status.NEW, by=requested_by or recorded_by, now=now, note=note)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from incidents import views
+
+app_name = "incidents"
+urlpatterns = [
+    path("status/", views.StatusView.as_view(), name="status"),
+    path("operator/outages/", views.DeclareOutageView.as_view(), name="declare-outage"),
+    path("operator/outages/<int:pk>/end/", views.EndOutageView.as_view(), name="end-outage"),
+]

@@ -1,0 +1,60 @@
+"""Ground-station outages: declared and ended by operators, shown to everyone."""
+
+import pytest
+from django.urls import reverse
+from django.utils import timezone
+
+from incidents.models import Outage
+from tests.factories import OperatorUserFactory, SupportUserFactory, UserFactory
+from tests.upgrades.conftest import make_lines
+from upgrades.services.requests import request_upgrade
+
+pytestmark = pytest.mark.django_db
+BANNER = "地上局(埼玉県秩父)が"
+
+
+def test_an_outage_shows_on_every_page_and_the_public_status_page_until_it_ends(client):
+    operator = OperatorUserFactory()
+    client.force_login(operator)
+
+    client.post(reverse("incidents:declare-outage"), {"cause": "heavy_rain", "message": "豪雨"})
+    refused = client.post(reverse("incidents:declare-outage"), {"cause": "disaster"}, follow=True)
+    client.logout()
+    login_page = client.get(reverse("login"))
+    status = client.get(reverse("incidents:status"))
+    client.force_login(operator)
+    client.post(reverse("incidents:end-outage", args=[Outage.objects.get().pk]))
+    client.logout()
+    after = client.get(reverse("incidents:status"))
+
+    assert Outage.objects.count() == 1
+    assert "すでに障害が発生中です" in refused.text
+    assert BANNER in login_page.text and "豪雨" in login_page.text
+    assert status.status_code == 200 and BANNER in status.text
+    assert BANNER not in after.text
+    assert "大雨" in after.text  # now among the past incidents
+
+
+@pytest.mark.parametrize("factory", [UserFactory, SupportUserFactory])
+def test_only_operators_declare_outages(client, factory):
+    client.force_login(factory())
+
+    response = client.post(reverse("incidents:declare-outage"), {"cause": "heavy_rain"})
+
+    assert response.status_code == 403
+    assert not Outage.objects.exists()
+
+
+def test_a_request_received_during_an_outage_is_linked_to_it():
+    outage = Outage.objects.create(
+        cause="heavy_rain", started_at=timezone.now(), declared_by=OperatorUserFactory()
+    )
+    user = UserFactory()
+    line = make_lines(1, customer=user.customer)[0]
+
+    upgrade_request = request_upgrade(
+        customer=user.customer, sites=[line.site], reason="outage", channel="phone",
+        now=timezone.now(),
+    )  # fmt: skip
+
+    assert upgrade_request.outage == outage
