@@ -116,3 +116,68 @@ class Outage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_cause_display()} {self.started_at:%Y-%m-%d %H:%M}"
+
+
+class CheckIn(models.Model):
+    """A site's readiness check (FAQ Q1, Q5 (2)): the line works and the equipment is fine."""
+
+    class Equipment(models.TextChoices):
+        OK = "ok", _("Equipment looks normal")
+        DAMAGED = "damaged", _("Antenna tilted or equipment damaged")
+        UNKNOWN = "unknown", _("Not checked")
+
+    class Source(models.TextChoices):
+        PORTAL = "portal", _("Portal")
+        SITE_LINK = "site_link", _("The site's own link (automatic)")
+
+    site = models.ForeignKey(
+        "subscriptions.Site",
+        on_delete=models.CASCADE,
+        related_name="check_ins",
+        verbose_name=_("site"),
+    )
+    checked_at = models.DateTimeField(_("checked"))
+    web_ok = models.BooleanField(_("web reachable"))
+    mail_ok = models.BooleanField(_("mail reachable"), null=True)
+    equipment = models.CharField(
+        _("equipment"), max_length=20, choices=Equipment.choices, default=Equipment.UNKNOWN
+    )
+    source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    checked_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    note = models.CharField(_("note"), max_length=500, blank=True)
+
+    class Meta:
+        verbose_name = _("readiness check")
+        verbose_name_plural = _("readiness checks")
+        ordering = ["-checked_at", "-pk"]
+        indexes = [
+            # A site's last check, and "sites not checked since …".
+            models.Index(fields=["site", "-checked_at"], name="incidents_checkin_site_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.checked_at:%Y-%m-%d %H:%M}"
+
+
+class SiteCheckInToken(models.Model):
+    """The secret a site's own equipment uses to check in over the satellite link.
+
+    Only a hash is stored; the token is shown once when made.
+    """
+
+    site = models.ForeignKey(
+        "subscriptions.Site", on_delete=models.CASCADE, related_name="check_in_tokens"
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(_("created"))
+    revoked_at = models.DateTimeField(_("revoked"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("site check-in token")
+        verbose_name_plural = _("site check-in tokens")
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.site} {self.created_at:%Y-%m-%d}"

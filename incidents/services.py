@@ -1,6 +1,8 @@
 """Disasters: opening and closing them. The blanket upgrade that a declaration starts is
 the upgrades app's business (it calls these)."""
 
+import hashlib
+import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
@@ -8,7 +10,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils.translation import gettext as _
 
-from incidents.models import Disaster, Outage
+from incidents.models import CheckIn, Disaster, Outage, SiteCheckInToken
 from subscriptions.prefectures import Prefecture
 
 
@@ -81,3 +83,49 @@ def end_outage(*, outage: Outage, operator, now: datetime) -> bool:
 
 def current_outage() -> Outage | None:
     return Outage.objects.current().first()
+
+
+def record_check_in(
+    *, site, web_ok: bool, mail_ok: bool | None, equipment: str, source: str, by=None,
+    note: str = "", now: datetime,
+) -> CheckIn:  # fmt: skip
+    """Record that a site checked its line; a damaged-equipment answer is kept as said."""
+    if equipment not in CheckIn.Equipment.values:
+        raise ValidationError({"equipment": _("Choose the state of the equipment.")})
+    return CheckIn.objects.create(
+        site=site,
+        checked_at=now,
+        web_ok=web_ok,
+        mail_ok=mail_ok,
+        equipment=equipment,
+        source=source,
+        checked_by=by,
+        note=note.strip()[:500],
+    )
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def issue_check_in_token(*, site, now: datetime) -> str:
+    """A new secret for the site's own check-in link; returned once, stored as a hash."""
+    token = secrets.token_urlsafe(32)
+    SiteCheckInToken.objects.create(site=site, token_hash=_hash(token), created_at=now)
+    return token
+
+
+def revoke_check_in_tokens(*, site, now: datetime) -> int:
+    return SiteCheckInToken.objects.filter(site=site, revoked_at__isnull=True).update(
+        revoked_at=now
+    )
+
+
+def site_for_token(token: str):
+    """The site a valid, unrevoked token belongs to, or None."""
+    found = (
+        SiteCheckInToken.objects.filter(token_hash=_hash(token), revoked_at__isnull=True)
+        .select_related("site")
+        .first()
+    )
+    return found.site if found else None

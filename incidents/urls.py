@@ -7,4 +7,6 @@ urlpatterns = [
     path("status/", views.StatusView.as_view(), name="status"),
     path("operator/outages/", views.DeclareOutageView.as_view(), name="declare-outage"),
     path("operator/outages/<int:pk>/end/", views.EndOutageView.as_view(), name="end-outage"),
+    path("sites/<int:pk>/check-in/", views.CheckInView.as_view(), name="check-in"),
+    path("sites/<int:pk>/check-in-link/", views.CheckInTokenView.as_view(), name="check-in-token"),
 ]
