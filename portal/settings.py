@@ -14,6 +14,7 @@ Every variable is listed with its default in README.md, "Configuration".
 """
 
 import os
+import re
 import secrets
 from datetime import timedelta
 from pathlib import Path
@@ -297,9 +298,23 @@ EXPIRING_SOON_DAYS = env.int("EXPIRING_SOON_DAYS", default=90)
 RENEWAL_REMINDER_DAYS = env.int("RENEWAL_REMINDER_DAYS", default=90)
 # The issuer printed on invoices (Japan's qualified-invoice system: name and the
 # registration number "T" + 13 digits).
-INVOICE_ISSUER_NAME = env.str("INVOICE_ISSUER_NAME", default="BCP衛星通信株式会社")
-INVOICE_REGISTRATION_NUMBER = env.str("INVOICE_REGISTRATION_NUMBER", default="T1234567890123")
+# Issued invoices never change, so production refuses to start with the placeholders.
+INVOICE_ISSUER_NAME = (
+    _required("INVOICE_ISSUER_NAME")
+    if PRODUCTION
+    else env.str("INVOICE_ISSUER_NAME", default="BCP衛星通信株式会社")
+)
+INVOICE_REGISTRATION_NUMBER = (
+    _required("INVOICE_REGISTRATION_NUMBER")
+    if PRODUCTION
+    else env.str("INVOICE_REGISTRATION_NUMBER", default="T1234567890123")
+)
+if not re.fullmatch(r"T\d{13}", INVOICE_REGISTRATION_NUMBER):
+    raise ImproperlyConfigured("INVOICE_REGISTRATION_NUMBER is 'T' and 13 digits")
 INVOICE_ISSUER_ADDRESS = env.str("INVOICE_ISSUER_ADDRESS", default="東京都千代田区")
+INVOICE_PDF_FONT = env.str(
+    "INVOICE_PDF_FONT", default="/usr/share/fonts/opentype/ipaexfont-gothic/ipaexg.ttf"
+)
 INVOICE_BANK_ACCOUNT = env.str(
     "INVOICE_BANK_ACCOUNT", default="○○銀行 本店営業部 普通 1234567 ビーシーピーエイセイツウシン(カ"
 )

@@ -5,7 +5,7 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import F, Q
+from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
@@ -23,6 +23,7 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.services import cancel_invoice, record_payment
+from support.admin import SafeActionsMixin
 
 
 class SiteInline(admin.TabularInline):
@@ -80,7 +81,8 @@ class ExpiryYearFilter(admin.SimpleListFilter):
         return [(str(year), str(year)) for year in range(2016, last)]
 
     def queryset(self, request, queryset):
-        if self.value():
+        # Only the years offered: anything else typed into the URL filters nothing.
+        if self.value() in {year for year, _label in self.lookup_choices}:
             return queryset.filter(term_end__year=int(self.value()))
         return queryset
 
@@ -98,7 +100,6 @@ class StateFilter(admin.SimpleListFilter):
         today = timezone.localdate()
         soon = today + timedelta(days=settings.EXPIRING_SOON_DAYS)
         active = queryset.filter(status=Subscription.Status.ACTIVE)
-        not_extended = Q(extended_until__isnull=True) | Q(extended_until__lt=F("term_end"))
         match self.value():
             case Subscription.State.CANCELLED:
                 return queryset.filter(status=Subscription.Status.CANCELLED)
@@ -108,15 +109,20 @@ class StateFilter(admin.SimpleListFilter):
                 return active.filter(term_end__lte=today).filter(
                     Q(extended_until__isnull=True) | Q(extended_until__lt=today)
                 )
+            # Within the term, as state_on(): the service end counts a paid extension.
             case Subscription.State.EXPIRING_SOON:
-                return active.filter(not_extended, term_end__gt=today, term_end__lte=soon)
+                return active.filter(term_end__gt=today).exclude(
+                    Q(term_end__gt=soon) | Q(extended_until__gte=soon)
+                )
             case Subscription.State.ACTIVE:
-                return active.filter(term_end__gt=soon)
+                return active.filter(term_end__gt=today).filter(
+                    Q(term_end__gt=soon) | Q(extended_until__gte=soon)
+                )
         return queryset
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "contract_number",
         "site",
@@ -181,13 +187,13 @@ class InvoiceLineInline(admin.TabularInline):
 
 
 class RecordPaymentForm(forms.Form):
-    amount_yen = forms.IntegerField(label=_("amount (yen)"), min_value=1)
+    amount_yen = forms.IntegerField(label=_("amount (yen)"), min_value=1, max_value=10**12)
     paid_on = forms.DateField(label=_("paid on"), widget=forms.DateInput(attrs={"type": "date"}))
     reference = forms.CharField(label=_("bank-transfer reference"), max_length=100)
 
 
 @admin.register(Invoice)
-class InvoiceAdmin(admin.ModelAdmin):
+class InvoiceAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Issued documents are read-only here: payments and cancellations are actions."""
 
     list_display = [

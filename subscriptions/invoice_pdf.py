@@ -1,7 +1,13 @@
-"""The invoice as a PDF (reportlab), with Japanese text in a CID font every PDF reader
-has, so no font file ships with the portal."""
+"""The invoice as a PDF (reportlab).
+
+Japanese text is set in the TrueType font of ``INVOICE_PDF_FONT`` (Debian's
+fonts-ipaexfont-gothic by default), embedded as a subset so that every reader shows it.
+Without that file, it falls back to a CID font that is not embedded: Acrobat and most
+viewers with Japanese fonts show it, minimal ones (poppler without fonts) do not.
+"""
 
 import io
+from pathlib import Path
 
 from django.conf import settings
 from django.utils import translation
@@ -10,12 +16,22 @@ from reportlab.lib.pagesizes import A4
 from reportlab.lib.units import mm
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen import canvas
 
 from subscriptions.models import Invoice
 
-FONT = "HeiseiKakuGo-W5"
-pdfmetrics.registerFont(UnicodeCIDFont(FONT))
+
+def _register_font() -> str:
+    path = Path(settings.INVOICE_PDF_FONT)
+    if path.is_file():
+        pdfmetrics.registerFont(TTFont("InvoiceJapanese", str(path)))
+        return "InvoiceJapanese"
+    pdfmetrics.registerFont(UnicodeCIDFont("HeiseiKakuGo-W5"))
+    return "HeiseiKakuGo-W5"
+
+
+FONT = _register_font()
 
 
 def _yen(amount: int) -> str:
@@ -65,7 +81,7 @@ def render_invoice_pdf(invoice: Invoice, *, language: str = "ja") -> bytes:
         ]:
             line(label, 11)
             pdf.drawRightString(width - 20 * mm, y + 6 * mm, _yen(amount))
-        if invoice.kind == Invoice.Kind.INVOICE:
+        if invoice.kind == Invoice.Kind.INVOICE and invoice.status == Invoice.Status.ISSUED:
             y -= 6 * mm
             line(_("Please pay in one bank transfer to:"), 10)
             line(settings.INVOICE_BANK_ACCOUNT, 10)

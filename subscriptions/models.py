@@ -3,7 +3,7 @@
 from datetime import date, timedelta
 
 from django.conf import settings
-from django.core.validators import RegexValidator
+from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
 from django.urls import reverse
@@ -273,6 +273,9 @@ class Subscription(models.Model):
         return max((self.service_end - day).days, 0)
 
 
+MAX_ANNUAL_YEN = 10_000_000
+
+
 class ExtensionOfferQuerySet(models.QuerySet):
     def open_on(self, day: date) -> "ExtensionOfferQuerySet":
         return self.filter(opens_on__lte=day, closes_on__gte=day)
@@ -289,9 +292,14 @@ class ExtensionOffer(models.Model):
     extends_until = models.DateField(
         _("extends service until"), help_text=_("The last day of service it buys.")
     )
-    annual_price_yen = models.PositiveIntegerField(_("annual price (yen, before tax)"))
+    # Capped so a typo cannot make a quote overflow: ten million yen a year is far above
+    # any real price.
+    annual_price_yen = models.PositiveIntegerField(
+        _("annual price (yen, before tax)"), validators=[MaxValueValidator(MAX_ANNUAL_YEN)]
+    )
     static_ip_annual_price_yen = models.PositiveIntegerField(
-        _("static IP annual price (yen, before tax)")
+        _("static IP annual price (yen, before tax)"),
+        validators=[MaxValueValidator(MAX_ANNUAL_YEN)],
     )
     tax_rate_percent = models.PositiveSmallIntegerField(_("consumption tax rate (%)"))
     opens_on = models.DateField(_("open from"))
@@ -313,6 +321,11 @@ class ExtensionOffer(models.Model):
             models.CheckConstraint(
                 condition=Q(tax_rate_percent__lte=100),
                 name="%(app_label)s_%(class)s_tax_rate_percent",
+            ),
+            models.CheckConstraint(
+                condition=Q(annual_price_yen__lte=MAX_ANNUAL_YEN)
+                & Q(static_ip_annual_price_yen__lte=MAX_ANNUAL_YEN),
+                name="%(app_label)s_%(class)s_price_cap",
             ),
         ]
 
@@ -339,11 +352,11 @@ class Quote(models.Model):
     last_day = models.DateField(_("last day"))
     months = models.PositiveSmallIntegerField(_("months"))
     days = models.PositiveSmallIntegerField(_("days"))
-    service_yen = models.PositiveIntegerField(_("service (yen)"))
-    static_ip_yen = models.PositiveIntegerField(_("static IP (yen)"))
+    service_yen = models.PositiveBigIntegerField(_("service (yen)"))
+    static_ip_yen = models.PositiveBigIntegerField(_("static IP (yen)"))
     tax_rate_percent = models.PositiveSmallIntegerField(_("tax rate (%)"))
-    tax_yen = models.PositiveIntegerField(_("tax (yen)"))
-    total_yen = models.PositiveIntegerField(_("total (yen)"))
+    tax_yen = models.PositiveBigIntegerField(_("tax (yen)"))
+    total_yen = models.PositiveBigIntegerField(_("total (yen)"))
     created_at = models.DateTimeField(_("created"))
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
@@ -430,10 +443,10 @@ class Invoice(models.Model):
     due_on = models.DateField(_("due on"))
     issuer_name = models.CharField(_("issuer"), max_length=200)
     issuer_registration_number = models.CharField(_("registration number"), max_length=14)
-    subtotal_yen = models.IntegerField(_("subtotal (yen)"))
+    subtotal_yen = models.BigIntegerField(_("subtotal (yen)"))
     tax_rate_percent = models.PositiveSmallIntegerField(_("tax rate (%)"))
-    tax_yen = models.IntegerField(_("tax (yen)"))
-    total_yen = models.IntegerField(_("total (yen)"))
+    tax_yen = models.BigIntegerField(_("tax (yen)"))
+    total_yen = models.BigIntegerField(_("total (yen)"))
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"))
 
@@ -476,7 +489,7 @@ class Invoice(models.Model):
 class InvoiceLine(models.Model):
     invoice = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="lines")
     description = models.CharField(_("description"), max_length=300)
-    amount_yen = models.IntegerField(_("amount (yen, before tax)"))
+    amount_yen = models.BigIntegerField(_("amount (yen, before tax)"))
     tax_rate_percent = models.PositiveSmallIntegerField(_("tax rate (%)"))
 
     class Meta:
@@ -494,7 +507,7 @@ class Payment(models.Model):
     invoice = models.OneToOneField(
         Invoice, on_delete=models.PROTECT, related_name="payment", verbose_name=_("invoice")
     )
-    amount_yen = models.PositiveIntegerField(_("amount (yen)"))
+    amount_yen = models.PositiveBigIntegerField(_("amount (yen)"))
     paid_on = models.DateField(_("paid on"))
     reference = models.CharField(_("bank-transfer reference"), max_length=100)
     recorded_by = models.ForeignKey(

@@ -56,14 +56,15 @@ def extension_period(*, subscription: Subscription, offer: ExtensionOffer, today
 
     Eligible: not cancelled, the offer open today, and the line's service (term or paid
     extension) ending before the offer's end. The period runs from the first day
-    without service to the offer's last day.
+    without service — or from the day the offer opened, if the line had lapsed before:
+    nobody pays for months with no service and no offer — to the offer's last day.
     """
     if subscription.status == Subscription.Status.CANCELLED:
         raise ValidationError(_("A cancelled subscription cannot be extended."))
     if not offer.is_open_on(today):
         raise ValidationError(no_offer_message(today=today))
-    first_day = subscription.service_end
-    if first_day > offer.extends_until:
+    first_day = max(subscription.service_end, offer.opens_on)
+    if subscription.service_end > offer.extends_until:
         raise ValidationError(
             _("This subscription already runs beyond %(date)s: nothing to extend.")
             % {"date": offer.extends_until.isoformat()}

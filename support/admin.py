@@ -2,6 +2,23 @@ from django.contrib import admin
 
 from support.models import AfterHoursAlert, OnCallShift
 
+MAX_ID = 2**63 - 1
+
+
+class SafeActionsMixin:
+    """Drops selected ids that cannot be database ids before an admin action runs them
+    (an absurd number in a forged form would otherwise overflow the query: a 500)."""
+
+    def response_action(self, request, queryset):
+        selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
+        if any(not s.isdigit() or not 0 < int(s) <= MAX_ID for s in selected):
+            request.POST = request.POST.copy()
+            request.POST.setlist(
+                admin.helpers.ACTION_CHECKBOX_NAME,
+                [s for s in selected if s.isdigit() and 0 < int(s) <= MAX_ID],
+            )
+        return super().response_action(request, queryset)
+
 
 @admin.register(OnCallShift)
 class OnCallShiftAdmin(admin.ModelAdmin):

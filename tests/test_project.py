@@ -16,6 +16,8 @@ PRODUCTION_ENV = {
     "ALLOWED_HOSTS": "portal.example.jp",
     "DATABASE_URL": "postgres://portal@db.example.jp:5432/portal",
     "CELERY_BROKER_URL": "redis://redis.example.jp:6379/0",
+    "INVOICE_ISSUER_NAME": "株式会社テスト通信",
+    "INVOICE_REGISTRATION_NUMBER": "T9876543210987",
 }
 
 

@@ -9,6 +9,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from support.admin import SafeActionsMixin
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
@@ -97,7 +98,7 @@ class SpeedGrantInline(admin.TabularInline):
 
 
 @admin.register(UpgradeRequest)
-class UpgradeRequestAdmin(admin.ModelAdmin):
+class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "received_at",
@@ -265,7 +266,7 @@ class UpgradeRequestAdmin(admin.ModelAdmin):
 
 
 @admin.register(SpeedGrant)
-class SpeedGrantAdmin(admin.ModelAdmin):
+class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "subscription",
