@@ -186,6 +186,11 @@ class InvoiceLineInline(admin.TabularInline):
         return False
 
 
+def _spreadsheet_safe(text: str) -> str:
+    # A cell starting with = + - @ is a formula to Excel: quote it (CSV injection).
+    return f"'{text}" if text[:1] in {"=", "+", "-", "@"} else text
+
+
 class RecordPaymentForm(forms.Form):
     amount_yen = forms.IntegerField(label=_("amount (yen)"), min_value=1, max_value=10**12)
     paid_on = forms.DateField(label=_("paid on"), widget=forms.DateInput(attrs={"type": "date"}))
@@ -277,7 +282,7 @@ class InvoiceAdmin(SafeActionsMixin, admin.ModelAdmin):
         writer = csv.writer(response)
         writer.writerow(
             ["number", "kind", "issued_on", "due_on", "customer_code", "customer", "contract",
-             "subtotal_yen", "tax_rate_percent", "tax_yen", "total_yen", "status", "paid_at"]
+             "subtotal_yen", "tax_rate_percent", "tax_yen", "total_yen", "status", "paid_on_jst"]
         )  # fmt: skip
         for invoice in queryset.select_related("customer", "subscription").order_by("number"):
             writer.writerow(
@@ -286,15 +291,15 @@ class InvoiceAdmin(SafeActionsMixin, admin.ModelAdmin):
                     invoice.kind,
                     invoice.issued_on.isoformat(),
                     invoice.due_on.isoformat(),
-                    invoice.customer.code,
-                    invoice.customer.name,
-                    invoice.subscription.contract_number,
+                    _spreadsheet_safe(invoice.customer.code),
+                    _spreadsheet_safe(invoice.customer.name),
+                    _spreadsheet_safe(invoice.subscription.contract_number),
                     invoice.subtotal_yen,
                     invoice.tax_rate_percent,
                     invoice.tax_yen,
                     invoice.total_yen,
                     invoice.status,
-                    invoice.paid_at.isoformat() if invoice.paid_at else "",
+                    timezone.localdate(invoice.paid_at).isoformat() if invoice.paid_at else "",
                 ]
             )
         return response

@@ -8,6 +8,7 @@ from django.db import models
 from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from subscriptions.prefectures import Prefecture
 
@@ -413,7 +414,7 @@ class Invoice(models.Model):
     class Status(models.TextChoices):
         ISSUED = "issued", _("Issued")
         PAID = "paid", _("Paid")
-        CANCELLED = "cancelled", _("Cancelled")
+        CANCELLED = "cancelled", pgettext_lazy("invoice", "Cancelled")
 
     number = models.PositiveBigIntegerField(_("number"), unique=True)
     kind = models.CharField(_("kind"), max_length=20, choices=Kind.choices, default=Kind.INVOICE)
@@ -449,6 +450,22 @@ class Invoice(models.Model):
     total_yen = models.BigIntegerField(_("total (yen)"))
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"))
+    issued_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("issued by"),
+    )
+    cancelled_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("cancelled by"),
+    )
 
     class Meta:
         verbose_name = _("invoice")

@@ -26,6 +26,10 @@ from subscriptions.models import (
 )
 from subscriptions.pricing import Period, consumption_tax, prorated_price
 
+# A quote holds for this many days; after that the customer asks for a new one (the
+# offer's prices may have changed).
+QUOTE_VALID_DAYS = 30
+
 
 def no_offer_message(*, today: date | None = None) -> str:
     """What to say when no offer is open: which one closed last, and whom to call."""
@@ -137,6 +141,8 @@ def accept_quote(*, quote: Quote, by, now: datetime) -> Invoice:
         raise ValidationError(_("This quote is out of date; please ask for a new one."))
     if hasattr(quote, "invoice"):
         raise ValidationError(_("This quote has already been accepted."))
+    if timezone.localdate(quote.created_at) + timedelta(days=QUOTE_VALID_DAYS) < today:
+        raise ValidationError(_("This quote is out of date; please ask for a new one."))
     if subscription.invoices.filter(
         kind=Invoice.Kind.INVOICE, status=Invoice.Status.ISSUED
     ).exists():
@@ -157,6 +163,7 @@ def accept_quote(*, quote: Quote, by, now: datetime) -> Invoice:
         tax_yen=quote.tax_yen,
         total_yen=quote.total_yen,
         created_at=now,
+        issued_by=by,
     )
     period_text = _period_text(quote.first_day, quote.last_day, quote.months, quote.days)
     lines = [
@@ -210,6 +217,12 @@ def record_payment(
         )
     if not reference.strip():
         raise ValidationError({"reference": _("Enter the bank-transfer reference.")})
+    if paid_on > timezone.localdate(now):
+        raise ValidationError({"paid_on": _("A payment cannot be dated in the future.")})
+    if locked.subscription.status == Subscription.Status.CANCELLED:
+        raise ValidationError(
+            _("The subscription has been cancelled: cancel the invoice and refund instead.")
+        )
     payment = Payment.objects.create(
         invoice=locked,
         amount_yen=amount_yen,
@@ -231,7 +244,7 @@ def cancel_invoice(*, invoice: Invoice, by, now: datetime) -> Invoice:
     locked = Invoice.objects.select_for_update().get(pk=invoice.pk)
     if locked.kind != Invoice.Kind.INVOICE or locked.status != Invoice.Status.ISSUED:
         raise ValidationError(_("Only an invoice waiting for payment can be cancelled."))
-    Invoice.objects.filter(pk=locked.pk).update(status=Invoice.Status.CANCELLED)
+    Invoice.objects.filter(pk=locked.pk).update(status=Invoice.Status.CANCELLED, cancelled_by=by)
     today = timezone.localdate(now)
     credit = Invoice.objects.create(
         number=_next_invoice_number(),
@@ -249,6 +262,7 @@ def cancel_invoice(*, invoice: Invoice, by, now: datetime) -> Invoice:
         tax_yen=-locked.tax_yen,
         total_yen=-locked.total_yen,
         created_at=now,
+        issued_by=by,
     )
     InvoiceLine.objects.bulk_create(
         InvoiceLine(

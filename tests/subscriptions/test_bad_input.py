@@ -110,7 +110,7 @@ def test_the_invoice_pdf_embeds_its_japanese_font():
         quote=quote_extension(subscription=line, by=None, now=MARCH_2019), by=None, now=MARCH_2019
     )
     record_payment(
-        invoice=invoice, amount_yen=invoice.total_yen, paid_on=date(2019, 3, 2), reference="x",
+        invoice=invoice, amount_yen=invoice.total_yen, paid_on=date(2019, 3, 1), reference="x",
         by=SupportUserFactory(), now=MARCH_2019,
     )  # fmt: skip
     invoice.refresh_from_db()

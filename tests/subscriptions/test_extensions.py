@@ -194,3 +194,49 @@ def test_cancelling_leaves_the_invoice_as_issued_and_adds_a_credit_note(expiring
             now=at(2019, 3, 6),
         )
     assert Invoice.objects.count() == 2
+
+
+def test_a_payment_in_the_future_or_for_a_cancelled_line_is_refused(expiring_2019):
+    invoice = accept_quote(
+        quote=quote_extension(subscription=expiring_2019, by=None, now=at(2019, 3, 1)),
+        by=None,
+        now=at(2019, 3, 1),
+    )
+    staff = SupportUserFactory()
+
+    with pytest.raises(ValidationError) as future:
+        record_payment(
+            invoice=invoice, amount_yen=invoice.total_yen, paid_on=date(2019, 4, 1),
+            reference="x", by=staff, now=at(2019, 3, 2),
+        )  # fmt: skip
+    Subscription.objects.filter(pk=expiring_2019.pk).update(status="cancelled")
+    with pytest.raises(ValidationError):
+        record_payment(
+            invoice=invoice, amount_yen=invoice.total_yen, paid_on=date(2019, 3, 2),
+            reference="x", by=staff, now=at(2019, 3, 2),
+        )  # fmt: skip
+
+    assert "paid_on" in future.value.message_dict
+    invoice.refresh_from_db()
+    assert invoice.status == "issued"
+
+
+def test_a_quote_older_than_thirty_days_must_be_renewed(expiring_2019):
+    quote = quote_extension(subscription=expiring_2019, by=None, now=at(2019, 1, 2))
+
+    with pytest.raises(ValidationError):
+        accept_quote(quote=quote, by=None, now=at(2019, 3, 1))
+
+
+def test_who_issued_and_who_cancelled_is_kept(expiring_2019):
+    staff = SupportUserFactory()
+    invoice = accept_quote(
+        quote=quote_extension(subscription=expiring_2019, by=None, now=at(2019, 3, 1)),
+        by=staff,
+        now=at(2019, 3, 1),
+    )
+
+    credit = cancel_invoice(invoice=invoice, by=staff, now=at(2019, 3, 2))
+
+    invoice.refresh_from_db()
+    assert (invoice.issued_by, invoice.cancelled_by, credit.issued_by) == (staff, staff, staff)

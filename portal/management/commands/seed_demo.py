@@ -243,6 +243,11 @@ class Command(BaseCommand):
         Subscription.objects.filter(contract_number__in=CANCELLED).update(
             status=Subscription.Status.CANCELLED
         )
+        # Equipment serial numbers, shown on each line's page.
+        for number, site in enumerate(Site.objects.filter(antenna_serial="").order_by("pk"), 1):
+            Site.objects.filter(pk=site.pk).update(
+                antenna_serial=f"ANT-{20140000 + number}", modem_serial=f"MDM-{30140000 + number}"
+            )
 
     def _seed_extensions(self) -> None:
         ExtensionOffer.objects.get_or_create(name=DEMO_OFFER["name"], defaults=DEMO_OFFER)
