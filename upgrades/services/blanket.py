@@ -121,9 +121,13 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
     row and then finds nothing left to insert. Returns the number of grants created.
     """
     chunk_size = chunk_size or settings.BLANKET_CHUNK_SIZE
-    blanket = BlanketUpgrade.objects.select_related("disaster").get(pk=blanket_id)
+    blanket = BlanketUpgrade.objects.select_related("disaster__declared_by").get(pk=blanket_id)
     lines = _lines_in_scope(blanket)
-    cause = f"blanket upgrade {blanket.pk}: {blanket.disaster.title}"
+    # The audit of every speed change names what caused it and who (ProvisioningChange).
+    cause = (
+        f"blanket upgrade {blanket.pk}: {blanket.disaster.title}"
+        f" (declared by {blanket.disaster.declared_by.email})"
+    )
     created = 0
     while True:
         with transaction.atomic():
@@ -310,7 +314,7 @@ def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None
         from_states=SpeedGrant.BOOSTING,
         to_state=SpeedGrant.State.ENDED,
         notice=Notification.Kind.DISASTER_ENDED,
-        cause=f"blanket upgrade {blanket_id} ended",
+        cause=f"blanket upgrade {blanket_id} ended (disaster ended by an operator)",
         now=now,
         chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
     )
@@ -349,7 +353,8 @@ def respond_to_grants(
                 state=SpeedGrant.State.DECLINED, ended_at=now, **response
             )
             lower_desired_speeds(
-                subscription_ids=[sub for _, sub in candidates], cause="declined by the customer"
+                subscription_ids=[sub for _, sub in candidates],
+                cause=f"declined via {channel}" + (f" by {by.email}" if by else ""),
             )
             _enqueue_follow_ups()
         # Exactly those this call moved: answered now, by this caller.

@@ -171,7 +171,7 @@ def approve_upgrade_request(
         grants = list(upgrade_request.grants.all())
         raise_desired_speeds(
             subscription_ids=[grant.subscription_id for grant in grants],
-            cause=f"upgrade request {upgrade_request.pk} approved",
+            cause=f"upgrade request {upgrade_request.pk} approved by {by.email}",
         )
         _record(upgrade_request, Status.APPROVED, by=by, now=now, note=note)
         Notification.objects.get_or_create(
@@ -218,7 +218,8 @@ def end_upgrade_request(*, upgrade_request: UpgradeRequest, by, now: datetime) -
         line_ids = list(grants.values_list("subscription_id", flat=True))
         grants.update(state=SpeedGrant.State.ENDED, ended_at=now)
         lower_desired_speeds(
-            subscription_ids=line_ids, cause=f"upgrade request {upgrade_request.pk} ended"
+            subscription_ids=line_ids,
+            cause=f"upgrade request {upgrade_request.pk} ended by {by.email if by else 'staff'}",
         )
         _record(upgrade_request, Status.ENDED, by=by, now=now)
         _enqueue_follow_ups()
