@@ -181,3 +181,34 @@ class SiteCheckInToken(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site} {self.created_at:%Y-%m-%d}"
+
+
+class ReadinessReminder(models.Model):
+    """One e-mail to a customer about its sites to check: monthly, or after a disaster."""
+
+    class Reason(models.TextChoices):
+        NOT_CHECKED = "not_checked", _("Not checked for a while")
+        AFTER_DISASTER = "after_disaster", _("After a disaster")
+
+    customer = models.ForeignKey(
+        "subscriptions.Customer", on_delete=models.CASCADE, related_name="readiness_reminders"
+    )
+    reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
+    # "2026-11" for the monthly reminder, "disaster-12" after disaster 12.
+    period = models.CharField(_("period"), max_length=30)
+    sites = models.JSONField(_("sites"), default=list)
+    recipients = models.JSONField(_("recipients"), default=list)
+    sent_at = models.DateTimeField(_("sent"))
+
+    class Meta:
+        verbose_name = _("readiness reminder")
+        verbose_name_plural = _("readiness reminders")
+        ordering = ["-sent_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["customer", "period"], name="%(app_label)s_%(class)s_once_per_period"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer} {self.period}"

@@ -356,6 +356,8 @@ SUPPORT_WORKDAYS = frozenset(
 SUPPORT_YEAR_END_CLOSURE = ((12, 29), (1, 3))
 # Optional: after-hours alerts are also POSTed as JSON {"text": …} to a chat/SMS gateway.
 SUPPORT_ONCALL_WEBHOOK_URL = env.str("SUPPORT_ONCALL_WEBHOOK_URL", default="")
+# Readiness checks (FAQ Q1): a site not checked for this many days is asked to, monthly.
+READINESS_STALE_DAYS = env.int("READINESS_STALE_DAYS", default=90)
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
 
 # --- Celery ---------------------------------------------------------------------------
@@ -418,6 +420,12 @@ CELERY_BEAT_SCHEDULE = {
     },
     # Every minute: e-mails that a failed send or a lost message left unsent.
     "send-notifications": {"task": "upgrades.tasks.send_notifications", "schedule": 60.0},
+    # On the 1st of every month at 10:00 Japan time: ask customers to check the sites
+    # that have not checked their line lately (FAQ Q1, Q5).
+    "readiness-reminders": {
+        "task": "incidents.tasks.remind_unchecked_sites",
+        "schedule": crontab(day_of_month=1, hour=10, minute=0),
+    },
     # Every morning at 9:00 Japan time: tell customers whose term ends soon (FAQ Q4).
     "renewal-reminders": {
         "task": "subscriptions.tasks.send_renewal_reminders",

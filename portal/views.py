@@ -2,6 +2,7 @@
 
 import logging
 
+from django.conf import settings
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
@@ -10,6 +11,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
+from incidents.readiness import readiness_by_prefecture
 from incidents.views import OutageForm
 from portal.celery import app as celery_app
 from portal.selectors import scheduler_status
@@ -57,6 +59,8 @@ class OperatorDashboardView(PermissionRequiredMixin, TemplateView):
         context["scheduler"] = scheduler_status(now=timezone.now())
         context["blankets"] = disasters_for_dashboard()
         context["outage_form"] = OutageForm()
+        context["readiness"] = readiness_by_prefecture(now=timezone.now())
+        context["stale_days"] = settings.READINESS_STALE_DAYS
         return context
 
 

@@ -1,0 +1,149 @@
+"""Readiness (FAQ Q1, Q5 (2)): who has not checked their line lately, and asking them to.
+
+Customers are asked at most once per period: monthly for sites not checked in
+``READINESS_STALE_DAYS``, and once after each disaster for the sites in its scope.
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.db import IntegrityError, transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.template.loader import render_to_string
+from django.utils import timezone, translation
+
+from incidents.models import CheckIn, Disaster, ReadinessReminder
+from subscriptions.models import Site, Subscription
+from subscriptions.prefectures import Prefecture
+from subscriptions.selectors import customer_recipients
+
+
+def _sites_with_service(now: datetime):
+    return Site.objects.filter(
+        Exists(
+            Subscription.objects.in_service(timezone.localdate(now)).filter(site_id=OuterRef("pk"))
+        )
+    )
+
+
+def _recently_checked(now: datetime):
+    since = now - timedelta(days=settings.READINESS_STALE_DAYS)
+    return Exists(CheckIn.objects.filter(site_id=OuterRef("pk"), checked_at__gte=since))
+
+
+@dataclass(frozen=True)
+class PrefectureReadiness:
+    code: str
+    name: str
+    sites: int
+    checked: int
+
+    @property
+    def percent(self) -> int:
+        return round(100 * self.checked / self.sites) if self.sites else 0
+
+
+def readiness_by_prefecture(*, now: datetime) -> list[PrefectureReadiness]:
+    """Sites in service per prefecture and how many checked recently: one query."""
+    rows = (
+        _sites_with_service(now)
+        .annotate(recent=_recently_checked(now))
+        .values("prefecture")
+        .annotate(sites=Count("pk"), checked=Count("pk", filter=Q(recent=True)))
+        .order_by("prefecture")
+    )
+    return [
+        PrefectureReadiness(
+            r["prefecture"], Prefecture(r["prefecture"]).label, r["sites"], r["checked"]
+        )
+        for r in rows
+    ]
+
+
+def _send(*, customer, sites: list[Site], reason: str, period: str, context: dict, now) -> bool:
+    """Record the reminder (once per customer and period), then e-mail it; a failed
+    send removes the record so the next run tries again."""
+    recipients = customer_recipients(customer)
+    try:
+        with transaction.atomic():
+            reminder = ReadinessReminder.objects.create(
+                customer=customer,
+                reason=reason,
+                period=period,
+                sites=[site.name for site in sites],
+                recipients=recipients,
+                sent_at=now,
+            )
+    except IntegrityError:
+        return False  # already asked for this period
+    if recipients:
+        parts = {}
+        for language in ("ja", "en"):
+            with translation.override(language):
+                parts[language] = (
+                    render_to_string("incidents/email/readiness_subject.txt", context).strip(),
+                    render_to_string("incidents/email/readiness.txt", context).strip(),
+                )
+        try:
+            EmailMessage(
+                f"{parts['ja'][0]} / {parts['en'][0]}",
+                f"{parts['ja'][1]}\n\n---------- English ----------\n\n{parts['en'][1]}\n",
+                to=recipients,
+            ).send()
+        except OSError:
+            reminder.delete()
+            raise
+    return True
+
+
+def _group_by_customer(sites) -> dict:
+    grouped = defaultdict(list)
+    for site in sites.select_related("customer").order_by("customer_id", "name"):
+        grouped[site.customer].append(site)
+    return grouped
+
+
+def remind_unchecked_sites(*, now: datetime) -> int:
+    """Monthly: one e-mail per customer listing its sites not checked lately."""
+    stale = _sites_with_service(now).exclude(_recently_checked(now))
+    period = timezone.localdate(now).strftime("%Y-%m")
+    sent = 0
+    for customer, sites in _group_by_customer(stale).items():
+        context = _context(customer, sites, reason=ReadinessReminder.Reason.NOT_CHECKED)
+        sent += _send(customer=customer, sites=sites, reason=ReadinessReminder.Reason.NOT_CHECKED,
+                      period=period, context=context, now=now)  # fmt: skip
+    return sent
+
+
+def ask_to_recheck_after_disaster(*, disaster_id: int, now: datetime) -> int:
+    """Once a disaster ends, ask every customer in its scope to check its equipment."""
+    disaster = Disaster.objects.get(pk=disaster_id)
+    sites = _sites_with_service(now)
+    if not disaster.nationwide:
+        sites = sites.filter(prefecture__in=disaster.prefectures)
+    sent = 0
+    for customer, customer_sites in _group_by_customer(sites).items():
+        context = _context(
+            customer,
+            customer_sites,
+            reason=ReadinessReminder.Reason.AFTER_DISASTER,
+            disaster=disaster,
+        )
+        sent += _send(customer=customer, sites=customer_sites,
+                      reason=ReadinessReminder.Reason.AFTER_DISASTER,
+                      period=f"disaster-{disaster.pk}", context=context, now=now)  # fmt: skip
+    return sent
+
+
+def _context(customer, sites, *, reason, disaster=None) -> dict:
+    return {
+        "customer": customer,
+        "sites": sites,
+        "reason": reason,
+        "disaster": disaster,
+        "portal_url": settings.PORTAL_BASE_URL + "/",
+        "support_phone": settings.SUPPORT_PHONE,
+    }
