@@ -1,6 +1,10 @@
 from django.contrib import admin
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
 
-from incidents.models import Disaster, Outage
+from incidents.models import DamagePhoto, DamageReport, Disaster, FieldVisit, Outage
+from support.admin import SafeActionsMixin
 
 
 @admin.register(Disaster)
@@ -38,4 +42,52 @@ class OutageAdmin(admin.ModelAdmin):
         return False
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class FieldVisitInline(admin.TabularInline):
+    model = FieldVisit
+    fields = ["tentative_date", "technician", "status", "outcome"]
+    extra = 0
+
+
+class DamagePhotoInline(admin.TabularInline):
+    model = DamagePhoto
+    fields = ["link", "content_type", "size"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("photo"))
+    def link(self, obj: DamagePhoto) -> str:
+        return format_html(
+            '<a href="{}">{}</a>', reverse("incidents:damage-photo", args=[obj.pk]), obj.pk
+        )
+
+
+@admin.register(DamageReport)
+class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
+    """Staff plan field visits inline; the customer sees progress without any date."""
+
+    list_display = ["pk", "received_at", "site", "after_hours", "assignee", "closed_at"]
+    list_filter = ["after_hours", ("closed_at", admin.EmptyFieldListFilter), "site__prefecture"]
+    list_select_related = ["site", "assignee"]
+    search_fields = ["site__name", "site__customer__name", "site__contact_phone", "description"]
+    readonly_fields = [
+        "site",
+        "description",
+        "channel",
+        "received_at",
+        "after_hours",
+        "reported_by",
+        "outage",
+    ]
+    fields = [*readonly_fields, "assignee", "closed_at"]
+    inlines = [DamagePhotoInline, FieldVisitInline]
+    show_full_result_count = False
+
+    def has_add_permission(self, request) -> bool:
         return False

@@ -4,8 +4,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 from subscriptions.prefectures import Prefecture
+from support.channels import Channel
 
 
 class DisasterQuerySet(models.QuerySet):
@@ -212,3 +214,107 @@ class ReadinessReminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.customer} {self.period}"
+
+
+def _private_storage():
+    # Photos of customers' premises: never under a public URL; served by a view that
+    # checks who asks (incidents.views.DamagePhotoView).
+    from django.core.files.storage import FileSystemStorage
+
+    return FileSystemStorage(location=settings.PRIVATE_MEDIA_ROOT, base_url=None)
+
+
+class DamageReport(models.Model):
+    """A tilted antenna or broken equipment at a site (FAQ Q5 (1)): best effort, no date.
+
+    Progress is read off the field visits; no date is ever promised to the customer.
+    """
+
+    site = models.ForeignKey(
+        "subscriptions.Site",
+        on_delete=models.PROTECT,
+        related_name="damage_reports",
+        verbose_name=_("site"),
+    )
+    description = models.TextField(_("what happened"))
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
+    received_at = models.DateTimeField(_("received"))
+    after_hours = models.BooleanField(_("received after hours"), default=False)
+    reported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("reported by"),
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_damage_reports",
+        verbose_name=_("assignee"),
+    )
+    outage = models.ForeignKey(
+        Outage,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="damage_reports",
+        verbose_name=_("ground-station outage"),
+    )
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    class Meta:
+        verbose_name = _("damage report")
+        verbose_name_plural = _("damage reports")
+        ordering = ["-received_at", "-pk"]
+        indexes = [
+            # The support desk's queue: open reports, newest first.
+            models.Index(fields=["closed_at", "-received_at"], name="incidents_damage_queue_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.site}"
+
+
+class DamagePhoto(models.Model):
+    report = models.ForeignKey(DamageReport, on_delete=models.CASCADE, related_name="photos")
+    image = models.FileField(_("photo"), upload_to="damage/%Y/%m/", storage=_private_storage)
+    content_type = models.CharField(max_length=50)
+    size = models.PositiveIntegerField()
+
+    class Meta:
+        verbose_name = _("photo")
+        verbose_name_plural = _("photos")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.image.name
+
+
+class FieldVisit(models.Model):
+    """A technician's visit, planned by staff when possible. The date is tentative and
+    for staff only: customers are never shown a promised date."""
+
+    class Status(models.TextChoices):
+        PLANNED = "planned", _("Being arranged")
+        DONE = "done", _("Done")
+        CANCELLED = "cancelled", pgettext_lazy("field visit", "Called off")
+
+    report = models.ForeignKey(DamageReport, on_delete=models.CASCADE, related_name="visits")
+    tentative_date = models.DateField(_("tentative date (staff only)"), null=True, blank=True)
+    technician = models.CharField(_("technician"), max_length=100, blank=True)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.PLANNED
+    )
+    outcome = models.TextField(_("outcome"), blank=True)
+
+    class Meta:
+        verbose_name = _("field visit")
+        verbose_name_plural = _("field visits")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return f"{self.report} {self.get_status_display()}"

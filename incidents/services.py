@@ -6,12 +6,25 @@ import secrets
 from collections.abc import Iterable
 from datetime import datetime
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 from django.utils.translation import gettext as _
+from PIL import Image
 
-from incidents.models import CheckIn, Disaster, Outage, SiteCheckInToken
+from incidents.models import (
+    CheckIn,
+    DamagePhoto,
+    DamageReport,
+    Disaster,
+    FieldVisit,
+    Outage,
+    SiteCheckInToken,
+)
 from subscriptions.prefectures import Prefecture
+from support.calendar import is_after_hours
+from support.services import alert_on_call
 
 
 def open_disaster(
@@ -129,3 +142,96 @@ def site_for_token(token: str):
         .first()
     )
     return found.site if found else None
+
+
+PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
+
+
+def check_photo(upload) -> str:
+    """The photo's content type if it is a JPEG or PNG within the size limit, else a
+    ValidationError saying what is wrong (the bytes are checked, not the file name)."""
+    if upload.size > settings.DAMAGE_PHOTO_MAX_BYTES:
+        raise ValidationError(
+            _("%(name)s is too large: at most %(mb)s MB per photo.")
+            % {"name": upload.name, "mb": settings.DAMAGE_PHOTO_MAX_BYTES // (1024 * 1024)}
+        )
+    try:
+        upload.seek(0)
+        with Image.open(upload) as image:
+            image.verify()
+            kind = image.format
+    except Exception as error:  # Pillow raises many kinds for a file that is no image
+        raise ValidationError(
+            _("%(name)s is not a JPEG or PNG photo.") % {"name": upload.name}
+        ) from error
+    finally:
+        upload.seek(0)
+    if kind not in PHOTO_FORMATS:
+        raise ValidationError(_("%(name)s is not a JPEG or PNG photo.") % {"name": upload.name})
+    return PHOTO_FORMATS[kind]
+
+
+def report_damage(
+    *, site, description: str, photos: list, channel: str, by=None, now: datetime
+) -> DamageReport:
+    """Record a damaged-equipment report with its photos, all or nothing.
+
+    Every photo is checked before anything is saved; after hours, the staff on call are
+    alerted; a report during an outage is linked to it.
+    """
+    if not description.strip():
+        raise ValidationError({"description": _("Describe what happened.")})
+    if len(photos) > settings.DAMAGE_PHOTO_MAX_COUNT:
+        raise ValidationError(
+            {"photos": _("At most %(n)s photos.") % {"n": settings.DAMAGE_PHOTO_MAX_COUNT}}
+        )
+    errors, kinds = [], []
+    for photo in photos:
+        try:
+            kinds.append(check_photo(photo))
+        except ValidationError as error:
+            errors.extend(error.messages)
+    if errors:
+        raise ValidationError({"photos": errors})
+    with transaction.atomic():
+        report = DamageReport.objects.create(
+            site=site,
+            description=description.strip(),
+            channel=channel,
+            received_at=now,
+            after_hours=is_after_hours(now),
+            reported_by=by,
+            outage=current_outage(),
+        )
+        for photo, kind in zip(photos, kinds, strict=True):
+            DamagePhoto.objects.create(
+                report=report, image=photo, content_type=kind, size=photo.size
+            )
+        if report.after_hours:
+            alert_on_call(
+                contact_kind="damage_report",
+                contact_id=report.pk,
+                summary=_("Damage report #%(number)s: %(site)s")
+                % {"number": report.pk, "site": site},
+                url=reverse("admin:incidents_damagereport_change", args=[report.pk]),
+                received_at=now,
+            )
+    return report
+
+
+def damage_progress(report: DamageReport) -> str:
+    """What the customer reads: honest, and never a date (FAQ Q5: no promised date)."""
+    if report.closed_at:
+        return _("Closed.")
+    states = {visit.status for visit in report.visits.all()}
+    if FieldVisit.Status.DONE in states:
+        return _("A technician has visited the site.")
+    if FieldVisit.Status.PLANNED in states:
+        return _(
+            "A technician visit is being arranged. We do our best but cannot promise a "
+            "date; we will contact you before coming."
+        )
+    return _(
+        "Received. We will do our best to visit and reinstall the equipment, but we cannot "
+        "promise a date."
+    )

@@ -2,25 +2,30 @@
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
-from django.views.generic import TemplateView
+from django.views.generic import DetailView, TemplateView
 
-from incidents.models import CheckIn, Disaster, Outage
+from incidents.models import CheckIn, DamagePhoto, DamageReport, Disaster, Outage
 from incidents.services import (
+    damage_progress,
     declare_outage,
     end_outage,
     issue_check_in_token,
     record_check_in,
+    report_damage,
     revoke_check_in_tokens,
 )
 from subscriptions.access import CustomerRequiredMixin, OperatorRequiredMixin
 from subscriptions.models import Site
+from support.channels import Channel
 
 
 class OutageForm(forms.Form):
@@ -134,3 +139,94 @@ class CheckInTokenView(CustomerRequiredMixin, View):
                 "url": request.build_absolute_uri(reverse("check-in-api")),
             },
         )
+
+
+class MultipleFileInput(forms.ClearableFileInput):
+    allow_multiple_selected = True
+
+
+class MultipleFileField(forms.FileField):
+    """Several files in one field; each checked further by the service."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("widget", MultipleFileInput(attrs={"accept": "image/jpeg,image/png"}))
+        super().__init__(*args, **kwargs)
+
+    def clean(self, data, initial=None):
+        files = data if isinstance(data, list | tuple) else [data]
+        return [super(MultipleFileField, self).clean(item, initial) for item in files if item]
+
+
+class DamageReportForm(forms.Form):
+    site = forms.ModelChoiceField(queryset=Site.objects.none(), label=gettext_lazy("Site"))
+    description = forms.CharField(
+        label=gettext_lazy("What happened? (tilted antenna, broken modem, …)"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=4000,
+    )
+    photos = MultipleFileField(label=gettext_lazy("Photos (optional, JPEG or PNG)"), required=False)
+
+    def __init__(self, *args, customer_id, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = Site.objects.filter(customer_id=customer_id)
+
+
+class DamageReportsView(CustomerRequiredMixin, TemplateView):
+    template_name = "incidents/damage_reports.html"
+
+    def _form(self, data=None, files=None):
+        return DamageReportForm(data, files, customer_id=self.request.user.customer_id)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", self._form())
+        context["reports"] = DamageReport.objects.filter(
+            site__customer_id=self.request.user.customer_id
+        ).select_related("site")[:50]
+        return context
+
+    def post(self, request):
+        form = self._form(request.POST, request.FILES)
+        if form.is_valid():
+            try:
+                report = report_damage(
+                    site=form.cleaned_data["site"],
+                    description=form.cleaned_data["description"],
+                    photos=form.cleaned_data["photos"],
+                    channel=Channel.PORTAL,
+                    by=request.user,
+                    now=timezone.now(),
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, _("Thank you: your report has been received."))
+                return redirect("incidents:damage-report", pk=report.pk)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class DamageReportView(CustomerRequiredMixin, DetailView):
+    template_name = "incidents/damage_report.html"
+    context_object_name = "report"
+
+    def get_queryset(self):
+        return DamageReport.objects.filter(
+            site__customer_id=self.request.user.customer_id
+        ).prefetch_related("photos", "visits")
+
+    def get_context_data(self, **kwargs):
+        return {**super().get_context_data(**kwargs), "progress": damage_progress(self.object)}
+
+
+class DamagePhotoView(LoginRequiredMixin, View):
+    """A photo, to its customer's users and to staff only; others get 404."""
+
+    def get(self, request, pk: int):
+        photo = get_object_or_404(DamagePhoto.objects.select_related("report__site"), pk=pk)
+        own = (
+            request.user.customer_id is not None
+            and photo.report.site.customer_id == request.user.customer_id
+        )
+        if not (own or request.user.has_perm("incidents.view_damagereport")):
+            raise Http404
+        return FileResponse(photo.image.open("rb"), content_type=photo.content_type)

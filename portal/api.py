@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from subscriptions.api import InvoiceViewSet, QuoteViewSet, SubscriptionViewSet
+from support.api import InquiryViewSet
 from upgrades.api import DisasterViewSet, GrantViewSet, UpgradeRequestViewSet
 
 router = DefaultRouter()
@@ -16,6 +17,7 @@ router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("upgrade-requests", UpgradeRequestViewSet, basename="upgrade-request")
 router.register("grants", GrantViewSet, basename="grant")
 router.register("operator/disasters", DisasterViewSet, basename="disaster")
+router.register("inquiries", InquiryViewSet, basename="inquiry")
 
 
 def exception_handler(exc, context):

@@ -219,6 +219,10 @@ STORAGES = {
     },
 }
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
+# Customers' photos (damage reports): stored outside any public URL.
+PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")
+DAMAGE_PHOTO_MAX_BYTES = env.int("DAMAGE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)
+DAMAGE_PHOTO_MAX_COUNT = 5
 
 # --- E-mail ---------------------------------------------------------------------------
 

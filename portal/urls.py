@@ -42,6 +42,7 @@ urlpatterns = [
     path("subscriptions/", include("subscriptions.urls")),
     path("", include("upgrades.urls")),
     path("", include("incidents.urls")),
+    path("", include("support.urls")),
     path("operator/", views.OperatorDashboardView.as_view(), name="operator-dashboard"),
     path("healthz", views.healthz, name="healthz"),
     path("contact/", ContactView.as_view(), name="contact"),

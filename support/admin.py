@@ -1,6 +1,14 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
 
-from support.models import AfterHoursAlert, OnCallShift
+from support.channels import Channel
+from support.models import AfterHoursAlert, Inquiry, InquiryMessage, OnCallShift
+from support.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
 
 MAX_ID = 2**63 - 1
 
@@ -40,3 +48,190 @@ class AfterHoursAlertAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class RecordInquiryForm(forms.ModelForm):
+    """Support records an inquiry received by phone, e-mail or IP phone."""
+
+    channel = forms.ChoiceField(choices=Channel.staff_recorded, label=_("channel"))
+    body = forms.CharField(
+        label=_("What the customer asked"), widget=forms.Textarea(attrs={"rows": 5})
+    )
+
+    class Meta:
+        model = Inquiry
+        fields = ["customer", "site", "channel", "contact_phone", "subject"]
+
+    def clean(self):
+        data = super().clean()
+        customer, site = data.get("customer"), data.get("site")
+        if customer and site and site.customer_id != customer.pk:
+            self.add_error("site", _("Choose a site of this customer."))
+        return data
+
+
+class InquiryChangeForm(forms.ModelForm):
+    """The change page: assign, and answer the customer or note something internally."""
+
+    reply = forms.CharField(
+        label=_("Reply"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text=_("Sent to the customer by e-mail and shown in the portal."),
+    )
+    internal = forms.BooleanField(
+        label=_("Internal note"),
+        required=False,
+        help_text=_("Keep this message for staff only: never shown or sent to the customer."),
+    )
+
+    class Meta:
+        model = Inquiry
+        fields = ["assignee"]
+
+
+class InquiryMessageInline(admin.TabularInline):
+    model = InquiryMessage
+    fields = ["created_at", "author", "from_staff", "internal", "body", "emailed_at"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Inquiry)
+class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "received_at",
+        "age",
+        "customer",
+        "subject",
+        "channel",
+        "after_hours",
+        "priority",
+        "status",
+        "assignee",
+    ]
+    list_display_links = ["pk", "subject"]
+    list_filter = [
+        "status",
+        "channel",
+        "priority",
+        "after_hours",
+        "site__prefecture",
+        ("assignee", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["customer", "assignee"]
+    search_fields = [
+        "customer__name",
+        "customer__code",
+        "customer__phone",
+        "site__name",
+        "site__contact_phone",
+        "subject",
+        "contact_phone",
+    ]
+    autocomplete_fields = ["customer", "site"]
+    actions = ["assign_to_me", "close"]
+    inlines = [InquiryMessageInline]
+    show_full_result_count = False
+    readonly_fields = [
+        "customer",
+        "site",
+        "subject",
+        "channel",
+        "received_at",
+        "after_hours",
+        "priority",
+        "status",
+        "contact_phone",
+        "created_by",
+        "recorded_by",
+        "closed_at",
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["form"] = InquiryChangeForm if obj else RecordInquiryForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else []
+
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj else []
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [*RecordInquiryForm._meta.fields, "body"]
+        return [*self.readonly_fields, "assignee", "reply", "internal"]
+
+    def save_model(self, request, obj, form, change):
+        data, now = form.cleaned_data, timezone.now()
+        if not change:
+            created = open_inquiry(
+                customer=data["customer"],
+                site=data["site"],
+                subject=data["subject"],
+                body=data["body"],
+                channel=data["channel"],
+                recorded_by=request.user,
+                contact_phone=data["contact_phone"],
+                now=now,
+            )
+            obj.pk = created.pk
+            return
+        assign_inquiries(inquiries=[obj.pk], assignee=obj.assignee)
+        if data.get("reply", "").strip():
+            try:
+                reply_to_inquiry(
+                    inquiry=obj,
+                    by=request.user,
+                    body=data["reply"],
+                    internal=data["internal"],
+                    now=now,
+                )
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.WARNING)
+            else:
+                self.message_user(
+                    request,
+                    _("Internal note saved.")
+                    if data["internal"]
+                    else _("Reply sent to the customer."),
+                )
+
+    @admin.display(description=_("age"), ordering="received_at")
+    def age(self, obj: Inquiry) -> str:
+        return timesince(obj.received_at)
+
+    @admin.action(description=_("Assign to me"))
+    def assign_to_me(self, request, queryset):
+        count = assign_inquiries(inquiries=queryset, assignee=request.user)
+        self.message_user(
+            request,
+            ngettext("%d inquiry assigned to you.", "%d inquiries assigned to you.", count) % count,
+        )
+
+    @admin.action(description=_("Close"), permissions=["change"])
+    def close(self, request, queryset):
+        now, closed, refused = timezone.now(), 0, []
+        for inquiry in queryset:
+            try:
+                close_inquiry(inquiry=inquiry, by=request.user, now=now)
+                closed += 1
+            except ValidationError as error:
+                refused.append(f"#{inquiry.pk}: {' '.join(error.messages)}")
+        if closed:
+            self.message_user(
+                request,
+                ngettext("%d inquiry closed.", "%d inquiries closed.", closed) % closed,
+                messages.SUCCESS,
+            )
+        for text in refused:
+            self.message_user(request, text, messages.WARNING)

@@ -5,6 +5,8 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
+from support.channels import Channel
+
 
 class OnCallShiftQuerySet(models.QuerySet):
     def covering(self, at) -> "OnCallShiftQuerySet":
@@ -70,3 +72,156 @@ class AfterHoursAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_kind} {self.contact_id}"
+
+
+class InquiryQuerySet(models.QuerySet):
+    def for_customer(self, customer_id: int) -> "InquiryQuerySet":
+        return self.filter(customer_id=customer_id)
+
+
+class Inquiry(models.Model):
+    """A general question from a customer: in the portal, the API, or taken by staff.
+
+    new → answered (staff replied) → new again (the customer followed up) … → closed.
+    """
+
+    class Status(models.TextChoices):
+        NEW = "new", _("New")
+        ANSWERED = "answered", _("Answered")
+        CLOSED = "closed", _("Closed")
+
+    class Priority(models.TextChoices):
+        NORMAL = "normal", _("Normal")
+        HIGH = "high", _("High")
+
+    # String references: support sits below every app and imports none of them.
+    customer = models.ForeignKey(
+        "subscriptions.Customer",
+        on_delete=models.PROTECT,
+        related_name="inquiries",
+        verbose_name=_("customer"),
+    )
+    site = models.ForeignKey(
+        "subscriptions.Site",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="inquiries",
+        verbose_name=_("site"),
+    )
+    subject = models.CharField(_("subject"), max_length=200)
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
+    received_at = models.DateTimeField(_("received"))
+    # Stamped from the business calendar when received (support/calendar.py).
+    after_hours = models.BooleanField(_("received after hours"), default=False)
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.NEW
+    )
+    priority = models.CharField(
+        _("priority"), max_length=10, choices=Priority.choices, default=Priority.NORMAL
+    )
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="assigned_inquiries",
+        verbose_name=_("assignee"),
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("asked by"),
+    )
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("recorded by"),
+    )
+    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
+    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
+
+    objects = InquiryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("inquiry")
+        verbose_name_plural = _("inquiries")
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["new", "answered", "closed"]),
+                name="%(app_label)s_%(class)s_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(priority__in=["normal", "high"]),
+                name="%(app_label)s_%(class)s_priority_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="closed", closed_at__isnull=False) | ~Q(status="closed"),
+                name="%(app_label)s_%(class)s_closed_has_time",
+            ),
+        ]
+        indexes = [
+            # The support desk's queue: newest first within a status.
+            models.Index(fields=["status", "-received_at"], name="support_inq_status_recv_idx"),
+            # A customer's own inquiries, newest first (portal list and API).
+            models.Index(fields=["customer", "-received_at"], name="support_inq_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.subject}"
+
+
+class InquiryMessage(models.Model):
+    """One message of an inquiry's conversation; ``internal`` ones are staff-only notes."""
+
+    inquiry = models.ForeignKey(
+        Inquiry, on_delete=models.CASCADE, related_name="messages", verbose_name=_("inquiry")
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("author"),
+    )
+    body = models.TextField(_("message"))
+    internal = models.BooleanField(
+        _("internal note"),
+        default=False,
+        help_text=_("Seen by staff only: never shown or sent to the customer."),
+    )
+    from_staff = models.BooleanField(_("from support"), default=False)
+    created_at = models.DateTimeField(_("written"))
+    # A staff reply is e-mailed to the customer after commit; a failed send stays visible.
+    emailed_at = models.DateTimeField(_("e-mailed"), null=True, blank=True)
+    recipients = models.JSONField(_("recipients"), default=list, blank=True)
+
+    class Meta:
+        verbose_name = _("inquiry message")
+        verbose_name_plural = _("inquiry messages")
+        ordering = ["created_at", "pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(body=""), name="%(app_label)s_%(class)s_body_not_empty"
+            ),
+            # A customer cannot write a staff-only note.
+            models.CheckConstraint(
+                condition=Q(internal=False) | Q(from_staff=True),
+                name="%(app_label)s_%(class)s_internal_from_staff",
+            ),
+        ]
+        indexes = [
+            # An inquiry's conversation in order (the customer's page reads it at once).
+            models.Index(fields=["inquiry", "created_at"], name="support_inqmsg_thread_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.inquiry_id} {self.created_at:%Y-%m-%d %H:%M}"

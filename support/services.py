@@ -9,12 +9,16 @@ from datetime import datetime
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.db import transaction
-from django.utils import translation
+from django.urls import reverse
+from django.utils import timezone, translation
 from django.utils.translation import gettext as _
 
-from support.models import AfterHoursAlert, OnCallShift
+from support.calendar import is_after_hours
+from support.channels import Channel
+from support.models import AfterHoursAlert, Inquiry, InquiryMessage, OnCallShift
 
 logger = logging.getLogger(__name__)
 
@@ -105,3 +109,203 @@ def _post_webhook(payload: dict) -> str:
         # The e-mail went out; a chat gateway that is down must not resend it.
         logger.warning("on-call webhook failed: %s", error)
         return f"failed: {error}"[:50]
+
+
+# Inquiries: a customer asks, support answers (or notes internally), the customer
+# follows up, support closes. Each move is a conditional update on the status.
+
+InquiryStatus = Inquiry.Status
+
+
+def _message_body(body: str) -> str:
+    body = (body or "").strip()
+    if not body:
+        raise ValidationError({"body": _("Write a message.")})
+    return body
+
+
+def _move_inquiry(inquiry: Inquiry, *, from_: set[str], to: str, **fields) -> None:
+    moved = Inquiry.objects.filter(pk=inquiry.pk, status__in=from_).update(status=to, **fields)
+    if not moved:
+        inquiry.refresh_from_db(fields=["status"])
+        raise ValidationError(
+            _("This inquiry is %(status)s and cannot be changed that way.")
+            % {"status": inquiry.get_status_display()}
+        )
+    inquiry.refresh_from_db()
+
+
+def open_inquiry(
+    *,
+    customer,
+    subject: str,
+    body: str,
+    channel: Channel | str,
+    by=None,
+    recorded_by=None,
+    site=None,
+    contact_phone: str = "",
+    now: datetime,
+) -> Inquiry:
+    """Record a customer's question with its first message.
+
+    ``by`` is the customer's user who asked in the portal or API; ``recorded_by`` the
+    staff member who took it by phone or e-mail. The site, if any, must be the
+    customer's. After hours the inquiry is high priority and the on-call staff are told.
+    """
+    subject = (subject or "").strip()
+    if not subject:
+        raise ValidationError({"subject": _("Write a subject.")})
+    body = _message_body(body)
+    if site is not None and site.customer_id != customer.pk:
+        raise ValidationError({"site": _("Choose only your own organisation's sites.")})
+    after_hours = is_after_hours(now)
+    with transaction.atomic():
+        inquiry = Inquiry.objects.create(
+            customer=customer,
+            site=site,
+            subject=subject,
+            channel=channel,
+            received_at=now,
+            after_hours=after_hours,
+            priority=Inquiry.Priority.HIGH if after_hours else Inquiry.Priority.NORMAL,
+            created_by=by,
+            recorded_by=recorded_by,
+            contact_phone=contact_phone,
+        )
+        InquiryMessage.objects.create(
+            inquiry=inquiry, author=by or recorded_by, body=body, created_at=now
+        )
+        if after_hours:
+            alert_on_call(
+                contact_kind="inquiry",
+                contact_id=inquiry.pk,
+                summary=_("Inquiry #%(number)s from %(customer)s: %(subject)s")
+                % {"number": inquiry.pk, "customer": customer.name, "subject": subject},
+                url=reverse("admin:support_inquiry_change", args=[inquiry.pk]),
+                received_at=now,
+            )
+    return inquiry
+
+
+def reply_to_inquiry(
+    *, inquiry: Inquiry, by, body: str, internal: bool, now: datetime
+) -> InquiryMessage:
+    """Support answers (the inquiry becomes *answered* and the customer is e-mailed) or
+    adds an internal note, which changes nothing the customer sees and is never sent."""
+    body = _message_body(body)
+    with transaction.atomic():
+        if internal:
+            # A note may be added at any time, even to a closed inquiry.
+            inquiry = Inquiry.objects.select_for_update().get(pk=inquiry.pk)
+        else:
+            _move_inquiry(
+                inquiry,
+                from_={InquiryStatus.NEW, InquiryStatus.ANSWERED},
+                to=InquiryStatus.ANSWERED,
+            )
+        message = InquiryMessage.objects.create(
+            inquiry=inquiry,
+            author=by,
+            body=body,
+            internal=internal,
+            from_staff=True,
+            created_at=now,
+        )
+        if not internal:
+            transaction.on_commit(lambda: email_inquiry_reply(message_id=message.pk))
+    return message
+
+
+def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> InquiryMessage:
+    """The customer writes again: the inquiry goes back to support's queue as *new*
+    (a closed one is reopened)."""
+    if by.customer_id != inquiry.customer_id:
+        raise ValidationError(_("This inquiry is another organisation's."))
+    body = _message_body(body)
+    with transaction.atomic():
+        _move_inquiry(
+            inquiry, from_=set(InquiryStatus.values), to=InquiryStatus.NEW, closed_at=None
+        )
+        return InquiryMessage.objects.create(inquiry=inquiry, author=by, body=body, created_at=now)
+
+
+def close_inquiry(*, inquiry: Inquiry, by, now: datetime) -> None:
+    """Support closes an inquiry that needs nothing more."""
+    with transaction.atomic():
+        _move_inquiry(
+            inquiry,
+            from_={InquiryStatus.NEW, InquiryStatus.ANSWERED},
+            to=InquiryStatus.CLOSED,
+            closed_at=now,
+        )
+
+
+def assign_inquiries(*, inquiries, assignee) -> int:
+    return Inquiry.objects.filter(pk__in=inquiries).update(assignee=assignee)
+
+
+def _customer_addresses(customer) -> list[str]:
+    addresses = sorted(
+        {
+            email.lower()
+            for email in get_user_model()
+            .objects.filter(customer_id=customer.pk, is_active=True)
+            .values_list("email", flat=True)
+            if email
+        }
+    )
+    if customer.email and customer.email.lower() not in addresses:
+        addresses.append(customer.email.lower())
+    return addresses
+
+
+def email_inquiry_reply(*, message_id: int) -> bool:
+    """E-mail one staff reply to the customer's users (Japanese, English below), once.
+
+    Runs after the reply's transaction committed. A failed send is logged and leaves
+    ``emailed_at`` empty, so the desk sees it in the admin and the reply is still on the
+    customer's page.
+    """
+    message = (
+        InquiryMessage.objects.select_related("inquiry__customer")
+        .filter(pk=message_id, internal=False, from_staff=True, emailed_at__isnull=True)
+        .first()
+    )
+    if message is None:
+        return False
+    inquiry = message.inquiry
+    recipients = _customer_addresses(inquiry.customer)
+    if not recipients:
+        return False
+    url = settings.PORTAL_BASE_URL + reverse("support:inquiry", args=[inquiry.pk])
+    parts = {}
+    for language in ("ja", "en"):
+        with translation.override(language):
+            parts[language] = (
+                _("Reply to your inquiry #%(number)s") % {"number": inquiry.pk},
+                "\n".join(
+                    [
+                        _("Dear %(customer)s,") % {"customer": inquiry.customer.name},
+                        "",
+                        _("Support has replied to your inquiry #%(number)s “%(subject)s”:")
+                        % {"number": inquiry.pk, "subject": inquiry.subject},
+                        "",
+                        message.body,
+                        "",
+                        _("Read the conversation or answer in the portal:"),
+                        url,
+                    ]
+                ),
+            )
+    subject = f"{parts['ja'][0]} / {parts['en'][0]}"
+    body = f"{parts['ja'][1]}\n\n---------- English ----------\n\n{parts['en'][1]}\n"
+    try:
+        send_mail(subject, body, None, recipients)
+    except OSError:
+        logger.exception("could not e-mail the reply %s to inquiry %s", message.pk, inquiry.pk)
+        return False
+    InquiryMessage.objects.filter(pk=message.pk).update(
+        emailed_at=timezone.now(), recipients=recipients
+    )
+    return True

@@ -96,6 +96,8 @@ SEED_MIGRATIONS = [
     ("subscriptions.migrations.0004_seed_extension_offer", "seed"),
     ("portal.accounts.migrations.0006_billing_roles", "add"),
     ("portal.accounts.migrations.0007_on_call_roles", "add"),
+    ("portal.accounts.migrations.0008_inquiry_roles", "add"),
+    ("portal.accounts.migrations.0009_incident_roles", "add"),
 ]
 
 

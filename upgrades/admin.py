@@ -196,8 +196,9 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
         obj.pk = created.pk
 
     def save_related(self, request, form, formsets, change):
-        # The service saved the sites already; inlines here are read-only.
-        pass
+        # On add, the service saved the sites already and there are no inlines.
+        if change:
+            super().save_related(request, form, formsets, change)
 
     @admin.display(description=_("sites"))
     def site_names(self, obj: UpgradeRequest) -> str:

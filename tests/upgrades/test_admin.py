@@ -151,3 +151,22 @@ def test_upgrade_queues_keep_their_query_count_as_rows_grow(
     many = count()
 
     assert many == few
+
+
+def test_support_reassigns_a_request_from_its_change_page(client, support):
+    upgrade_request = new_request(make_lines(1)[0])
+
+    response = client.post(
+        reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk]),
+        {
+            "assignee": support.pk,
+            "events-TOTAL_FORMS": "0",
+            "events-INITIAL_FORMS": "0",
+            "grants-TOTAL_FORMS": "0",
+            "grants-INITIAL_FORMS": "0",
+        },
+    )
+
+    upgrade_request.refresh_from_db()
+    assert response.status_code == 302
+    assert upgrade_request.assignee == support

@@ -1,0 +1,45 @@
+"""In chromium: a customer reports damage with a photo; an outage banner appears."""
+
+import io
+
+import pytest
+from django.utils import timezone
+from PIL import Image
+from playwright.sync_api import Browser, expect
+
+from incidents.models import Outage
+from tests.factories import PASSWORD, OperatorUserFactory, SiteFactory, UserFactory
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_customer_reports_damage_with_a_photo_and_sees_the_outage_banner(
+    live_server, browser: Browser, tmp_path
+):
+    customer = UserFactory(email="tosa@example.com")
+    SiteFactory(customer=customer.customer, name="本庁舎")
+    photo = tmp_path / "antenna.jpg"
+    buffer = io.BytesIO()
+    Image.new("RGB", (64, 48), (10, 120, 200)).save(buffer, format="JPEG")
+    photo.write_bytes(buffer.getvalue())
+    page = browser.new_page(locale="ja-JP")
+
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("メールアドレス").fill("tosa@example.com")
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.get_by_role("link", name="機器の破損報告").click()
+    page.get_by_label("設置場所").select_option(label="本庁舎")
+    page.get_by_label("状況(アンテナの傾き、モデムの故障など)").fill("台風でアンテナが傾いた")
+    page.get_by_label("写真(任意、JPEG または PNG)").set_input_files(str(photo))
+    page.get_by_role("button", name="報告する").click()
+
+    expect(page.get_by_text("日付はお約束できません")).to_be_visible()
+    expect(page.get_by_role("link", name="写真 1")).to_be_visible()
+
+    # an operator declares a ground-station outage: the next page shows the banner
+    Outage.objects.create(
+        cause="heavy_rain", started_at=timezone.now(), declared_by=OperatorUserFactory()
+    )
+    page.reload()
+    expect(page.get_by_role("alert")).to_contain_text("地上局(埼玉県秩父)が")

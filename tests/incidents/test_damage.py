@@ -1,0 +1,113 @@
+"""Damage reports with photos: checked, private, and never a promised date (FAQ Q5)."""
+
+import io
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+from PIL import Image
+
+from incidents.models import DamagePhoto, DamageReport, FieldVisit
+from support.models import AfterHoursAlert
+from tests.factories import SiteFactory, SupportUserFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+NIGHT = datetime(2026, 11, 24, 23, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+
+
+def png(name="antenna.png", size=(40, 30)) -> SimpleUploadedFile:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, (200, 30, 30)).save(buffer, format="PNG")
+    return SimpleUploadedFile(name, buffer.getvalue(), content_type="image/png")
+
+
+@pytest.fixture
+def customer_user():
+    user = UserFactory()
+    SiteFactory(customer=user.customer, name="本庁舎")
+    return user
+
+
+def post_report(client, user, photos, description="アンテナが傾いています"):
+    site = user.customer.sites.get()
+    return client.post(
+        reverse("incidents:damage-reports"),
+        {"site": site.pk, "description": description, "photos": photos},
+    )
+
+
+def test_a_customer_reports_damage_with_a_photo_and_reads_no_promised_date(client, customer_user):
+    client.force_login(customer_user)
+
+    response = post_report(client, customer_user, [png()])
+    report = DamageReport.objects.get()
+    page = client.get(response["Location"])
+    photo = client.get(reverse("incidents:damage-photo", args=[report.photos.get().pk]))
+
+    assert "日付はお約束できません" in page.text
+    assert photo.status_code == 200 and photo["Content-Type"] == "image/png"
+    FieldVisit.objects.create(report=report, tentative_date="2026-12-01", technician="佐藤")
+    planned = client.get(response["Location"])
+    assert "日付はお約束できません" in planned.text
+    assert "2026-12-01" not in planned.text and "12月1日" not in planned.text
+
+
+@pytest.mark.parametrize(
+    "upload",
+    [
+        SimpleUploadedFile("virus.png", b"MZ not an image", content_type="image/png"),
+        SimpleUploadedFile("photo.gif", b"GIF89a" + b"\x00" * 20, content_type="image/gif"),
+    ],
+    ids=["not-an-image", "gif"],
+)
+def test_a_bad_upload_is_refused_with_a_message_and_nothing_is_saved(client, customer_user, upload):
+    client.force_login(customer_user)
+
+    response = post_report(client, customer_user, [png("ok.png"), upload])
+
+    assert response.status_code == 400
+    assert "JPEG または PNG" in response.text
+    assert not DamageReport.objects.exists() and not DamagePhoto.objects.exists()
+
+
+def test_a_photo_too_large_is_refused(client, customer_user, settings):
+    settings.DAMAGE_PHOTO_MAX_BYTES = 1000
+    client.force_login(customer_user)
+
+    response = post_report(client, customer_user, [png(size=(600, 600))])
+
+    assert response.status_code == 400
+    assert not DamageReport.objects.exists()
+
+
+def test_photos_are_shown_only_to_their_customer_and_staff(client, customer_user):
+    client.force_login(customer_user)
+    post_report(client, customer_user, [png()])
+    photo = DamagePhoto.objects.get()
+    url = reverse("incidents:damage-photo", args=[photo.pk])
+
+    client.force_login(UserFactory())
+    stranger = client.get(url)
+    other_report = client.get(reverse("incidents:damage-report", args=[photo.report_id]))
+    client.force_login(SupportUserFactory())
+    staff = client.get(url)
+    client.logout()
+    anonymous = client.get(url)
+
+    assert (stranger.status_code, other_report.status_code) == (404, 404)
+    assert staff.status_code == 200
+    assert anonymous.status_code == 302
+
+
+def test_a_report_at_night_alerts_the_staff_on_call(client, customer_user):
+    client.force_login(customer_user)
+
+    with time_machine.travel(NIGHT, tick=False):
+        post_report(client, customer_user, [])
+
+    report = DamageReport.objects.get()
+    assert report.after_hours
+    assert AfterHoursAlert.objects.get().contact_id == str(report.pk)

@@ -1,0 +1,404 @@
+"""General inquiries: customers ask, support triages and answers in the admin."""
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+import time_machine
+from django.core import mail
+from django.urls import reverse
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from support.models import AfterHoursAlert, Inquiry, InquiryMessage
+from support.services import customer_follow_up, open_inquiry, reply_to_inquiry
+from tests.factories import SiteFactory, SupportUserFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+TOKYO = ZoneInfo("Asia/Tokyo")
+# A Tuesday: in working hours at 10:00, after hours at 22:00.
+WORKING = datetime(2026, 11, 24, 10, 0, tzinfo=TOKYO)
+NIGHT = datetime(2026, 11, 24, 22, 0, tzinfo=TOKYO)
+CHANGELIST = "admin:support_inquiry_changelist"
+
+
+@pytest.fixture
+def customer_user():
+    user = UserFactory()
+    SiteFactory(customer=user.customer, name="秩父本社")
+    return user
+
+
+@pytest.fixture
+def support(client):
+    user = SupportUserFactory()
+    client.force_login(user)
+    return user
+
+
+def api_for(user) -> APIClient:
+    api = APIClient()
+    api.force_authenticate(user)
+    return api
+
+
+def new_inquiry(user, *, now=WORKING, subject="請求書について", body="請求書の宛名を変えたい"):
+    return open_inquiry(
+        customer=user.customer, subject=subject, body=body, channel="portal", by=user, now=now
+    )
+
+
+def test_an_inquiry_after_hours_is_high_priority_and_alerts_the_on_call_staff(
+    client, customer_user, django_capture_on_commit_callbacks
+):
+    client.force_login(customer_user)
+    site = customer_user.customer.sites.get()
+
+    with time_machine.travel(NIGHT, tick=False), django_capture_on_commit_callbacks():
+        response = client.post(
+            reverse("support:inquiries"),
+            {"subject": "アンテナの向き", "body": "台風の後に傾いています", "site": site.pk},
+        )
+
+    inquiry = Inquiry.objects.get()
+    assert response.status_code == 302
+    assert response["Location"] == reverse("support:inquiry", args=[inquiry.pk])
+    assert (inquiry.after_hours, inquiry.priority, inquiry.status) == (True, "high", "new")
+    assert (inquiry.channel, inquiry.created_by, inquiry.site) == ("portal", customer_user, site)
+    alert = AfterHoursAlert.objects.get()
+    assert (alert.contact_kind, alert.contact_id) == ("inquiry", str(inquiry.pk))
+    assert inquiry.messages.get().body == "台風の後に傾いています"
+
+
+def test_an_inquiry_in_working_hours_is_normal_priority_without_an_alert(client, customer_user):
+    client.force_login(customer_user)
+
+    with time_machine.travel(WORKING, tick=False):
+        client.post(reverse("support:inquiries"), {"subject": "請求", "body": "質問です"})
+
+    inquiry = Inquiry.objects.get()
+    assert (inquiry.after_hours, inquiry.priority, inquiry.site) == (False, "normal", None)
+    assert not AfterHoursAlert.objects.exists()
+
+
+def test_a_staff_reply_is_emailed_and_shown_but_an_internal_note_never_is(
+    client, customer_user, django_capture_on_commit_callbacks
+):
+    staff = SupportUserFactory()
+    colleague = UserFactory(customer=customer_user.customer)
+    inquiry = new_inquiry(customer_user)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        reply_to_inquiry(
+            inquiry=inquiry, by=staff, body="内部メモ: 経理に確認中", internal=True, now=WORKING
+        )
+    assert mail.outbox == []
+    with django_capture_on_commit_callbacks(execute=True):
+        reply_to_inquiry(
+            inquiry=inquiry, by=staff, body="宛名を変更しました。", internal=False, now=WORKING
+        )
+
+    inquiry.refresh_from_db()
+    assert inquiry.status == "answered"
+    (sent,) = mail.outbox
+    assert set(sent.to) == {
+        customer_user.email,
+        colleague.email,
+        customer_user.customer.email,
+    }
+    assert "宛名を変更しました。" in sent.body and "English" in sent.body
+    assert "内部メモ" not in sent.body
+    assert InquiryMessage.objects.get(internal=False, from_staff=True).emailed_at is not None
+    client.force_login(customer_user)
+    page = client.get(reverse("support:inquiry", args=[inquiry.pk]))
+    assert "宛名を変更しました。" in page.text and "内部メモ" not in page.text
+    api = api_for(customer_user).get(f"/api/v1/inquiries/{inquiry.pk}/")
+    bodies = [m["body"] for m in api.json()["messages"]]
+    assert bodies == ["請求書の宛名を変えたい", "宛名を変更しました。"]
+
+
+def test_a_customer_follow_up_puts_the_inquiry_back_in_the_queue(client, customer_user):
+    inquiry = new_inquiry(customer_user)
+    reply_to_inquiry(
+        inquiry=inquiry, by=SupportUserFactory(), body="回答", internal=False, now=WORKING
+    )
+    client.force_login(customer_user)
+
+    response = client.post(reverse("support:inquiry", args=[inquiry.pk]), {"body": "追加の質問"})
+    api = api_for(customer_user).post(
+        f"/api/v1/inquiries/{inquiry.pk}/follow-up/", {"body": "さらに質問"}, format="json"
+    )
+
+    inquiry.refresh_from_db()
+    assert response.status_code == 302 and api.status_code == 201
+    assert inquiry.status == "new"
+    assert [m["body"] for m in api.json()["messages"]][-2:] == ["追加の質問", "さらに質問"]
+
+
+def test_customers_open_and_list_inquiries_over_the_api(customer_user):
+    api = api_for(customer_user)
+    site = customer_user.customer.sites.get()
+
+    created = api.post(
+        "/api/v1/inquiries/", {"subject": "件名", "body": "本文", "site": site.pk}, format="json"
+    )
+    listed = api.get("/api/v1/inquiries/")
+
+    assert created.status_code == 201, created.json()
+    assert created.json()["status"] == "new"
+    assert Inquiry.objects.get().channel == "api"
+    assert [i["id"] for i in listed.json()["results"]] == [created.json()["id"]]
+
+
+def test_another_organisations_inquiry_is_not_found(client, customer_user):
+    other = UserFactory()
+    theirs = new_inquiry(other)
+    client.force_login(customer_user)
+    api = api_for(customer_user)
+
+    assert client.get(reverse("support:inquiry", args=[theirs.pk])).status_code == 404
+    assert (
+        client.post(reverse("support:inquiry", args=[theirs.pk]), {"body": "x"}).status_code == 404
+    )
+    assert api.get(f"/api/v1/inquiries/{theirs.pk}/").status_code == 404
+    assert (
+        api.post(
+            f"/api/v1/inquiries/{theirs.pk}/follow-up/", {"body": "x"}, format="json"
+        ).status_code
+        == 404
+    )
+    assert api.get("/api/v1/inquiries/").json()["results"] == []
+    assert theirs.subject not in client.get(reverse("support:inquiries")).text
+    assert theirs.messages.count() == 1
+
+
+def test_staff_cannot_use_the_customer_pages(client, support):
+    assert client.get(reverse("support:inquiries")).status_code == 403
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"subject": "", "body": "本文"},
+        {"subject": "件名", "body": ""},
+        {"subject": "   ", "body": "   "},
+        {"subject": "件名", "body": "本文", "site": "99999999999999999999999"},
+        {"subject": "件名", "body": "本文", "site": "abc"},
+        {"subject": "x" * 201, "body": "本文"},
+    ],
+)
+def test_bad_input_on_the_page_is_a_form_error_and_saves_nothing(client, customer_user, data):
+    client.force_login(customer_user)
+
+    response = client.post(reverse("support:inquiries"), data)
+
+    assert response.status_code == 400
+    assert response.context["form"].errors
+    assert not Inquiry.objects.exists()
+
+
+def test_another_organisations_site_is_refused_on_the_page_and_the_api(client, customer_user):
+    other_site = SiteFactory()
+    client.force_login(customer_user)
+    data = {"subject": "件名", "body": "本文", "site": other_site.pk}
+
+    page = client.post(reverse("support:inquiries"), data)
+    api = api_for(customer_user).post("/api/v1/inquiries/", data, format="json")
+
+    assert page.status_code == 400 and page.context["form"].errors["site"]
+    assert api.status_code == 400 and "site" in api.json()
+    assert not Inquiry.objects.exists()
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"subject": "", "body": "本文"},
+        {"subject": "件名", "body": ""},
+        {"subject": "件名", "body": "   "},
+        {"subject": "件名", "body": "本文", "site": 2**70},
+        {"subject": "件名", "body": "本文", "site": "abc"},
+        {"subject": ["a"], "body": {"x": 1}},
+    ],
+)
+def test_bad_api_bodies_get_400(customer_user, body):
+    response = api_for(customer_user).post("/api/v1/inquiries/", body, format="json")
+
+    assert response.status_code == 400
+    assert not Inquiry.objects.exists()
+
+
+def test_an_empty_follow_up_is_refused(client, customer_user):
+    inquiry = new_inquiry(customer_user)
+    client.force_login(customer_user)
+
+    page = client.post(reverse("support:inquiry", args=[inquiry.pk]), {"body": " "})
+    api = api_for(customer_user).post(
+        f"/api/v1/inquiries/{inquiry.pk}/follow-up/", {"body": ""}, format="json"
+    )
+
+    assert page.status_code == 400 and page.context["form"].errors["body"]
+    assert api.status_code == 400
+    assert inquiry.messages.count() == 1
+
+
+def test_support_records_a_phone_inquiry(client, support):
+    site = SiteFactory()
+
+    with time_machine.travel(NIGHT, tick=False):
+        response = client.post(
+            reverse("admin:support_inquiry_add"),
+            {
+                "customer": site.customer_id,
+                "site": site.pk,
+                "channel": "phone",
+                "contact_phone": "0494-22-0000",
+                "subject": "回線が遅い",
+                "body": "夜間に電話で受付。",
+            },
+        )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    inquiry = Inquiry.objects.get()
+    assert (inquiry.channel, inquiry.recorded_by, inquiry.created_by) == ("phone", support, None)
+    assert (inquiry.after_hours, inquiry.priority) == (True, "high")
+    assert inquiry.messages.get().author == support
+    assert AfterHoursAlert.objects.filter(contact_kind="inquiry").exists()
+
+
+def test_support_cannot_record_an_inquiry_by_portal_or_for_another_customers_site(client, support):
+    site, other = SiteFactory(), SiteFactory()
+    data = {"customer": site.customer_id, "subject": "s", "body": "b", "contact_phone": ""}
+
+    by_portal = client.post(
+        reverse("admin:support_inquiry_add"), {**data, "site": site.pk, "channel": "portal"}
+    )
+    wrong_site = client.post(
+        reverse("admin:support_inquiry_add"), {**data, "site": other.pk, "channel": "phone"}
+    )
+    no_body = client.post(
+        reverse("admin:support_inquiry_add"), {**data, "body": "", "channel": "phone"}
+    )
+
+    assert by_portal.context["adminform"].form.errors["channel"]
+    assert wrong_site.context["adminform"].form.errors["site"]
+    assert no_body.context["adminform"].form.errors["body"]
+    assert not Inquiry.objects.exists()
+
+
+def _change_form_data(client, inquiry, **fields) -> dict:
+    """What the change page posts back, with the (read-only) messages inline."""
+    page = client.get(reverse("admin:support_inquiry_change", args=[inquiry.pk]))
+    formset = page.context["inline_admin_formsets"][0].formset
+    data = {f"{formset.prefix}-{k}": v for k, v in formset.management_form.initial.items()}
+    for form in formset.forms:
+        data[f"{form.prefix}-id"] = form.instance.pk
+        data[f"{form.prefix}-inquiry"] = inquiry.pk
+    return {"assignee": "", "reply": "", **data, **fields}
+
+
+def test_support_replies_and_notes_from_the_change_page(
+    client, support, customer_user, django_capture_on_commit_callbacks
+):
+    inquiry = new_inquiry(customer_user)
+    url = reverse("admin:support_inquiry_change", args=[inquiry.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        noted = client.post(
+            url, _change_form_data(client, inquiry, reply="社内確認中", internal="on")
+        )
+        replied = client.post(
+            url, _change_form_data(client, inquiry, reply="対応しました", assignee=support.pk)
+        )
+
+    assert noted.status_code == 302 and replied.status_code == 302
+    inquiry.refresh_from_db()
+    assert (inquiry.status, inquiry.assignee) == ("answered", support)
+    assert list(inquiry.messages.values_list("body", "internal", "author")) == [
+        ("請求書の宛名を変えたい", False, customer_user.pk),
+        ("社内確認中", True, support.pk),
+        ("対応しました", False, support.pk),
+    ]
+    (sent,) = mail.outbox
+    assert "対応しました" in sent.body and "社内確認中" not in sent.body
+    page = client.get(url)
+    assert "社内確認中" in page.text  # staff see their notes
+
+
+def test_assign_to_me_and_close_in_bulk(client, support, customer_user):
+    inquiries = [new_inquiry(customer_user) for _ in range(2)]
+    ids = [i.pk for i in inquiries]
+
+    client.post(reverse(CHANGELIST), {"action": "assign_to_me", "_selected_action": ids})
+    client.post(reverse(CHANGELIST), {"action": "close", "_selected_action": ids})
+    again = client.post(
+        reverse(CHANGELIST), {"action": "close", "_selected_action": ids}, follow=True
+    )
+
+    assert set(Inquiry.objects.values_list("status", "assignee")) == {("closed", support.pk)}
+    assert all(i.closed_at for i in Inquiry.objects.all())
+    assert again.status_code == 200
+
+
+def test_a_customer_follow_up_reopens_a_closed_inquiry(customer_user):
+    inquiry = new_inquiry(customer_user)
+    Inquiry.objects.filter(pk=inquiry.pk).update(status="closed", closed_at=timezone.now())
+    inquiry.refresh_from_db()
+
+    customer_follow_up(inquiry=inquiry, by=customer_user, body="まだ解決しません", now=WORKING)
+
+    inquiry.refresh_from_db()
+    assert (inquiry.status, inquiry.closed_at) == ("new", None)
+
+
+def test_the_inquiry_queue_keeps_its_query_count_as_rows_grow(
+    client, support, django_assert_max_num_queries
+):
+    def count() -> int:
+        with django_assert_max_num_queries(40) as captured:
+            page = client.get(reverse(CHANGELIST), {"q": ""})
+            assert page.status_code == 200
+        return len(captured.captured_queries)
+
+    def add(n):
+        for _ in range(n):
+            user = UserFactory()
+            site = SiteFactory(customer=user.customer)
+            inquiry = open_inquiry(
+                customer=user.customer,
+                subject="件名",
+                body="本文",
+                channel="portal",
+                by=user,
+                site=site,
+                now=NIGHT,
+            )
+            Inquiry.objects.filter(pk=inquiry.pk).update(assignee=support)
+
+    add(2)
+    few = count()
+    add(15)
+    many = count()
+
+    assert many == few
+
+
+def test_the_customer_pages_keep_their_query_count_as_rows_grow(
+    client, customer_user, django_assert_max_num_queries
+):
+    def count(url) -> int:
+        with django_assert_max_num_queries(30) as captured:
+            assert client.get(url).status_code == 200
+        return len(captured.captured_queries)
+
+    client.force_login(customer_user)
+    first = new_inquiry(customer_user)
+    few = (count(reverse("support:inquiries")), count(f"/api/v1/inquiries/{first.pk}/"))
+    for _ in range(10):
+        new_inquiry(customer_user)
+        customer_follow_up(inquiry=first, by=customer_user, body="追記", now=WORKING)
+    many = (count(reverse("support:inquiries")), count(f"/api/v1/inquiries/{first.pk}/"))
+
+    assert many == few
