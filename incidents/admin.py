@@ -4,6 +4,7 @@ from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import DamagePhoto, DamageReport, Disaster, FieldVisit, Outage
+from incidents.services import assign_damage_reports
 from support.admin import SafeActionsMixin
 
 
@@ -87,7 +88,13 @@ class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
     ]
     fields = [*readonly_fields, "assignee", "closed_at"]
     inlines = [DamagePhotoInline, FieldVisitInline]
+    actions = ["assign_to_me"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.action(description=_("Assign to me"), permissions=["change"])
+    def assign_to_me(self, request, queryset):
+        count = assign_damage_reports(reports=queryset, assignee=request.user)
+        self.message_user(request, _("%(count)s report(s) assigned to you.") % {"count": count})

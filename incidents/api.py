@@ -1,15 +1,27 @@
 """The check-in endpoint a site's own equipment calls over the satellite link."""
 
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import serializers, status
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import AnonRateThrottle
 from rest_framework.views import APIView
 
-from incidents.models import CheckIn
-from incidents.services import record_check_in, site_for_token
+from incidents.models import CheckIn, DamageReport, Disaster
+from incidents.services import (
+    current_outage,
+    damage_progress,
+    record_check_in,
+    report_damage,
+    site_for_token,
+)
+from subscriptions.access import IsCustomerUser
+from subscriptions.models import Site
+from support.channels import Channel
 
 
 class CheckInInput(serializers.Serializer):
@@ -55,3 +67,96 @@ class SiteCheckInView(APIView):
         return Response(
             {"site": site.name, "checked_at": check_in.checked_at}, status=status.HTTP_201_CREATED
         )
+
+
+class StatusView(APIView):
+    """Public service status: the ground-station outage in progress and active disasters."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: None})
+    def get(self, request):
+        outage = current_outage()
+        return Response(
+            {
+                "outage": None
+                if outage is None
+                else {
+                    "cause": outage.cause,
+                    "since": outage.started_at,
+                    "message": outage.message,
+                },
+                "disasters": [
+                    {
+                        "title": d.title,
+                        "since": d.declared_at,
+                        "nationwide": d.nationwide,
+                        "prefectures": d.prefectures,
+                    }
+                    for d in Disaster.objects.active()
+                ],
+            }
+        )
+
+
+class DamageReportOutput(serializers.ModelSerializer):
+    site = serializers.CharField(source="site.name")
+    progress = serializers.SerializerMethodField()
+    photos = serializers.SerializerMethodField()
+
+    class Meta:
+        model = DamageReport
+        fields = ["id", "site", "description", "received_at", "progress", "photos"]
+
+    def get_progress(self, obj) -> str:
+        return damage_progress(obj)
+
+    def get_photos(self, obj) -> list[str]:
+        return [reverse("incidents:damage-photo", args=[photo.pk]) for photo in obj.photos.all()]
+
+
+class DamageReportInput(serializers.Serializer):
+    site = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
+    description = serializers.CharField(max_length=4000)
+    photos = serializers.ListField(child=serializers.FileField(), required=False, default=list)
+
+
+class DamageReportViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """The caller's organisation's damage reports; create one with photos (multipart)."""
+
+    permission_classes = [IsCustomerUser]
+    serializer_class = DamageReportOutput
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return DamageReport.objects.none()
+        return (
+            DamageReport.objects.filter(site__customer_id=self.request.user.customer_id)
+            .select_related("site")
+            .prefetch_related("photos", "visits")
+        )
+
+    @extend_schema(
+        request={"multipart/form-data": DamageReportInput}, responses={201: DamageReportOutput}
+    )
+    def create(self, request):
+        data = DamageReportInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        site = Site.objects.filter(
+            pk=data.validated_data["site"], customer_id=request.user.customer_id
+        ).first()
+        if site is None:
+            raise serializers.ValidationError({"site": [_("Choose one of your own sites.")]})
+        report = report_damage(
+            site=site,
+            description=data.validated_data["description"],
+            photos=data.validated_data["photos"],
+            channel=Channel.API,
+            by=request.user,
+            now=timezone.now(),
+        )
+        return Response(DamageReportOutput(report).data, status=status.HTTP_201_CREATED)

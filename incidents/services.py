@@ -235,3 +235,7 @@ def damage_progress(report: DamageReport) -> str:
         "Received. We will do our best to visit and reinstall the equipment, but we cannot "
         "promise a date."
     )
+
+
+def assign_damage_reports(*, reports, assignee) -> int:
+    return DamageReport.objects.filter(pk__in=reports.values("pk")).update(assignee=assignee)

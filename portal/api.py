@@ -6,6 +6,7 @@ from rest_framework.response import Response
 from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from incidents.api import DamageReportViewSet
 from subscriptions.api import InvoiceViewSet, QuoteViewSet, SubscriptionViewSet
 from support.api import InquiryViewSet
 from upgrades.api import DisasterViewSet, GrantViewSet, UpgradeRequestViewSet
@@ -13,6 +14,7 @@ from upgrades.api import DisasterViewSet, GrantViewSet, UpgradeRequestViewSet
 router = DefaultRouter()
 router.register("subscriptions", SubscriptionViewSet, basename="subscription")
 router.register("quotes", QuoteViewSet, basename="quote")
+router.register("damage-reports", DamageReportViewSet, basename="damage-report")
 router.register("invoices", InvoiceViewSet, basename="invoice")
 router.register("upgrade-requests", UpgradeRequestViewSet, basename="upgrade-request")
 router.register("grants", GrantViewSet, basename="grant")

@@ -4,7 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from rest_framework.authtoken.views import obtain_auth_token
 
-from incidents.api import SiteCheckInView
+from incidents.api import SiteCheckInView, StatusView
 from portal import views
 from portal.api import router
 from support.views import ContactView
@@ -51,6 +51,7 @@ urlpatterns = [
     path("api/v1/", include(router.urls)),
     path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
     path("api/v1/check-in/", SiteCheckInView.as_view(), name="check-in-api"),
+    path("api/v1/status/", StatusView.as_view(), name="status-api"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]

@@ -111,3 +111,34 @@ def test_a_report_at_night_alerts_the_staff_on_call(client, customer_user):
     report = DamageReport.objects.get()
     assert report.after_hours
     assert AfterHoursAlert.objects.get().contact_id == str(report.pk)
+
+
+def test_the_damage_queue_assigns_and_keeps_its_query_count(client, django_assert_max_num_queries):
+    staff = SupportUserFactory()
+    client.force_login(staff)
+
+    def add(n):
+        for _ in range(n):
+            DamageReport.objects.create(
+                site=SiteFactory(), description="x", channel="phone", received_at=NIGHT
+            )
+
+    def count():
+        with django_assert_max_num_queries(40) as captured:
+            assert client.get(reverse("admin:incidents_damagereport_changelist")).status_code == 200
+        return len(captured.captured_queries)
+
+    add(2)
+    few = count()
+    add(20)
+    many = count()
+    client.post(
+        reverse("admin:incidents_damagereport_changelist"),
+        {
+            "action": "assign_to_me",
+            "_selected_action": list(DamageReport.objects.values_list("pk", flat=True)),
+        },
+    )
+
+    assert many == few
+    assert set(DamageReport.objects.values_list("assignee", flat=True)) == {staff.pk}
