@@ -12,13 +12,13 @@ from django.conf import settings
 from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import timezone
 
 from incidents.models import CheckIn, Disaster, ReadinessReminder
 from subscriptions.models import Site, Subscription
 from subscriptions.prefectures import Prefecture
 from subscriptions.selectors import customer_recipients
+from support.mail import bilingual_from_templates
 
 
 def _sites_with_service(now: datetime):
@@ -80,19 +80,9 @@ def _send(*, customer, sites: list[Site], reason: str, period: str, context: dic
     except IntegrityError:
         return False  # already asked for this period
     if recipients:
-        parts = {}
-        for language in ("ja", "en"):
-            with translation.override(language):
-                parts[language] = (
-                    render_to_string("incidents/email/readiness_subject.txt", context).strip(),
-                    render_to_string("incidents/email/readiness.txt", context).strip(),
-                )
+        subject, body = bilingual_from_templates("incidents/email/readiness", context)
         try:
-            EmailMessage(
-                f"{parts['ja'][0]} / {parts['en'][0]}",
-                f"{parts['ja'][1]}\n\n---------- English ----------\n\n{parts['en'][1]}\n",
-                to=recipients,
-            ).send()
+            EmailMessage(subject, body, to=recipients).send()
         except OSError:
             reminder.delete()
             raise

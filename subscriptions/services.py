@@ -10,8 +10,7 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Q
-from django.template.loader import render_to_string
-from django.utils import timezone, translation
+from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from subscriptions.models import (
@@ -25,6 +24,7 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.pricing import Period, consumption_tax, prorated_price
+from support.mail import bilingual_from_templates
 
 # A quote holds for this many days; after that the customer asks for a new one (the
 # offer's prices may have changed).
@@ -321,20 +321,10 @@ def send_renewal_reminders(*, now: datetime) -> int:
             "support_email": settings.SUPPORT_EMAIL,
             "portal_url": f"{settings.PORTAL_BASE_URL}{subscription.get_absolute_url()}",
         }
-        parts = {}
-        for language in ("ja", "en"):
-            with translation.override(language):
-                parts[language] = (
-                    render_to_string("subscriptions/email/renewal_subject.txt", context).strip(),
-                    render_to_string("subscriptions/email/renewal.txt", context).strip(),
-                )
+        subject, body = bilingual_from_templates("subscriptions/email/renewal", context)
         try:
             if recipients:
-                EmailMessage(
-                    f"{parts['ja'][0]} / {parts['en'][0]}",
-                    f"{parts['ja'][1]}\n\n---------- English ----------\n\n{parts['en'][1]}\n",
-                    to=recipients,
-                ).send()
+                EmailMessage(subject, body, to=recipients).send()
         except OSError:
             reminder.delete()
             raise

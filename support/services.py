@@ -18,6 +18,7 @@ from django.utils.translation import gettext as _
 
 from support.calendar import is_after_hours
 from support.channels import Channel
+from support.mail import bilingual
 from support.models import AfterHoursAlert, Inquiry, InquiryMessage, OnCallShift
 
 logger = logging.getLogger(__name__)
@@ -279,27 +280,24 @@ def email_inquiry_reply(*, message_id: int) -> bool:
     if not recipients:
         return False
     url = settings.PORTAL_BASE_URL + reverse("support:inquiry", args=[inquiry.pk])
-    parts = {}
-    for language in ("ja", "en"):
-        with translation.override(language):
-            parts[language] = (
-                _("Reply to your inquiry #%(number)s") % {"number": inquiry.pk},
-                "\n".join(
-                    [
-                        _("Dear %(customer)s,") % {"customer": inquiry.customer.name},
-                        "",
-                        _("Support has replied to your inquiry #%(number)s “%(subject)s”:")
-                        % {"number": inquiry.pk, "subject": inquiry.subject},
-                        "",
-                        message.body,
-                        "",
-                        _("Read the conversation or answer in the portal:"),
-                        url,
-                    ]
-                ),
-            )
-    subject = f"{parts['ja'][0]} / {parts['en'][0]}"
-    body = f"{parts['ja'][1]}\n\n---------- English ----------\n\n{parts['en'][1]}\n"
+    subject, body = bilingual(
+        lambda: (
+            _("Reply to your inquiry #%(number)s") % {"number": inquiry.pk},
+            "\n".join(
+                [
+                    _("Dear %(customer)s,") % {"customer": inquiry.customer.name},
+                    "",
+                    _("Support has replied to your inquiry #%(number)s “%(subject)s”:")
+                    % {"number": inquiry.pk, "subject": inquiry.subject},
+                    "",
+                    message.body,
+                    "",
+                    _("Read the conversation or answer in the portal:"),
+                    url,
+                ]
+            ),
+        )
+    )
     try:
         send_mail(subject, body, None, recipients)
     except OSError:

@@ -16,10 +16,9 @@ from django.core import signing
 from django.core.mail import EmailMessage, get_connection
 from django.db import transaction
 from django.db.models import DateTimeField, Q, Value
-from django.template.loader import render_to_string
 from django.urls import reverse
-from django.utils import timezone, translation
 
+from support.mail import bilingual_from_templates
 from upgrades.bulk import insert_from_select
 from upgrades.models import Notification, SpeedGrant
 
@@ -99,18 +98,7 @@ def _render(notification: Notification) -> tuple[str, str]:
         context["deadline"] = grant.blanket_upgrade.deadline
         context["keep_url"] = response_url(grant.pk, keep=True)
         context["decline_url"] = response_url(grant.pk, keep=False)
-    parts = {}
-    for language in ("ja", "en"):
-        with translation.override(language), timezone.override("Asia/Tokyo"):
-            parts[language] = (
-                render_to_string(
-                    f"upgrades/email/{notification.kind}_subject.txt", context
-                ).strip(),
-                render_to_string(f"upgrades/email/{notification.kind}.txt", context).strip(),
-            )
-    subject = f"{parts['ja'][0]} / {parts['en'][0]}"
-    body = f"{parts['ja'][1]}\n\n---------- English ----------\n\n{parts['en'][1]}\n"
-    return subject, body
+    return bilingual_from_templates(f"upgrades/email/{notification.kind}", context)
 
 
 def send_notifications(*, now: datetime, batch_size: int | None = None) -> int:
