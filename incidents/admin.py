@@ -73,8 +73,14 @@ class DamagePhotoInline(admin.TabularInline):
 class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Staff plan field visits inline; the customer sees progress without any date."""
 
-    list_display = ["pk", "received_at", "site", "after_hours", "assignee", "closed_at"]
-    list_filter = ["after_hours", ("closed_at", admin.EmptyFieldListFilter), "site__prefecture"]
+    list_display = ["pk", "received_at", "site", "priority", "after_hours", "assignee", "closed_at"]
+    list_filter = [
+        "priority",
+        "after_hours",
+        ("closed_at", admin.EmptyFieldListFilter),
+        "site__prefecture",
+        ("assignee", admin.RelatedOnlyFieldListFilter),
+    ]
     list_select_related = ["site", "assignee"]
     search_fields = ["site__name", "site__customer__name", "site__contact_phone", "description"]
     readonly_fields = [

@@ -8,6 +8,7 @@ from django.utils.translation import pgettext_lazy
 
 from subscriptions.prefectures import Prefecture
 from support.channels import Channel
+from support.models import ContactPriority
 
 
 class DisasterQuerySet(models.QuerySet):
@@ -240,6 +241,13 @@ class DamageReport(models.Model):
     channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
     received_at = models.DateTimeField(_("received"))
     after_hours = models.BooleanField(_("received after hours"), default=False)
+    # High after hours or when a declared disaster covers the site.
+    priority = models.CharField(
+        _("priority"),
+        max_length=10,
+        choices=ContactPriority.choices,
+        default=ContactPriority.NORMAL,
+    )
     reported_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,

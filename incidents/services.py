@@ -24,6 +24,7 @@ from incidents.models import (
 )
 from subscriptions.prefectures import Prefecture
 from support.calendar import is_after_hours
+from support.models import ContactPriority
 from support.services import alert_on_call
 
 
@@ -193,13 +194,18 @@ def report_damage(
             errors.extend(error.messages)
     if errors:
         raise ValidationError({"photos": errors})
+    after_hours = is_after_hours(now)
+    in_disaster = any(
+        d.nationwide or site.prefecture in d.prefectures for d in Disaster.objects.active()
+    )
     with transaction.atomic():
         report = DamageReport.objects.create(
             site=site,
             description=description.strip(),
             channel=channel,
             received_at=now,
-            after_hours=is_after_hours(now),
+            after_hours=after_hours,
+            priority=ContactPriority.HIGH if after_hours or in_disaster else ContactPriority.NORMAL,
             reported_by=by,
             outage=current_outage(),
         )

@@ -7,7 +7,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from support.channels import Channel
-from support.models import AfterHoursAlert, Inquiry, InquiryMessage, OnCallShift
+from support.models import AfterHoursAlert, CannedReply, Inquiry, InquiryMessage, OnCallShift
 from support.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
 
 MAX_ID = 2**63 - 1
@@ -26,6 +26,12 @@ class SafeActionsMixin:
                 [s for s in selected if s.isdigit() and 0 < int(s) <= MAX_ID],
             )
         return super().response_action(request, queryset)
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    list_display = ["title"]
+    search_fields = ["title", "body"]
 
 
 @admin.register(OnCallShift)
@@ -78,6 +84,12 @@ class InquiryChangeForm(forms.ModelForm):
         required=False,
         widget=forms.Textarea(attrs={"rows": 5}),
         help_text=_("Sent to the customer by e-mail and shown in the portal."),
+    )
+    canned_reply = forms.ModelChoiceField(
+        queryset=CannedReply.objects.all(),
+        label=_("Canned reply"),
+        required=False,
+        help_text=_("Added after the text above (or sent alone when the reply is empty)."),
     )
     internal = forms.BooleanField(
         label=_("Internal note"),
@@ -187,12 +199,16 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
             obj.pk = created.pk
             return
         assign_inquiries(inquiries=[obj.pk], assignee=obj.assignee)
-        if data.get("reply", "").strip():
+        canned = data.get("canned_reply")
+        text = "\n\n".join(
+            part for part in [data.get("reply", "").strip(), canned.body if canned else ""] if part
+        )
+        if text:
             try:
                 reply_to_inquiry(
                     inquiry=obj,
                     by=request.user,
-                    body=data["reply"],
+                    body=text,
                     internal=data["internal"],
                     now=now,
                 )

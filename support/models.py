@@ -8,6 +8,13 @@ from django.utils.translation import gettext_lazy as _
 from support.channels import Channel
 
 
+class ContactPriority(models.TextChoices):
+    """Triage priority of any contact kind: high after hours or in a declared disaster."""
+
+    NORMAL = "normal", _("Normal")
+    HIGH = "high", _("High")
+
+
 class OnCallShiftQuerySet(models.QuerySet):
     def covering(self, at) -> "OnCallShiftQuerySet":
         return self.filter(starts_at__lte=at, ends_at__gt=at)
@@ -225,3 +232,18 @@ class InquiryMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.inquiry_id} {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class CannedReply(models.Model):
+    """A reply support sends often (e.g. "the ground station is back"), ready to pick."""
+
+    title = models.CharField(_("title"), max_length=200, unique=True)
+    body = models.TextField(_("text"))
+
+    class Meta:
+        verbose_name = _("canned reply")
+        verbose_name_plural = _("canned replies")
+        ordering = ["title"]
+
+    def __str__(self) -> str:
+        return self.title

@@ -98,6 +98,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0007_on_call_roles", "add"),
     ("portal.accounts.migrations.0008_inquiry_roles", "add"),
     ("portal.accounts.migrations.0009_incident_roles", "add"),
+    ("portal.accounts.migrations.0010_canned_reply_roles", "add"),
 ]
 
 

@@ -107,6 +107,7 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
         "site_names",
         "channel",
         "after_hours",
+        "priority",
         "reason",
         "status",
         "assignee",
@@ -116,6 +117,7 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
         "status",
         "channel",
         "reason",
+        "priority",
         "after_hours",
         "sites__prefecture",
         "disaster",
@@ -279,7 +281,13 @@ class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
         "responded_at",
         "response_channel",
     ]
-    list_filter = ["state", "source", "response_channel", "blanket_upgrade"]
+    list_filter = [
+        "state",
+        "source",
+        "response_channel",
+        "response_after_hours",
+        "blanket_upgrade",
+    ]
     list_select_related = ["subscription__site__customer", "blanket_upgrade"]
     search_fields = [
         "subscription__contract_number",

@@ -12,6 +12,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from support.channels import Channel
+from support.models import ContactPriority
 
 
 class UpgradeRequest(models.Model):
@@ -46,6 +47,13 @@ class UpgradeRequest(models.Model):
     received_at = models.DateTimeField(_("received"))
     # Stamped from the business calendar when received (support/calendar.py).
     after_hours = models.BooleanField(_("received after hours"), default=False)
+    # High for a request received after hours or tied to a declared disaster.
+    priority = models.CharField(
+        _("priority"),
+        max_length=10,
+        choices=ContactPriority.choices,
+        default=ContactPriority.NORMAL,
+    )
     contact_name = models.CharField(_("contact name"), max_length=150, blank=True)
     contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
     requested_by = models.ForeignKey(
@@ -299,6 +307,10 @@ class SpeedGrant(models.Model):
     # it does not need.
     response_channel = models.CharField(
         _("answered through"), max_length=20, choices=Channel.choices, blank=True, db_default=""
+    )
+    # Stamped by the business calendar: an answer by phone at night is an after-hours contact.
+    response_after_hours = models.BooleanField(
+        _("answered after hours"), null=True, blank=True, db_default=None
     )
 
     objects = SpeedGrantQuerySet.as_manager()

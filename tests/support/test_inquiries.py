@@ -402,3 +402,21 @@ def test_the_customer_pages_keep_their_query_count_as_rows_grow(
     many = (count(reverse("support:inquiries")), count(f"/api/v1/inquiries/{first.pk}/"))
 
     assert many == few
+
+
+def test_a_canned_reply_is_sent_without_typing(
+    client, support, customer_user, django_capture_on_commit_callbacks
+):
+    from support.models import CannedReply
+
+    canned = CannedReply.objects.create(
+        title="地上局復旧", body="地上局は復旧しました。回線をご確認ください。"
+    )
+    inquiry = new_inquiry(customer_user)
+    url = reverse("admin:support_inquiry_change", args=[inquiry.pk])
+
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(url, _change_form_data(client, inquiry, reply="", canned_reply=canned.pk))
+
+    assert inquiry.messages.filter(body=canned.body, internal=False).exists()
+    assert canned.body in mail.outbox[0].body

@@ -170,3 +170,29 @@ def test_support_reassigns_a_request_from_its_change_page(client, support):
     upgrade_request.refresh_from_db()
     assert response.status_code == 302
     assert upgrade_request.assignee == support
+
+
+def test_an_answer_recorded_at_night_is_stamped_after_hours(client, support):
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    import time_machine
+
+    make_lines(1)
+    blanket = declare_disaster(
+        operator=support, title="t", nationwide=True, prefectures=[], idempotency_key="k",
+        now=timezone.now(),
+    )  # fmt: skip
+    apply_blanket_upgrade(blanket_id=blanket.pk, now=timezone.now())
+    grant = SpeedGrant.objects.get()
+
+    with time_machine.travel(
+        datetime(2026, 11, 24, 23, 30, tzinfo=ZoneInfo("Asia/Tokyo")), tick=False
+    ):
+        client.post(
+            reverse("admin:upgrades_speedgrant_changelist"),
+            {"action": "keep_by_phone", "_selected_action": [grant.pk]},
+        )
+
+    grant.refresh_from_db()
+    assert grant.response_after_hours is True

@@ -179,3 +179,12 @@ def test_a_request_is_stamped_after_hours_by_the_business_calendar(
     upgrade_request = ask(customer_user, [site], now_override=NOW.replace(hour=hour))
 
     assert upgrade_request.after_hours is after_hours
+
+
+def test_a_request_in_a_declared_disaster_or_after_hours_gets_high_priority(customer_user, site):
+    calm = ask(customer_user, [site])
+    night = ask(customer_user, [site], now_override=NOW.replace(hour=23))
+    DisasterFactory(nationwide=False, prefectures=["04"])
+    in_disaster = ask(customer_user, [site])
+
+    assert [calm.priority, night.priority, in_disaster.priority] == ["normal", "high", "high"]

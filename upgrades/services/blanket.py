@@ -22,6 +22,7 @@ from django.utils.translation import gettext as _
 from incidents.models import Disaster
 from incidents.services import close_disaster, open_disaster
 from subscriptions.models import Subscription
+from support.calendar import is_after_hours
 from support.channels import Channel
 from upgrades.bulk import insert_from_select
 from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, Notification, SpeedGrant
@@ -347,7 +348,12 @@ def respond_to_grants(
             )
         )
     ids = [pk for pk, _ in candidates]
-    response = {"responded_at": now, "responded_by": by, "response_channel": channel}
+    response = {
+        "responded_at": now,
+        "responded_by": by,
+        "response_channel": channel,
+        "response_after_hours": is_after_hours(now),
+    }
     with transaction.atomic():
         if keep:
             SpeedGrant.objects.filter(pk__in=ids, state=SpeedGrant.State.PENDING).update(

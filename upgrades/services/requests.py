@@ -18,6 +18,7 @@ from incidents.services import current_outage
 from subscriptions.models import Site, Subscription
 from support.calendar import is_after_hours
 from support.channels import Channel
+from support.models import ContactPriority
 from support.services import alert_on_call
 from upgrades.models import Notification, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
 from upgrades.services.speeds import lower_desired_speeds, raise_desired_speeds
@@ -80,6 +81,9 @@ def request_upgrade(
             channel=channel,
             received_at=now,
             after_hours=is_after_hours(now),
+            priority=ContactPriority.HIGH
+            if disaster is not None or is_after_hours(now)
+            else ContactPriority.NORMAL,
             requested_by=requested_by,
             recorded_by=recorded_by,
             contact_name=contact_name,
