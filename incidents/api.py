@@ -19,8 +19,8 @@ from incidents.services import (
     report_damage,
     site_for_token,
 )
-from subscriptions.access import IsCustomerUser
 from subscriptions.models import Site
+from support.access import IsCustomerUser
 from support.channels import Channel
 
 

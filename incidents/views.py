@@ -23,8 +23,8 @@ from incidents.services import (
     report_damage,
     revoke_check_in_tokens,
 )
-from subscriptions.access import CustomerRequiredMixin, OperatorRequiredMixin
 from subscriptions.models import Site
+from support.access import CustomerRequiredMixin, OperatorRequiredMixin
 from support.channels import Channel
 
 

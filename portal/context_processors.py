@@ -1,7 +1,7 @@
 from django.conf import settings
 
 from incidents.services import current_outage
-from subscriptions.access import is_customer_user
+from support.access import is_customer_user
 from upgrades.selectors import pending_grants_for_customer
 
 

@@ -15,8 +15,8 @@ from incidents.readiness import readiness_by_prefecture
 from incidents.views import OutageForm
 from portal.celery import app as celery_app
 from portal.selectors import scheduler_status
-from subscriptions.access import CustomerRequiredMixin, is_customer_user
 from subscriptions.selectors import sites_with_subscriptions
+from support.access import CustomerRequiredMixin, is_customer_user
 from upgrades.selectors import disasters_for_dashboard
 
 logger = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from rest_framework.decorators import action
 from rest_framework.response import Response
 
 from subscriptions import selectors, services
-from subscriptions.access import IsCustomerUser
 from subscriptions.invoice_pdf import render_invoice_pdf
 from subscriptions.models import Invoice, InvoiceLine, Plan, Quote, Site, Subscription
 from subscriptions.selectors import subscriptions_for_customer
+from support.access import IsCustomerUser
 
 
 class PlanOutputSerializer(serializers.ModelSerializer):

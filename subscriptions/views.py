@@ -10,7 +10,6 @@ from django.views import View
 from django.views.generic import DetailView, ListView
 
 from subscriptions import selectors
-from subscriptions.access import CustomerRequiredMixin
 from subscriptions.invoice_pdf import render_invoice_pdf
 from subscriptions.services import (
     accept_quote,
@@ -19,6 +18,7 @@ from subscriptions.services import (
     open_offer,
     quote_extension,
 )
+from support.access import CustomerRequiredMixin
 
 
 class SubscriptionDetailView(CustomerRequiredMixin, DetailView):

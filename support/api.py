@@ -12,7 +12,7 @@ from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
-from subscriptions.access import IsCustomerUser
+from support.access import IsCustomerUser
 from support.admin import MAX_ID
 from support.channels import Channel
 from support.models import Inquiry, InquiryMessage

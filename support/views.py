@@ -8,7 +8,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 
-from subscriptions.access import CustomerRequiredMixin
+from support.access import CustomerRequiredMixin
 from support.admin import MAX_ID
 from support.calendar import holiday_name, is_working_time
 from support.channels import Channel

@@ -10,8 +10,8 @@ from rest_framework.decorators import action
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from subscriptions.access import IsCustomerUser
 from subscriptions.prefectures import Prefecture
+from support.access import IsCustomerUser
 from support.channels import Channel
 from upgrades import selectors
 from upgrades.forms import MAX_ID

@@ -16,7 +16,7 @@ from django.utils.translation import gettext as _
 from django.views import View
 from django.views.generic import DetailView, TemplateView
 
-from subscriptions.access import CustomerRequiredMixin, OperatorRequiredMixin
+from support.access import CustomerRequiredMixin, OperatorRequiredMixin
 from support.channels import Channel
 from upgrades import selectors
 from upgrades.forms import DeclareDisasterForm, ExtendDeadlineForm, UpgradeRequestForm

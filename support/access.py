@@ -1,4 +1,5 @@
-"""Who may use the customer-facing pages and API: users of a customer organisation.
+"""Who may use the customer pages and API (users of a customer organisation) and the
+operator pages. Here, in support, because every app's pages use it.
 
 Every customer query is scoped with ``request.user.customer_id``; an object of another
 organisation is simply not found (404), never "forbidden", so ids reveal nothing.
