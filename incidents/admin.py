@@ -6,6 +6,7 @@ from django.utils.translation import gettext_lazy as _
 from incidents.models import DamagePhoto, DamageReport, Disaster, FieldVisit, Outage
 from incidents.services import assign_damage_reports
 from support.admin import SafeActionsMixin
+from support.models import Inquiry
 
 
 @admin.register(Disaster)
@@ -35,6 +36,22 @@ class OutageAdmin(admin.ModelAdmin):
     list_display = ["started_at", "ended_at", "cause", "declared_by"]
     list_filter = ["cause"]
     list_select_related = ["declared_by"]
+    readonly_fields = ["contacts_during"]
+
+    @admin.display(description=_("contacts received during the outage"))
+    def contacts_during(self, obj: Outage) -> str:
+        # Requests and damage reports point at the outage; inquiries (support sits below
+        # incidents) are found by when they arrived.
+        window = {"received_at__gte": obj.started_at}
+        if obj.ended_at:
+            window["received_at__lt"] = obj.ended_at
+        return _(
+            "%(requests)s upgrade requests, %(reports)s damage reports, %(inquiries)s inquiries"
+        ) % {
+            "requests": obj.upgrade_requests.count(),
+            "reports": obj.damage_reports.count(),
+            "inquiries": Inquiry.objects.filter(**window).count(),
+        }
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -44,6 +44,7 @@ urlpatterns = [
     path("", include("incidents.urls")),
     path("", include("support.urls")),
     path("operator/", views.OperatorDashboardView.as_view(), name="operator-dashboard"),
+    path("desk/", views.SupportDeskView.as_view(), name="support-desk"),
     path("healthz", views.healthz, name="healthz"),
     path("contact/", ContactView.as_view(), name="contact"),
     path("i18n/", include("django.conf.urls.i18n")),

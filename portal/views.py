@@ -14,6 +14,7 @@ from django.views.generic import TemplateView
 from incidents.readiness import readiness_by_prefecture
 from incidents.views import OutageForm
 from portal.celery import app as celery_app
+from portal.desk import KINDS, open_contacts
 from portal.selectors import scheduler_status
 from subscriptions.selectors import sites_with_subscriptions
 from support.access import CustomerRequiredMixin, is_customer_user
@@ -101,3 +102,25 @@ def healthz(request: HttpRequest) -> JsonResponse:
             "fresh": scheduler.fresh,
         }
     return JsonResponse(body, status=200 if database and broker else 503)
+
+
+class SupportDeskView(PermissionRequiredMixin, TemplateView):
+    """Staff only (support and operators): every open contact in one list."""
+
+    permission_required = "upgrades.view_upgraderequest"
+    template_name = "portal/desk.html"
+
+    def get_context_data(self, **kwargs):
+        query = self.request.GET
+        kind = query.get("kind", "") if query.get("kind", "") in KINDS else ""
+        return {
+            **super().get_context_data(**kwargs),
+            "contacts": open_contacts(
+                kind=kind,
+                after_hours=query.get("after_hours") == "1",
+                high=query.get("priority") == "high",
+                assignee=self.request.user if query.get("mine") == "1" else None,
+            ),
+            "kinds": KINDS,
+            "kind": kind,
+        }

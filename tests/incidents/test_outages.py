@@ -58,3 +58,26 @@ def test_a_request_received_during_an_outage_is_linked_to_it():
     )  # fmt: skip
 
     assert upgrade_request.outage == outage
+
+
+def test_the_outage_page_counts_every_contact_received_during_it(client):
+    from support.services import open_inquiry
+
+    outage = Outage.objects.create(
+        cause="disaster", started_at=timezone.now(), declared_by=OperatorUserFactory()
+    )
+    user = UserFactory()
+    line = make_lines(1, customer=user.customer)[0]
+    request_upgrade(
+        customer=user.customer, sites=[line.site], reason="outage", channel="phone",
+        now=timezone.now(),
+    )  # fmt: skip
+    open_inquiry(
+        customer=user.customer, subject="繋がらない", body="?", channel="portal", by=user,
+        now=timezone.now(),
+    )  # fmt: skip
+    client.force_login(OperatorUserFactory())
+
+    page = client.get(reverse("admin:incidents_outage_change", args=[outage.pk]))
+
+    assert "高速化申込 1 件" in page.text and "お問い合わせ 1 件" in page.text
