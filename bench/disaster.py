@@ -148,10 +148,11 @@ def load_lines(n: int, today: date) -> Fleet:
         cursor.execute(
             """
             INSERT INTO subscriptions_site
-                (customer_id, name, postal_code, prefecture, address, contact_phone, created_at)
+                (customer_id, name, postal_code, prefecture, address, contact_phone, created_at,
+                 antenna_serial, modem_serial)
             SELECT (%(customers)s::bigint[])[1 + mod(i, %(k)s)], 'site ' || i, '',
                    lpad((1 + mod(i, 47))::text, 2, '0'), 'bench address ' || i,
-                   '0494-22-0000', now()
+                   '0494-22-0000', now(), '', ''
             FROM generate_series(1, %(total)s) AS i
             """,
             {"customers": [c.pk for c in customers], "k": CUSTOMERS, "total": total},
