@@ -17,8 +17,7 @@ from django.utils import timezone
 from incidents.models import CheckIn, Disaster, ReadinessReminder
 from subscriptions.models import Site, Subscription
 from subscriptions.prefectures import Prefecture
-from subscriptions.selectors import customer_recipients
-from support.mail import bilingual_from_templates
+from support.mail import bilingual_from_templates, customer_recipients
 
 
 def _sites_with_service(now: datetime):

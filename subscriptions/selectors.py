@@ -52,14 +52,3 @@ def timeline(subscription: Subscription, *, today: date) -> list[tuple[date, str
     if subscription.extended_until and subscription.extended_until >= subscription.term_end:
         entries.append((subscription.extended_until, _("Last day of the paid extension")))
     return [(day, label, day < today) for day, label in entries]
-
-
-def customer_recipients(customer) -> list[str]:
-    """Where a customer's e-mails go: its active users and its contact address."""
-    from django.contrib.auth import get_user_model
-
-    users = get_user_model().objects.filter(customer=customer, is_active=True)
-    emails = {email.lower() for email in users.values_list("email", flat=True)}
-    if customer.email:
-        emails.add(customer.email.lower())
-    return sorted(emails)

@@ -24,7 +24,7 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.pricing import Period, consumption_tax, prorated_price
-from support.mail import bilingual_from_templates
+from support.mail import bilingual_from_templates, customer_recipients
 
 # A quote holds for this many days; after that the customer asks for a new one (the
 # offer's prices may have changed).
@@ -284,7 +284,6 @@ def send_renewal_reminders(*, now: datetime) -> int:
     The reminder row is written before the e-mail and removed if sending fails, so a
     line is never reminded twice for the same end, and a failure is tried again.
     """
-    from portal.accounts.models import User  # recipients only
 
     today = timezone.localdate(now)
     horizon = today + timedelta(days=settings.RENEWAL_REMINDER_DAYS)
@@ -307,11 +306,7 @@ def send_renewal_reminders(*, now: datetime) -> int:
         if not created:
             continue
         customer = subscription.site.customer
-        users = User.objects.filter(customer=customer, is_active=True)
-        recipients = sorted(
-            {email.lower() for email in users.values_list("email", flat=True)}
-            | ({customer.email.lower()} if customer.email else set())
-        )
+        recipients = customer_recipients(customer)
         context = {
             "subscription": subscription,
             "customer": customer,

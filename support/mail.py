@@ -29,3 +29,14 @@ def bilingual_from_templates(template: str, context: dict) -> tuple[str, str]:
             render_to_string(f"{template}.txt", context),
         )
     )
+
+
+def customer_recipients(customer) -> list[str]:
+    """Where a customer organisation's e-mails go: its active users and its contact address."""
+    from django.contrib.auth import get_user_model
+
+    users = get_user_model().objects.filter(customer_id=customer.pk, is_active=True)
+    emails = {email.lower() for email in users.values_list("email", flat=True) if email}
+    if customer.email:
+        emails.add(customer.email.lower())
+    return sorted(emails)

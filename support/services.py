@@ -18,7 +18,7 @@ from django.utils.translation import gettext as _
 
 from support.calendar import is_after_hours
 from support.channels import Channel
-from support.mail import bilingual
+from support.mail import bilingual, customer_recipients
 from support.models import AfterHoursAlert, Inquiry, InquiryMessage, OnCallShift
 
 logger = logging.getLogger(__name__)
@@ -246,21 +246,6 @@ def assign_inquiries(*, inquiries, assignee) -> int:
     return Inquiry.objects.filter(pk__in=inquiries).update(assignee=assignee)
 
 
-def _customer_addresses(customer) -> list[str]:
-    addresses = sorted(
-        {
-            email.lower()
-            for email in get_user_model()
-            .objects.filter(customer_id=customer.pk, is_active=True)
-            .values_list("email", flat=True)
-            if email
-        }
-    )
-    if customer.email and customer.email.lower() not in addresses:
-        addresses.append(customer.email.lower())
-    return addresses
-
-
 def email_inquiry_reply(*, message_id: int) -> bool:
     """E-mail one staff reply to the customer's users (Japanese, English below), once.
 
@@ -276,7 +261,7 @@ def email_inquiry_reply(*, message_id: int) -> bool:
     if message is None:
         return False
     inquiry = message.inquiry
-    recipients = _customer_addresses(inquiry.customer)
+    recipients = customer_recipients(inquiry.customer)
     if not recipients:
         return False
     url = settings.PORTAL_BASE_URL + reverse("support:inquiry", args=[inquiry.pk])
