@@ -26,19 +26,15 @@ from support.calendar import is_after_hours
 from support.channels import Channel
 from upgrades.bulk import insert_from_select
 from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, Notification, SpeedGrant
-from upgrades.services.speeds import lower_desired_speeds, raise_desired_speeds
+from upgrades.services.speeds import (
+    enqueue_follow_ups,
+    lower_desired_speeds,
+    raise_desired_speeds,
+)
 
 # The longest a blanket upgrade waits for answers, extensions included: beyond that it
 # would be a permanent upgrade nobody asked for.
 MAX_WINDOW_DAYS = 30
-
-
-def _enqueue_follow_ups() -> None:
-    # Imported here: tasks import services, not the other way round at module load.
-    from upgrades import tasks
-
-    transaction.on_commit(tasks.reconcile_speeds.delay)
-    transaction.on_commit(tasks.send_notifications.delay)
 
 
 def declare_disaster(
@@ -177,7 +173,7 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
             if lower == 0:
                 # Start provisioning and e-mails with the first chunk; both keep going
                 # while later chunks commit, and the beat safety net catches the rest.
-                _enqueue_follow_ups()
+                enqueue_follow_ups()
     with transaction.atomic():
         done = BlanketUpgrade.objects.filter(
             pk=blanket_id, status=BlanketUpgrade.Status.APPLYING
@@ -189,7 +185,7 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
                 at=now,
                 detail={"grants": blanket.grants.count()},
             )
-        _enqueue_follow_ups()
+        enqueue_follow_ups()
     return created
 
 
@@ -292,7 +288,7 @@ def _finish_grants_in_chunks(
         if not moved_in_pass:
             break
     if moved:
-        _enqueue_follow_ups()
+        enqueue_follow_ups()
     return moved
 
 
@@ -367,7 +363,7 @@ def respond_to_grants(
                 subscription_ids=[sub for _, sub in candidates],
                 cause=f"declined via {channel}" + (f" by {by.email}" if by else ""),
             )
-            _enqueue_follow_ups()
+            enqueue_follow_ups()
         # Exactly those this call moved: answered now, by this caller.
         answered = list(
             SpeedGrant.objects.filter(pk__in=ids, responded_at=now, responded_by=by)

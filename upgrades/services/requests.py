@@ -21,7 +21,11 @@ from support.channels import Channel
 from support.models import ContactPriority
 from support.services import alert_on_call
 from upgrades.models import Notification, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
-from upgrades.services.speeds import lower_desired_speeds, raise_desired_speeds
+from upgrades.services.speeds import (
+    enqueue_follow_ups,
+    lower_desired_speeds,
+    raise_desired_speeds,
+)
 
 Status = UpgradeRequest.Status
 
@@ -43,13 +47,6 @@ def _move(upgrade_request: UpgradeRequest, *, from_: set[str], to: str, **fields
             % {"status": upgrade_request.get_status_display()}
         )
     upgrade_request.refresh_from_db()
-
-
-def _enqueue_follow_ups() -> None:
-    from upgrades import tasks
-
-    transaction.on_commit(tasks.reconcile_speeds.delay)
-    transaction.on_commit(tasks.send_notifications.delay)
 
 
 def request_upgrade(
@@ -183,7 +180,7 @@ def approve_upgrade_request(
             kind=Notification.Kind.REQUEST_APPROVED,
             defaults={"created_at": now},
         )
-        _enqueue_follow_ups()
+        enqueue_follow_ups()
     return grants
 
 
@@ -209,7 +206,7 @@ def reject_upgrade_request(
             kind=Notification.Kind.REQUEST_REJECTED,
             defaults={"created_at": now},
         )
-        _enqueue_follow_ups()
+        enqueue_follow_ups()
 
 
 def end_upgrade_request(*, upgrade_request: UpgradeRequest, by, now: datetime) -> None:
@@ -226,7 +223,7 @@ def end_upgrade_request(*, upgrade_request: UpgradeRequest, by, now: datetime) -
             cause=f"upgrade request {upgrade_request.pk} ended by {by.email if by else 'staff'}",
         )
         _record(upgrade_request, Status.ENDED, by=by, now=now)
-        _enqueue_follow_ups()
+        enqueue_follow_ups()
 
 
 def assign_upgrade_requests(*, upgrade_requests, assignee) -> int:

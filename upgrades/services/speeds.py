@@ -5,6 +5,7 @@ in its own transaction, for the lines it touched. Each is two statements whateve
 number of lines: lock them in id order, then one UPDATE.
 """
 
+from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 
 from subscriptions.models import Subscription
@@ -52,3 +53,12 @@ def lower_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) 
             desired_cause=cause[:200],
         )
     )
+
+
+def enqueue_follow_ups() -> None:
+    """After commit: push changed speeds to the network and send queued e-mails."""
+    # Imported here: tasks import services, not the other way round at module load.
+    from upgrades import tasks
+
+    transaction.on_commit(tasks.reconcile_speeds.delay)
+    transaction.on_commit(tasks.send_notifications.delay)
