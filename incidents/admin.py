@@ -5,12 +5,12 @@ from django.utils.translation import gettext_lazy as _
 
 from incidents.models import DamagePhoto, DamageReport, Disaster, FieldVisit, Outage
 from incidents.services import assign_damage_reports
-from support.admin import SafeActionsMixin
+from support.admin import ReadOnlyAdmin, SafeActionsMixin
 from support.models import Inquiry
 
 
 @admin.register(Disaster)
-class DisasterAdmin(admin.ModelAdmin):
+class DisasterAdmin(ReadOnlyAdmin):
     """Read-only: operators declare and end disasters on the dashboard, where the
     blanket upgrade starts and stops with them."""
 
@@ -19,18 +19,9 @@ class DisasterAdmin(admin.ModelAdmin):
     search_fields = ["title"]
     list_select_related = ["declared_by"]
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(Outage)
-class OutageAdmin(admin.ModelAdmin):
+class OutageAdmin(ReadOnlyAdmin):
     """Read-only: operators declare and end outages on the dashboard."""
 
     list_display = ["started_at", "ended_at", "cause", "declared_by"]
@@ -53,15 +44,6 @@ class OutageAdmin(admin.ModelAdmin):
             "inquiries": Inquiry.objects.filter(**window).count(),
         }
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 class FieldVisitInline(admin.TabularInline):
     model = FieldVisit
@@ -75,9 +57,6 @@ class DamagePhotoInline(admin.TabularInline):
     readonly_fields = fields
     extra = 0
     can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description=_("photo"))
     def link(self, obj: DamagePhoto) -> str:

@@ -28,6 +28,21 @@ class SafeActionsMixin:
         return super().response_action(request, queryset)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written by services only (audit, events, declarations): look, never edit."""
+
+    show_full_result_count = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 @admin.register(CannedReply)
 class CannedReplyAdmin(admin.ModelAdmin):
     list_display = ["title"]

@@ -9,7 +9,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from support.admin import SafeActionsMixin
+from support.admin import ReadOnlyAdmin, SafeActionsMixin
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
@@ -342,19 +342,6 @@ class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
     @admin.action(description=_("Record: customer declines (e-mail)"), permissions=["change"])
     def decline_by_email(self, request, queryset):
         self._respond(request, queryset, keep=False, channel=Channel.EMAIL)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    show_full_result_count = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class BlanketUpgradeEventInline(admin.TabularInline):
