@@ -214,16 +214,13 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
             obj.pk = created.pk
             return
         assign_inquiries(inquiries=[obj.pk], assignee=obj.assignee)
-        canned = data.get("canned_reply")
-        text = "\n\n".join(
-            part for part in [data.get("reply", "").strip(), canned.body if canned else ""] if part
-        )
-        if text:
+        if data.get("reply", "").strip() or data.get("canned_reply"):
             try:
                 reply_to_inquiry(
                     inquiry=obj,
                     by=request.user,
-                    body=text,
+                    body=data.get("reply", ""),
+                    canned_reply=data.get("canned_reply"),
                     internal=data["internal"],
                     now=now,
                 )

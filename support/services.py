@@ -19,7 +19,7 @@ from django.utils.translation import gettext as _
 from support.calendar import is_after_hours
 from support.channels import Channel
 from support.mail import bilingual, customer_recipients
-from support.models import AfterHoursAlert, Inquiry, InquiryMessage, OnCallShift
+from support.models import AfterHoursAlert, CannedReply, Inquiry, InquiryMessage, OnCallShift
 
 logger = logging.getLogger(__name__)
 
@@ -190,10 +190,21 @@ def open_inquiry(
 
 
 def reply_to_inquiry(
-    *, inquiry: Inquiry, by, body: str, internal: bool, now: datetime
+    *,
+    inquiry: Inquiry,
+    by,
+    body: str,
+    internal: bool,
+    now: datetime,
+    canned_reply: CannedReply | None = None,
 ) -> InquiryMessage:
     """Support answers (the inquiry becomes *answered* and the customer is e-mailed) or
-    adds an internal note, which changes nothing the customer sees and is never sent."""
+    adds an internal note, which changes nothing the customer sees and is never sent.
+
+    A canned reply is added after the typed text, or sent alone when nothing is typed."""
+    body = "\n\n".join(
+        part for part in [body.strip(), canned_reply.body if canned_reply else ""] if part
+    )
     body = _message_body(body)
     with transaction.atomic():
         if internal:
