@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.db.models import Count, Exists, OuterRef, Q
 from django.utils import timezone
@@ -18,6 +17,7 @@ from incidents.models import CheckIn, Disaster, ReadinessReminder
 from subscriptions.models import Site, Subscription
 from subscriptions.prefectures import Prefecture
 from support.mail import bilingual_from_templates, customer_recipients
+from support.outbox import queue_email
 
 
 def _sites_with_service(now: datetime):
@@ -63,9 +63,10 @@ def readiness_by_prefecture(*, now: datetime) -> list[PrefectureReadiness]:
 
 
 def _send(*, customer, sites: list[Site], reason: str, period: str, context: dict, now) -> bool:
-    """Record the reminder (once per customer and period), then e-mail it; a failed
-    send removes the record so the next run tries again."""
+    """Record the reminder (once per customer and period) and queue its e-mail in the
+    same transaction; the outbox sends it, and retries it if the mail server fails."""
     recipients = customer_recipients(customer)
+    subject, body = bilingual_from_templates("incidents/email/readiness", context)
     try:
         with transaction.atomic():
             reminder = ReadinessReminder.objects.create(
@@ -76,15 +77,9 @@ def _send(*, customer, sites: list[Site], reason: str, period: str, context: dic
                 recipients=recipients,
                 sent_at=now,
             )
+            queue_email(key=f"readiness:{reminder.pk}", to=recipients, subject=subject, body=body)
     except IntegrityError:
         return False  # already asked for this period
-    if recipients:
-        subject, body = bilingual_from_templates("incidents/email/readiness", context)
-        try:
-            EmailMessage(subject, body, to=recipients).send()
-        except OSError:
-            reminder.delete()
-            raise
     return True
 
 

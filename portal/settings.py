@@ -235,6 +235,19 @@ DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="BCP Portal <noreply@bcp-portal.example>"
 )
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# A mail server that hangs must not hold a sender for ever (seconds per SMTP operation).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# The outbox (support/outbox.py): every e-mail is a row, sent by Celery in batches over
+# one SMTP connection; a failed attempt is retried after OUTBOX_RETRY_SECONDS, doubling
+# up to an hour, and shown to staff as failed after OUTBOX_MAX_ATTEMPTS.
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=200)
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+OUTBOX_RETRY_SECONDS = env.int("OUTBOX_RETRY_SECONDS", default=30)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
+# One sender run sends for at most this long, then hands over to the next run.
+OUTBOX_TASK_SECONDS = env.int("OUTBOX_TASK_SECONDS", default=240)
+# How many workers send at once when many e-mails are queued together (a disaster).
+OUTBOX_PARALLEL_SENDERS = env.int("OUTBOX_PARALLEL_SENDERS", default=2)
 
 # --- Security (production) ------------------------------------------------------------
 
@@ -395,6 +408,11 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks must not hoard messages
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = TIME_ZONE
+# No task runs for ever: a stuck one is stopped (soft: an exception it can clean up
+# after; hard: the process is replaced). Long jobs work in chunks and resume, and the
+# senders hand over before their own, lower limits.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 * 60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Every minute: proves beat and a worker are alive (shown on /healthz and the
@@ -422,8 +440,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "upgrades.tasks.reconcile_speeds",
         "schedule": float(RECONCILE_INTERVAL_SECONDS),
     },
-    # Every minute: e-mails that a failed send or a lost message left unsent.
-    "send-notifications": {"task": "upgrades.tasks.send_notifications", "schedule": 60.0},
+    # Every minute: the outbox's safety net. Senders are asked for after every commit
+    # that queues e-mails; this sends what a lost message, a broker outage or a mail
+    # server's backoff left queued.
+    "send-queued-emails": {"task": "support.tasks.send_queued_emails", "schedule": 60.0},
     # On the 1st of every month at 10:00 Japan time: ask customers to check the sites
     # that have not checked their line lately (FAQ Q1, Q5).
     "readiness-reminders": {

@@ -6,6 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from incidents.api import SiteCheckInView, StatusView
 from portal import views
+from portal.accounts.forms import OutboxPasswordResetForm
 from portal.api import router
 from support.views import ContactView
 
@@ -18,7 +19,11 @@ auth_patterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
-    path("password/reset/", auth_views.PasswordResetView.as_view(), name="password_reset"),
+    path(
+        "password/reset/",
+        auth_views.PasswordResetView.as_view(form_class=OutboxPasswordResetForm),
+        name="password_reset",
+    ),
     path(
         "password/reset/done/",
         auth_views.PasswordResetDoneView.as_view(),

@@ -7,7 +7,6 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -25,6 +24,7 @@ from subscriptions.models import (
 )
 from subscriptions.pricing import Period, consumption_tax, prorated_price
 from support.mail import bilingual_from_templates, customer_recipients
+from support.outbox import queue_email
 
 # A quote holds for this many days; after that the customer asks for a new one (the
 # offer's prices may have changed).
@@ -281,8 +281,8 @@ def send_renewal_reminders(*, now: datetime) -> int:
     """E-mail customers whose line's service ends within RENEWAL_REMINDER_DAYS, with the
     offer they can take (or the note that none is open): once per line and service end.
 
-    The reminder row is written before the e-mail and removed if sending fails, so a
-    line is never reminded twice for the same end, and a failure is tried again.
+    The reminder row and its e-mail are queued in one transaction, so a line is never
+    reminded twice for the same end; the outbox sends it and retries a failure.
     """
 
     today = timezone.localdate(now)
@@ -298,13 +298,6 @@ def send_renewal_reminders(*, now: datetime) -> int:
         end = subscription.service_end
         if end > horizon:
             continue
-        reminder, created = RenewalReminder.objects.get_or_create(
-            subscription=subscription,
-            service_end=end,
-            defaults={"sent_at": now, "offer": offer},
-        )
-        if not created:
-            continue
         customer = subscription.site.customer
         recipients = customer_recipients(customer)
         context = {
@@ -316,13 +309,15 @@ def send_renewal_reminders(*, now: datetime) -> int:
             "support_email": settings.SUPPORT_EMAIL,
             "portal_url": f"{settings.PORTAL_BASE_URL}{subscription.get_absolute_url()}",
         }
-        subject, body = bilingual_from_templates("subscriptions/email/renewal", context)
-        try:
-            if recipients:
-                EmailMessage(subject, body, to=recipients).send()
-        except OSError:
-            reminder.delete()
-            raise
-        RenewalReminder.objects.filter(pk=reminder.pk).update(recipients=recipients)
+        with transaction.atomic():
+            reminder, created = RenewalReminder.objects.get_or_create(
+                subscription=subscription,
+                service_end=end,
+                defaults={"sent_at": now, "offer": offer, "recipients": recipients},
+            )
+            if not created:
+                continue
+            subject, body = bilingual_from_templates("subscriptions/email/renewal", context)
+            queue_email(key=f"renewal:{reminder.pk}", to=recipients, subject=subject, body=body)
         sent += 1
     return sent

@@ -7,7 +7,15 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from support.channels import Channel
-from support.models import AfterHoursAlert, CannedReply, Inquiry, InquiryMessage, OnCallShift
+from support.models import (
+    AfterHoursAlert,
+    CannedReply,
+    Inquiry,
+    InquiryMessage,
+    OnCallShift,
+    OutboundEmail,
+)
+from support.outbox import retry_now
 from support.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
 
 MAX_ID = 2**63 - 1
@@ -57,9 +65,64 @@ class OnCallShiftAdmin(admin.ModelAdmin):
     date_hierarchy = "starts_at"
 
 
+def email_state(email: OutboundEmail | None) -> str:
+    """How an e-mail queued in the outbox is doing, in words staff act on."""
+    if email is None:
+        return "-"
+    if email.status == OutboundEmail.Status.SENT:
+        return _("Sent %(at)s") % {
+            "at": timezone.localtime(email.sent_at).strftime("%Y-%m-%d %H:%M")
+        }
+    if email.status == OutboundEmail.Status.QUEUED and email.last_error:
+        return _("Not sent yet (%(attempts)s attempts): %(error)s") % {
+            "attempts": email.attempts,
+            "error": email.last_error,
+        }
+    if email.status == OutboundEmail.Status.FAILED:
+        return _("Failed: %(error)s") % {"error": email.last_error}
+    return email.get_status_display()
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(SafeActionsMixin, ReadOnlyAdmin):
+    """Every e-mail the portal sent or will send; failed ones with their error."""
+
+    list_display = ["created_at", "subject", "recipients", "status", "attempts", "sent_at"]
+    list_filter = ["status", "created_at"]
+    search_fields = ["key", "subject", "to"]
+    date_hierarchy = "created_at"
+    fields = [
+        "key",
+        "status",
+        "to",
+        "subject",
+        "body",
+        "created_at",
+        "send_after",
+        "attempts",
+        "sent_at",
+        "last_error",
+    ]
+    readonly_fields = fields
+    actions = ["retry"]
+
+    @admin.display(description=_("recipients"))
+    def recipients(self, obj: OutboundEmail) -> str:
+        return ", ".join(obj.to[:3]) + (" …" if len(obj.to) > 3 else "")
+
+    @admin.action(description=_("Try the failed e-mails again now"))
+    def retry(self, request, queryset):
+        count = retry_now(emails=queryset)
+        self.message_user(
+            request,
+            ngettext("%d e-mail queued again.", "%d e-mails queued again.", count) % count,
+        )
+
+
 @admin.register(AfterHoursAlert)
 class AfterHoursAlertAdmin(admin.ModelAdmin):
-    list_display = ["received_at", "contact_kind", "summary", "sent_at", "nobody_on_call"]
+    list_display = ["received_at", "contact_kind", "summary", "email_sent", "nobody_on_call"]
+    list_select_related = ["email"]
     list_filter = ["contact_kind", "nobody_on_call"]
     search_fields = ["summary", "contact_id"]
     show_full_result_count = False
@@ -69,6 +132,10 @@ class AfterHoursAlertAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("e-mail"))
+    def email_sent(self, obj: AfterHoursAlert) -> str:
+        return email_state(obj.email)
 
 
 class RecordInquiryForm(forms.ModelForm):
@@ -119,7 +186,7 @@ class InquiryChangeForm(forms.ModelForm):
 
 class InquiryMessageInline(admin.TabularInline):
     model = InquiryMessage
-    fields = ["created_at", "author", "from_staff", "internal", "body", "emailed_at"]
+    fields = ["created_at", "author", "from_staff", "internal", "body", "emailed"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -129,6 +196,13 @@ class InquiryMessageInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author", "email")
+
+    @admin.display(description=_("e-mail"))
+    def emailed(self, obj: InquiryMessage) -> str:
+        return email_state(obj.email) if obj.from_staff and not obj.internal else "-"
 
 
 @admin.register(Inquiry)
@@ -231,7 +305,7 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
                     request,
                     _("Internal note saved.")
                     if data["internal"]
-                    else _("Reply sent to the customer."),
+                    else _("Reply saved; it is e-mailed to the customer now."),
                 )
 
     @admin.display(description=_("age"), ordering="received_at")

@@ -1,4 +1,4 @@
-"""What every contact kind shares: the on-call roster and after-hours alerts."""
+"""What every contact kind shares: the on-call roster, after-hours alerts, the outbox."""
 
 from django.conf import settings
 from django.db import models
@@ -62,7 +62,15 @@ class AfterHoursAlert(models.Model):
     summary = models.CharField(_("summary"), max_length=300)
     url = models.CharField(_("link"), max_length=300, blank=True)
     received_at = models.DateTimeField(_("received"))
-    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    # Queued with the alert, in the same transaction: the outbox sends it (and retries).
+    email = models.OneToOneField(
+        "OutboundEmail",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("e-mail"),
+    )
     recipients = models.JSONField(_("recipients"), default=list, blank=True)
     nobody_on_call = models.BooleanField(_("nobody was on call"), default=False)
     webhook_status = models.CharField(_("webhook"), max_length=50, blank=True)
@@ -207,9 +215,16 @@ class InquiryMessage(models.Model):
     )
     from_staff = models.BooleanField(_("from support"), default=False)
     created_at = models.DateTimeField(_("written"))
-    # A staff reply is e-mailed to the customer after commit; a failed send stays visible.
-    emailed_at = models.DateTimeField(_("e-mailed"), null=True, blank=True)
-    recipients = models.JSONField(_("recipients"), default=list, blank=True)
+    # A staff reply's e-mail to the customer, queued with it: its state (sent, failed
+    # with the error) is shown on the reply in the admin.
+    email = models.OneToOneField(
+        "OutboundEmail",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("e-mail"),
+    )
 
     class Meta:
         verbose_name = _("inquiry message")
@@ -247,3 +262,75 @@ class CannedReply(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class OutboundEmail(models.Model):
+    """One e-mail the portal sends. Every e-mail goes through this outbox.
+
+    A row is written in the transaction of the change it tells about, so an e-mail is
+    never lost to a crash or a broker outage, and never sent from a web request. ``key``
+    says what the e-mail is ("inquiry-reply:42", "upgrades.notice:7"): one row per key,
+    so queueing again, or from two workers at once, queues once.
+
+    A row is either ready (``subject``, ``body``, ``to`` written when queued) or composed
+    by the app that queued it (``composer``, ``composer_ref``) just before it is sent, so
+    that what it says is true when it goes out (support/outbox.py).
+    """
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", _("Queued")
+        SENT = "sent", _("Sent")
+        FAILED = "failed", _("Failed")
+        SKIPPED = "skipped", _("Not needed any more")
+
+    key = models.CharField(_("key"), max_length=200, unique=True)
+    composer = models.CharField(_("composed by"), max_length=50, blank=True, db_default="")
+    composer_ref = models.BigIntegerField(_("composed from"), null=True, blank=True)
+    to = models.JSONField(_("recipients"), default=list, blank=True, db_default=[])
+    subject = models.CharField(_("subject"), max_length=300, blank=True, db_default="")
+    body = models.TextField(_("message"), blank=True, db_default="")
+    status = models.CharField(
+        _("status"),
+        max_length=10,
+        choices=Status.choices,
+        default=Status.QUEUED,
+        db_default=Status.QUEUED,
+    )
+    created_at = models.DateTimeField(_("queued"))
+    # Not before: a failed attempt waits longer each time (backoff).
+    send_after = models.DateTimeField(_("next attempt"))
+    # A sender holds the row until then while it talks to the mail server.
+    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    attempts = models.PositiveSmallIntegerField(_("attempts"), default=0, db_default=0)
+    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
+    last_error = models.TextField(_("last error"), blank=True, db_default="")
+
+    class Meta:
+        verbose_name = _("outgoing e-mail")
+        verbose_name_plural = _("outgoing e-mails")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["queued", "sent", "failed", "skipped"]),
+                name="%(app_label)s_%(class)s_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(composer="") | Q(composer_ref__isnull=False),
+                name="%(app_label)s_%(class)s_composer_has_ref",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="sent") | Q(sent_at__isnull=False),
+                name="%(app_label)s_%(class)s_sent_has_time",
+            ),
+        ]
+        indexes = [
+            # The senders' queue: queued rows by id (claimed oldest first).
+            models.Index(
+                fields=["id"], condition=Q(status="queued"), name="support_outbox_queued_idx"
+            ),
+            # Staff's view of what needs attention and the sweeper's due rows.
+            models.Index(fields=["status", "send_after"], name="support_outbox_status_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject or self.key

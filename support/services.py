@@ -10,16 +10,16 @@ from datetime import datetime
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
 from django.db import transaction
 from django.urls import reverse
-from django.utils import timezone, translation
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from support.calendar import is_after_hours
 from support.channels import Channel
 from support.mail import bilingual, customer_recipients
 from support.models import AfterHoursAlert, CannedReply, Inquiry, InquiryMessage, OnCallShift
+from support.outbox import fold_header, queue_email
 
 logger = logging.getLogger(__name__)
 
@@ -27,16 +27,29 @@ logger = logging.getLogger(__name__)
 def alert_on_call(
     *, contact_kind: str, contact_id: int | str, summary: str, url: str, received_at: datetime
 ) -> AfterHoursAlert:
-    """Record the alert for one after-hours contact (once) and send it after commit."""
-    alert, created = AfterHoursAlert.objects.get_or_create(
-        contact_kind=contact_kind,
-        contact_id=str(contact_id),
-        defaults={"summary": summary[:300], "url": url, "received_at": received_at},
-    )
-    if created:
-        from support import tasks
+    """Record the alert for one after-hours contact, once, and queue its e-mail to the
+    staff on call then (or the whole support group, told so) in the same transaction."""
+    with transaction.atomic():
+        alert, created = AfterHoursAlert.objects.get_or_create(
+            contact_kind=contact_kind,
+            contact_id=str(contact_id),
+            defaults={"summary": summary[:300], "url": url, "received_at": received_at},
+        )
+        if not created:
+            return alert
+        recipients, nobody = _recipients(received_at)
+        subject, body = _alert_text(alert, nobody_on_call=nobody)
+        email = queue_email(
+            key=f"after-hours:{alert.pk}", to=recipients, subject=subject, body=body
+        )
+        AfterHoursAlert.objects.filter(pk=alert.pk).update(
+            email=email, recipients=recipients, nobody_on_call=nobody
+        )
+        if settings.SUPPORT_ONCALL_WEBHOOK_URL:
+            from support import tasks
 
-        transaction.on_commit(lambda: tasks.send_after_hours_alert.delay(alert.pk))
+            transaction.on_commit(lambda: tasks.post_after_hours_webhook.delay(alert.pk))
+    alert.refresh_from_db()
     return alert
 
 
@@ -54,26 +67,15 @@ def _recipients(at: datetime) -> tuple[list[str], bool]:
     return sorted(set(group.values_list("email", flat=True))), True
 
 
-def send_after_hours_alert(*, alert_id: int, now: datetime) -> bool:
-    """Send one alert if not sent yet; returns whether this call sent it.
-
-    The row is claimed (sent_at set) in a short transaction before the mail goes out, so
-    two workers never both send it; a failed send clears the claim for the retry.
-    """
-    with transaction.atomic():
-        alert = AfterHoursAlert.objects.select_for_update().get(pk=alert_id)
-        if alert.sent_at is not None:
-            return False
-        recipients, nobody = _recipients(alert.received_at)
-        AfterHoursAlert.objects.filter(pk=alert_id).update(
-            sent_at=now, recipients=recipients, nobody_on_call=nobody
-        )
+def _alert_text(alert: AfterHoursAlert, *, nobody_on_call: bool) -> tuple[str, str]:
+    # Staff read Japanese; the summary may hold anything a customer typed (the outbox
+    # folds line breaks out of the subject).
     with translation.override("ja"):
         subject = _("[After hours] %(summary)s") % {"summary": alert.summary}
         body = "\n".join(
             [
                 _("A contact arrived outside working hours.")
-                if not nobody
+                if not nobody_on_call
                 else _(
                     "A contact arrived outside working hours, and nobody is on call: "
                     "this goes to the whole support group."
@@ -83,16 +85,21 @@ def send_after_hours_alert(*, alert_id: int, now: datetime) -> bool:
                 f"{settings.PORTAL_BASE_URL}{alert.url}",
             ]
         )
-    try:
-        if recipients:
-            send_mail(subject, body, None, recipients)
-    except OSError:
-        AfterHoursAlert.objects.filter(pk=alert_id).update(sent_at=None)
-        raise
-    if settings.SUPPORT_ONCALL_WEBHOOK_URL:
-        AfterHoursAlert.objects.filter(pk=alert_id).update(
-            webhook_status=_post_webhook({"text": f"{subject}\n{body}"})
-        )
+    return subject, body
+
+
+def post_after_hours_webhook(*, alert_id: int) -> bool:
+    """Post one alert to the chat / SMS gateway, once; returns whether this call did."""
+    if not settings.SUPPORT_ONCALL_WEBHOOK_URL:
+        return False
+    if not AfterHoursAlert.objects.filter(pk=alert_id, webhook_status="").update(
+        webhook_status="posting"
+    ):
+        return False
+    alert = AfterHoursAlert.objects.get(pk=alert_id)
+    subject, body = _alert_text(alert, nobody_on_call=alert.nobody_on_call)
+    status = _post_webhook({"text": f"{fold_header(subject)}\n{body}"})
+    AfterHoursAlert.objects.filter(pk=alert_id).update(webhook_status=status)
     return True
 
 
@@ -225,7 +232,7 @@ def reply_to_inquiry(
             created_at=now,
         )
         if not internal:
-            transaction.on_commit(lambda: email_inquiry_reply(message_id=message.pk))
+            _queue_reply_email(message)
     return message
 
 
@@ -257,24 +264,11 @@ def assign_inquiries(*, inquiries, assignee) -> int:
     return Inquiry.objects.filter(pk__in=inquiries).update(assignee=assignee)
 
 
-def email_inquiry_reply(*, message_id: int) -> bool:
-    """E-mail one staff reply to the customer's users (Japanese, English below), once.
-
-    Runs after the reply's transaction committed. A failed send is logged and leaves
-    ``emailed_at`` empty, so the desk sees it in the admin and the reply is still on the
-    customer's page.
-    """
-    message = (
-        InquiryMessage.objects.select_related("inquiry__customer")
-        .filter(pk=message_id, internal=False, from_staff=True, emailed_at__isnull=True)
-        .first()
-    )
-    if message is None:
-        return False
+def _queue_reply_email(message: InquiryMessage) -> None:
+    """Queue the e-mail of one staff reply to the customer's users (Japanese, English
+    below) in the reply's transaction; the outbox sends it after commit, never the
+    admin's web request. A failure stays visible on the reply in the admin."""
     inquiry = message.inquiry
-    recipients = customer_recipients(inquiry.customer)
-    if not recipients:
-        return False
     url = settings.PORTAL_BASE_URL + reverse("support:inquiry", args=[inquiry.pk])
     subject, body = bilingual(
         lambda: (
@@ -294,12 +288,10 @@ def email_inquiry_reply(*, message_id: int) -> bool:
             ),
         )
     )
-    try:
-        send_mail(subject, body, None, recipients)
-    except OSError:
-        logger.exception("could not e-mail the reply %s to inquiry %s", message.pk, inquiry.pk)
-        return False
-    InquiryMessage.objects.filter(pk=message.pk).update(
-        emailed_at=timezone.now(), recipients=recipients
+    email = queue_email(
+        key=f"inquiry-reply:{message.pk}",
+        to=customer_recipients(inquiry.customer),
+        subject=subject,
+        body=body,
     )
-    return True
+    InquiryMessage.objects.filter(pk=message.pk).update(email=email)

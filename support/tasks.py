@@ -1,9 +1,22 @@
 from celery import shared_task
+from django.conf import settings
 from django.utils import timezone
 
-from support import services
+from support import outbox, services
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=10, retry_backoff_max=300, max_retries=20)
-def send_after_hours_alert(alert_id: int) -> None:
-    services.send_after_hours_alert(alert_id=alert_id, now=timezone.now())
+@shared_task(soft_time_limit=60, time_limit=90)
+def post_after_hours_webhook(alert_id: int) -> None:
+    services.post_after_hours_webhook(alert_id=alert_id)
+
+
+# Bounded by a time budget below its limits: a long queue is sent by a chain of runs,
+# each under the limits, instead of one run the limit would kill mid-batch.
+@shared_task(
+    soft_time_limit=settings.OUTBOX_TASK_SECONDS + 120,
+    time_limit=settings.OUTBOX_TASK_SECONDS + 180,
+)
+def send_queued_emails() -> None:
+    report = outbox.send_queued_emails(time_budget=settings.OUTBOX_TASK_SECONDS)
+    if not report.errors and outbox.has_due_emails(now=timezone.now()):
+        send_queued_emails.delay()

@@ -34,6 +34,33 @@ def _tests_own_celery_queue():
     celery_app.conf.task_default_queue = previous
 
 
+@pytest.fixture
+def send_emails():
+    """Run the outbox's sender as the worker would; returns the e-mails sent so far."""
+    from django.core import mail
+
+    from support.outbox import send_queued_emails
+
+    def send():
+        send_queued_emails()
+        return mail.outbox
+
+    return send
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server on this machine; Django's SMTP backend sends to it."""
+    from tests.mailserver import SMTPServer
+
+    server = SMTPServer()
+    server.start()
+    for name, value in server.settings().items():
+        setattr(settings, name, value)
+    yield server
+    server.stop()
+
+
 @pytest.fixture(scope="session")
 def browser_type_launch_args():
     if not shutil.which(CHROMIUM):
@@ -99,6 +126,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0008_inquiry_roles", "add"),
     ("portal.accounts.migrations.0009_incident_roles", "add"),
     ("portal.accounts.migrations.0010_canned_reply_roles", "add"),
+    ("portal.accounts.migrations.0011_outbox_roles", "add"),
 ]
 
 

@@ -4,7 +4,6 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 
 from incidents.models import CheckIn, ReadinessReminder
@@ -26,7 +25,7 @@ def check(site, days_ago):
     )
 
 
-def test_customers_are_asked_monthly_once_about_sites_not_checked_lately():
+def test_customers_are_asked_monthly_once_about_sites_not_checked_lately(send_emails):
     user = UserFactory(email="tanaka@town.example.jp")
     fresh, stale, never = (line.site for line in make_lines(3, customer=user.customer))
     check(fresh, days_ago=10)
@@ -37,12 +36,12 @@ def test_customers_are_asked_monthly_once_about_sites_not_checked_lately():
     next_month = remind_unchecked_sites(now=NOW + timedelta(days=31))
 
     assert (first, again, next_month) == (1, 0, 1)
-    body = mail.outbox[0].body
+    body = send_emails()[0].body
     assert stale.name in body and never.name in body and fresh.name not in body
-    assert "tanaka@town.example.jp" in mail.outbox[0].to
+    assert "tanaka@town.example.jp" in send_emails()[0].to
 
 
-def test_after_a_disaster_the_sites_in_its_scope_are_asked_to_recheck_once():
+def test_after_a_disaster_the_sites_in_its_scope_are_asked_to_recheck_once(send_emails):
     saitama = make_lines(2, prefecture="11")
     make_lines(1, prefecture="39")
     UserFactory(customer=saitama[0].site.customer)
@@ -53,7 +52,7 @@ def test_after_a_disaster_the_sites_in_its_scope_are_asked_to_recheck_once():
 
     assert (sent, again) == (1, 0)
     assert ReadinessReminder.objects.get().reason == "after_disaster"
-    assert disaster.title in mail.outbox[0].body
+    assert disaster.title in send_emails()[0].body
 
 
 def test_the_operator_dashboard_charts_readiness_by_prefecture(client):

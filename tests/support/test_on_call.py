@@ -7,10 +7,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from zoneinfo import ZoneInfo
 
 import pytest
-from django.core import mail
 
 from support.models import AfterHoursAlert, OnCallShift
-from support.services import send_after_hours_alert
+from support.services import open_inquiry, post_after_hours_webhook
 from tests.factories import SupportUserFactory, UserFactory
 from tests.upgrades.conftest import make_lines
 from upgrades.services.requests import request_upgrade
@@ -30,7 +29,9 @@ def ask(at):
     )  # fmt: skip
 
 
-def test_a_night_request_alerts_the_staff_on_call_once(django_capture_on_commit_callbacks):
+def test_a_night_request_alerts_the_staff_on_call_once(
+    send_emails, django_capture_on_commit_callbacks
+):
     on_call = SupportUserFactory(email="yakin@bcp.example.jp")
     SupportUserFactory(email="dayshift@bcp.example.jp")
     OnCallShift.objects.create(
@@ -39,16 +40,37 @@ def test_a_night_request_alerts_the_staff_on_call_once(django_capture_on_commit_
 
     with django_capture_on_commit_callbacks() as callbacks:
         upgrade_request = ask(NIGHT)
-    alert = AfterHoursAlert.objects.get()
-    first = send_after_hours_alert(alert_id=alert.pk, now=NIGHT)
-    second = send_after_hours_alert(alert_id=alert.pk, now=NIGHT + timedelta(minutes=1))
+    sent = send_emails()
+    send_emails()
 
-    assert len(callbacks) >= 1  # the alert task is enqueued after commit
-    assert (first, second) == (True, False)
-    assert len(mail.outbox) == 1
-    assert mail.outbox[0].to == ["yakin@bcp.example.jp"]
-    assert f"#{upgrade_request.pk}" in mail.outbox[0].subject
-    assert "営業時間外" in mail.outbox[0].subject
+    assert len(callbacks) >= 1  # a sender is asked for after commit
+    assert len(sent) == 1
+    assert sent[0].to == ["yakin@bcp.example.jp"]
+    assert f"#{upgrade_request.pk}" in sent[0].subject
+    assert "営業時間外" in sent[0].subject
+    alert = AfterHoursAlert.objects.select_related("email").get()
+    assert (alert.email.status, alert.recipients) == ("sent", ["yakin@bcp.example.jp"])
+
+
+def test_an_inquiry_subject_with_a_line_break_still_alerts_the_staff(send_emails):
+    SupportUserFactory(email="yakin@bcp.example.jp")
+    user = UserFactory()
+
+    open_inquiry(
+        customer=user.customer,
+        subject="回線が\r\nBcc: victim@example.com\n遅い",
+        body="夜分にすみません",
+        channel="portal",
+        by=user,
+        now=NIGHT,
+    )
+    (sent,) = send_emails()
+
+    assert sent.to == ["yakin@bcp.example.jp"]
+    assert "\n" not in sent.subject and "\r" not in sent.subject
+    assert "回線が Bcc: victim@example.com 遅い" in sent.subject
+    assert "victim@example.com" not in sent.message()["To"] and not sent.bcc
+    assert AfterHoursAlert.objects.get().email.status == "sent"
 
 
 def test_a_request_in_working_hours_alerts_nobody():
@@ -57,18 +79,16 @@ def test_a_request_in_working_hours_alerts_nobody():
     assert not AfterHoursAlert.objects.exists()
 
 
-def test_with_nobody_on_call_the_whole_support_group_is_told_so():
+def test_with_nobody_on_call_the_whole_support_group_is_told_so(send_emails):
     SupportUserFactory(email="a@bcp.example.jp")
     SupportUserFactory(email="b@bcp.example.jp")
     ask(NIGHT)
-    alert = AfterHoursAlert.objects.get()
 
-    send_after_hours_alert(alert_id=alert.pk, now=NIGHT)
+    (sent,) = send_emails()
 
-    alert.refresh_from_db()
-    assert alert.nobody_on_call
-    assert set(mail.outbox[0].to) == {"a@bcp.example.jp", "b@bcp.example.jp"}
-    assert "当番" in mail.outbox[0].body
+    assert AfterHoursAlert.objects.get().nobody_on_call
+    assert set(sent.to) == {"a@bcp.example.jp", "b@bcp.example.jp"}
+    assert "当番" in sent.body
 
 
 def test_the_alert_also_reaches_a_chat_gateway_over_http(settings):
@@ -88,10 +108,13 @@ def test_the_alert_also_reaches_a_chat_gateway_over_http(settings):
     settings.SUPPORT_ONCALL_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
     try:
         ask(NIGHT)
-        send_after_hours_alert(alert_id=AfterHoursAlert.objects.get().pk, now=NIGHT)
+        alert = AfterHoursAlert.objects.get()
+        first = post_after_hours_webhook(alert_id=alert.pk)
+        again = post_after_hours_webhook(alert_id=alert.pk)
     finally:
         server.shutdown()
         server.server_close()
 
+    assert (first, again) == (True, False)
     assert len(received) == 1 and "営業時間外" in received[0]["text"]
     assert AfterHoursAlert.objects.get().webhook_status == "HTTP 204"
