@@ -434,6 +434,12 @@ CELERY_BEAT_SCHEDULE = {
         "task": "upgrades.tasks.remind_pending_grants",
         "schedule": 300.0,
     },
+    # Every five minutes: e-mail the notices of a revert or ending run that died before
+    # handing them to the outbox.
+    "queue-stranded-notices": {
+        "task": "upgrades.tasks.queue_stranded_notices",
+        "schedule": 300.0,
+    },
     # Every minute: the safety net of provisioning. Changes are pushed on commit; this
     # catches whatever a network outage or a lost message left behind.
     "reconcile-speeds": {

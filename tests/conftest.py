@@ -127,6 +127,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0009_incident_roles", "add"),
     ("portal.accounts.migrations.0010_canned_reply_roles", "add"),
     ("portal.accounts.migrations.0011_outbox_roles", "add"),
+    ("portal.accounts.migrations.0012_customer_notice_roles", "add"),
 ]
 
 

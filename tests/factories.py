@@ -15,7 +15,7 @@ from subscriptions.prefectures import Prefecture
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
-    Notification,
+    CustomerNotice,
     ProvisioningChange,
     SpeedGrant,
     UpgradeRequest,
@@ -176,10 +176,11 @@ class ProvisioningChangeFactory(factory.django.DjangoModelFactory):
     applied_at = factory.LazyFunction(timezone.now)
 
 
-class NotificationFactory(factory.django.DjangoModelFactory):
+class CustomerNoticeFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = Notification
+        model = CustomerNotice
 
-    kind = Notification.Kind.BLANKET_STARTED
-    grant = factory.SubFactory(SpeedGrantFactory)
+    kind = CustomerNotice.Kind.BLANKET_STARTED
+    blanket_upgrade = factory.SubFactory(BlanketUpgradeFactory)
+    customer = factory.SubFactory(CustomerFactory)
     created_at = factory.LazyFunction(timezone.now)

@@ -4,7 +4,9 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -14,13 +16,14 @@ from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
     BlanketUpgradeEvent,
-    Notification,
+    CustomerNotice,
     ProvisioningChange,
     SpeedGrant,
     UpgradeRequest,
     UpgradeRequestEvent,
 )
 from upgrades.services.blanket import respond_to_grants
+from upgrades.services.notices import COMPOSER
 from upgrades.services.requests import (
     approve_upgrade_request,
     assign_upgrade_requests,
@@ -368,8 +371,20 @@ class ProvisioningChangeAdmin(ReadOnlyAdmin):
     search_fields = ["subscription__contract_number", "cause"]
 
 
-@admin.register(Notification)
-class NotificationAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "kind", "grant", "upgrade_request", "sent_at", "attempts"]
-    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
-    raw_id_fields = ["grant", "upgrade_request"]
+@admin.register(CustomerNotice)
+class CustomerNoticeAdmin(ReadOnlyAdmin):
+    """What each customer was told, one row per organisation and event; the e-mail
+    itself (its text as sent, or its error) is in the outbox under the same key."""
+
+    list_display = ["created_at", "kind", "customer", "blanket_upgrade", "upgrade_request", "email"]
+    list_filter = ["kind", ("queued_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["customer", "blanket_upgrade__disaster"]
+    search_fields = ["customer__name", "customer__code"]
+    raw_id_fields = ["customer", "blanket_upgrade", "upgrade_request"]
+
+    @admin.display(description=_("e-mail"))
+    def email(self, obj: CustomerNotice):
+        url = reverse("admin:support_outboundemail_changelist")
+        return format_html(
+            '<a href="{}?q={}">{}</a>', url, f"{COMPOSER}:{obj.pk}", _("outgoing e-mail")
+        )

@@ -92,6 +92,13 @@ class GrantOutput(serializers.ModelSerializer):
     site = serializers.CharField(source="subscription.site.name")
     deadline = serializers.DateTimeField(source="blanket_upgrade.deadline", default=None)
     disaster = serializers.CharField(source="blanket_upgrade.disaster.title", default=None)
+    # The line's own speed now: a declined or reverted grant's line may still be kept
+    # upgraded by another grant (a request, another disaster).
+    line_upgraded = serializers.BooleanField(
+        source="subscription.desired_upgraded",
+        read_only=True,
+        help_text="Whether the line is upgraded now, by this grant or another one.",
+    )
 
     class Meta:
         model = SpeedGrant
@@ -106,6 +113,7 @@ class GrantOutput(serializers.ModelSerializer):
             "deadline",
             "disaster",
             "upgrade_request",
+            "line_upgraded",
         ]
 
 

@@ -256,8 +256,10 @@ class SpeedGrant(models.Model):
     class State(models.TextChoices):
         PENDING = "pending", _("Upgraded, waiting for your confirmation")
         ACTIVE = "active", _("Upgraded")
-        DECLINED = "declined", _("Declined: back to normal")
-        REVERTED = "reverted", _("Not confirmed in time: back to normal")
+        # Not "back to normal": another grant may keep the line upgraded (the pages show
+        # the line's own speed beside the grant).
+        DECLINED = "declined", _("Declined")
+        REVERTED = "reverted", _("Not confirmed in time")
         ENDED = "ended", _("Ended")
 
     BOOSTING = (State.PENDING, State.ACTIVE)
@@ -399,8 +401,13 @@ class ProvisioningChange(models.Model):
         return f"{self.subscription_id} v{self.version}: {self.from_kbps} → {self.to_kbps}"
 
 
-class Notification(models.Model):
-    """An e-mail to a customer about a grant or a request: at most one per kind."""
+class CustomerNotice(models.Model):
+    """One e-mail to one customer organisation about one event, listing its lines.
+
+    What it says of each line is decided when it is sent, from the line's state then
+    (upgrades/services/notices.py): a line another grant keeps fast is never told it is
+    back to normal, and a notice none of whose lines still needs it is not sent.
+    """
 
     class Kind(models.TextChoices):
         BLANKET_STARTED = "blanket_started", _("Blanket upgrade started")
@@ -412,43 +419,53 @@ class Notification(models.Model):
 
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     # Indexed by the unique constraints below, which start with these keys.
-    grant = models.ForeignKey(
-        SpeedGrant,
-        on_delete=models.CASCADE,
+    customer = models.ForeignKey(
+        "subscriptions.Customer",
+        on_delete=models.PROTECT,
+        related_name="upgrade_notices",
+        verbose_name=_("customer"),
+        db_index=False,
+    )
+    blanket_upgrade = models.ForeignKey(
+        BlanketUpgrade,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
-        related_name="notifications",
+        related_name="notices",
+        verbose_name=_("blanket upgrade"),
         db_index=False,
     )
     upgrade_request = models.ForeignKey(
         UpgradeRequest,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
-        related_name="notifications",
+        related_name="notices",
+        verbose_name=_("upgrade request"),
         db_index=False,
     )
+    # The event's time: a revert run's or an ending's lines are the grants it ended then.
     created_at = models.DateTimeField(_("created"))
-    sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
-    recipients = models.JSONField(_("recipients"), null=True, blank=True)
-    # A sender holds the row until then while it talks to the mail server.
-    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
-    attempts = models.PositiveSmallIntegerField(_("attempts"), db_default=0)
+    # When its e-mail was handed to the outbox. A run that moves lines in chunks hands
+    # its notices over at its end, so that each lists all of its customer's lines.
+    queued_at = models.DateTimeField(_("e-mail queued"), null=True, blank=True)
 
     class Meta:
-        verbose_name = _("notification")
-        verbose_name_plural = _("notifications")
+        verbose_name = _("customer notice")
+        verbose_name_plural = _("customer notices")
         ordering = ["-created_at", "-pk"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(grant__isnull=False) ^ Q(upgrade_request__isnull=False),
+                condition=Q(blanket_upgrade__isnull=False) ^ Q(upgrade_request__isnull=False),
                 name="%(app_label)s_%(class)s_one_subject",
             ),
+            # One notice per customer per event: a blanket's kind at one moment…
             models.UniqueConstraint(
-                fields=["grant", "kind"],
-                condition=Q(grant__isnull=False),
-                name="%(app_label)s_%(class)s_once_per_grant_kind",
+                fields=["blanket_upgrade", "customer", "kind", "created_at"],
+                condition=Q(blanket_upgrade__isnull=False),
+                name="%(app_label)s_%(class)s_once_per_blanket_event",
             ),
+            # … or a request's decision.
             models.UniqueConstraint(
                 fields=["upgrade_request", "kind"],
                 condition=Q(upgrade_request__isnull=False),
@@ -456,11 +473,15 @@ class Notification(models.Model):
             ),
         ]
         indexes = [
-            # The sender's queue: unsent notices, oldest first.
+            # The sweeper's "notices a dead run never handed to the outbox".
             models.Index(
-                fields=["id"], condition=Q(sent_at__isnull=True), name="upg_notice_unsent_idx"
+                fields=["created_at"],
+                condition=Q(queued_at__isnull=True),
+                name="upg_notice_unqueued_idx",
             ),
+            # A customer's notices, newest first (portal).
+            models.Index(fields=["customer", "-created_at"], name="upg_notice_customer_idx"),
         ]
 
     def __str__(self) -> str:
-        return f"{self.kind} ({self.grant_id or self.upgrade_request_id})"
+        return f"{self.get_kind_display()}: {self.customer_id}"

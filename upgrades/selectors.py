@@ -19,8 +19,18 @@ def pending_grants_for_customer(*, customer_id: int) -> list[SpeedGrant]:
     return list(
         SpeedGrant.objects.for_customer(customer_id)
         .filter(state=SpeedGrant.State.PENDING)
+        .annotate(kept_by_other=Exists(_other_boosting_grant()))
         .select_related("subscription__site", "blanket_upgrade__disaster")
         .order_by("blanket_upgrade__deadline", "subscription__site__name")[: BANNER_LINES + 1]
+    )
+
+
+def _other_boosting_grant():
+    """Another grant keeping the same line upgraded (a request, another disaster)."""
+    return (
+        SpeedGrant.objects.boosting()
+        .filter(subscription_id=OuterRef("subscription_id"))
+        .exclude(pk=OuterRef("pk"))
     )
 
 

@@ -4,7 +4,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from upgrades.provisioning import ProvisioningUnavailable, get_backend
-from upgrades.services import blanket, notifications, provisioning
+from upgrades.services import blanket, notices, provisioning
 
 
 # Both are idempotent and resume where they stopped; beat's resume_blanket_upgrades
@@ -34,8 +34,12 @@ def revert_expired_grants() -> None:
 
 @shared_task
 def remind_pending_grants() -> None:
-    if notifications.queue_deadline_reminders(now=timezone.now()):
-        send_notifications.delay()
+    notices.queue_deadline_reminders(now=timezone.now())
+
+
+@shared_task
+def queue_stranded_notices() -> None:
+    notices.queue_stranded_notices(now=timezone.now())
 
 
 @shared_task(
@@ -46,8 +50,3 @@ def remind_pending_grants() -> None:
 )
 def reconcile_speeds() -> None:
     provisioning.reconcile_speeds(backend=get_backend(), now=timezone.now())
-
-
-@shared_task(autoretry_for=(OSError,), retry_backoff=30, retry_backoff_max=600, max_retries=20)
-def send_notifications() -> None:
-    notifications.send_notifications(now=timezone.now())

@@ -27,7 +27,7 @@ from upgrades.services.blanket import (
     extend_deadline,
     respond_to_grants,
 )
-from upgrades.services.notifications import read_grant_response_token
+from upgrades.services.notices import read_response_token
 from upgrades.services.requests import cancel_upgrade_request, request_upgrade
 
 
@@ -147,52 +147,65 @@ def _safe_next(request) -> str:
 
 
 class RespondByLinkView(View):
-    """The signed link in the e-mail: no login, one grant, one answer.
+    """The signed links in the e-mail: no login; one line, or all of the customer's lines
+    in a blanket upgrade; keep, decline, or (a line's own link) choose on the page.
 
-    GET only shows the question with one button: mail scanners open links to check
-    them, and a GET that changed the speed would answer for the customer.
+    GET only shows the question: mail scanners open links to check them, and a GET that
+    changed the speed would answer for the customer.
     """
 
     template_name = "upgrades/respond_by_link.html"
 
-    def _grant(self, token: str):
+    def _read(self, token: str):
         try:
-            grant_id, keep = read_grant_response_token(token, max_age=timedelta(days=60))
+            grants, keep = read_response_token(token, max_age=timedelta(days=60))
         except signing.BadSignature:
-            return None, None
-        grant = (
-            SpeedGrant.objects.select_related("subscription__site", "blanket_upgrade__disaster")
-            .filter(pk=grant_id)
-            .first()
+            return None, None, []
+        lines = list(
+            grants.select_related("subscription__site", "blanket_upgrade__disaster").order_by(
+                "subscription__site__name", "subscription__contract_number"
+            )
         )
-        return grant, keep
+        if not lines or not all(line.blanket_upgrade_id for line in lines):
+            return None, None, []
+        return grants, keep, lines
+
+    def _render(self, request, lines, keep, status=200, **extra):
+        waiting = [line for line in lines if line.state == SpeedGrant.State.PENDING]
+        context = {
+            "lines": lines,
+            "waiting": waiting,
+            "keep": keep,
+            "disaster": lines[0].blanket_upgrade.disaster,
+            "deadline": lines[0].blanket_upgrade.deadline,
+            **extra,
+        }
+        return render(request, self.template_name, context, status=status)
 
     def get(self, request, token: str):
-        grant, keep = self._grant(token)
-        if grant is None:
+        grants, keep, lines = self._read(token)
+        if grants is None:
             return render(request, self.template_name, {"invalid": True}, status=404)
-        return render(request, self.template_name, {"grant": grant, "keep": keep})
+        return self._render(request, lines, keep)
 
     def post(self, request, token: str):
-        grant, keep = self._grant(token)
-        if grant is None:
+        grants, keep, lines = self._read(token)
+        if grants is None:
             return render(request, self.template_name, {"invalid": True}, status=404)
+        if keep is None:  # a line's own link: the button says which answer
+            answer = request.POST.get("answer")
+            if answer not in {"keep", "decline"}:
+                return self._render(
+                    request, lines, keep, status=400, error=_("Choose keep or return to normal.")
+                )
+            keep = answer == "keep"
         try:
-            respond_to_grants(
-                grants=SpeedGrant.objects.filter(pk=grant.pk),
-                keep=keep,
-                by=None,
-                channel=Channel.EMAIL_LINK,
-                now=timezone.now(),
+            answered = respond_to_grants(
+                grants=grants, keep=keep, by=None, channel=Channel.EMAIL_LINK, now=timezone.now()
             )
         except ValidationError as error:
-            return render(
-                request,
-                self.template_name,
-                {"grant": grant, "keep": keep, "error": _error_text(error)},
-                status=400,
-            )
-        return render(request, self.template_name, {"grant": grant, "keep": keep, "done": True})
+            return self._render(request, lines, keep, status=400, error=_error_text(error))
+        return self._render(request, answered, keep, done=True)
 
 
 class DeclareDisasterView(OperatorRequiredMixin, View):

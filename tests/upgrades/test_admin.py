@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from tests.factories import SupportUserFactory
 from tests.upgrades.conftest import make_lines
-from upgrades.models import Notification, SpeedGrant, UpgradeRequest
+from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest
 from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster
 from upgrades.services.requests import request_upgrade
 
@@ -98,7 +98,7 @@ def test_bulk_reject_asks_for_a_reason_first(client, support):
         "rejected",
         "既に高速化済みです",
     )
-    assert Notification.objects.filter(kind="request_rejected").count() == 1
+    assert CustomerNotice.objects.filter(kind="request_rejected").count() == 1
 
 
 def test_support_records_a_confirmation_received_by_phone(client, support):

@@ -3,7 +3,6 @@
 from datetime import date, timedelta
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
@@ -24,7 +23,6 @@ from upgrades.services.blanket import (
     ended_blankets_with_boosting_grants,
     unfinished_blanket_upgrades,
 )
-from upgrades.services.notifications import send_notifications
 from upgrades.services.provisioning import reconcile_speeds
 from upgrades.services.requests import (
     approve_upgrade_request,
@@ -151,7 +149,7 @@ def test_a_request_for_lines_already_fast_becomes_applied():
     assert upgrade_request.status == "applied"
 
 
-def test_plain_text_e_mails_are_not_html_escaped():
+def test_plain_text_e_mails_are_not_html_escaped(send_emails):
     user = UserFactory()
     line = make_lines(1, customer=user.customer)[0]
     upgrade_request = request_upgrade(
@@ -165,9 +163,7 @@ def test_plain_text_e_mails_are_not_html_escaped():
         reason='Line isn\'t in scope & "test" <ok>',
     )
 
-    send_notifications(now=timezone.now())
-
-    assert 'Line isn\'t in scope & "test" <ok>' in mail.outbox[0].body
+    assert 'Line isn\'t in scope & "test" <ok>' in send_emails()[0].body
 
 
 def test_the_safety_net_finds_blankets_a_lost_message_left_unfinished():

@@ -9,7 +9,7 @@ from subscriptions.models import Subscription
 from support.channels import Channel
 from tests.factories import SubscriptionFactory, UserFactory
 from tests.upgrades.conftest import NOW, make_lines
-from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, Notification, SpeedGrant
+from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, CustomerNotice, SpeedGrant
 from upgrades.services import blanket as blanket_services
 from upgrades.services.blanket import (
     apply_blanket_upgrade,
@@ -56,7 +56,9 @@ def test_declaring_upgrades_every_in_service_line_in_scope(operator):
     assert upgraded == granted
     assert not {line.pk for line in kochi} & upgraded
     assert expired.pk not in upgraded and cancelled.pk not in upgraded
-    assert Notification.objects.filter(kind="blanket_started").count() == 10
+    # one notice for the one customer of the ten lines
+    (notice,) = CustomerNotice.objects.filter(kind="blanket_started")
+    assert notice.customer == saitama[0].site.customer and notice.queued_at is not None
 
 
 def test_declaring_twice_with_the_same_key_declares_once(operator):
@@ -80,7 +82,7 @@ def test_running_the_grant_job_again_changes_nothing(operator):
 
     assert created == 0
     assert SpeedGrant.objects.count() == 9
-    assert Notification.objects.count() == 9
+    assert CustomerNotice.objects.count() == 1
     assert Subscription.objects.filter(desired_version=1).count() == 9
 
 
@@ -124,7 +126,12 @@ def test_confirmed_grants_stay_and_unconfirmed_ones_revert_at_the_deadline(opera
         decline.subscription_id: False,
         silent.subscription_id: False,
     }
-    assert Notification.objects.filter(kind="reverted").get().grant_id == silent.pk
+    notice = CustomerNotice.objects.get(kind="reverted")
+    assert (notice.customer, notice.blanket_upgrade, notice.created_at) == (
+        lines[0].site.customer,
+        blanket,
+        blanket.deadline,
+    )
 
 
 def test_answers_after_the_deadline_or_twice_are_refused(operator):
@@ -207,7 +214,7 @@ def test_ending_the_disaster_ends_every_grant_but_keeps_other_upgrades(operator)
     assert set(blanket.grants.values_list("state", flat=True)) == {"ended"}
     wanted = dict(Subscription.objects.values_list("pk", "desired_upgraded"))
     assert wanted == {lines[0].pk: False, lines[1].pk: False, lines[2].pk: True}
-    assert Notification.objects.filter(kind="disaster_ended").count() == 3
+    assert CustomerNotice.objects.filter(kind="disaster_ended").count() == 1
     with pytest.raises(ValidationError):
         end_disaster(disaster=blanket.disaster, operator=operator, now=NOW + timedelta(hours=6))
 
@@ -237,12 +244,13 @@ def test_a_revert_that_dies_half_way_leaves_whole_chunks_and_the_next_run_finish
     assert len(reverted) == 6
     lowered = set(Subscription.objects.filter(desired_upgraded=False).values_list("pk", flat=True))
     assert lowered == reverted
-    assert Notification.objects.filter(kind="reverted").count() == 6
+    # the dead run's notice is kept but not handed to the outbox: it would list 6 of 10
+    assert CustomerNotice.objects.get(kind="reverted").queued_at is None
 
     monkeypatch.setattr(blanket_services, "lower_desired_speeds", real_lower)
     assert revert_expired_grants(now=blanket.deadline, chunk_size=3) == 4
     assert not Subscription.objects.filter(desired_upgraded=True).exists()
-    assert Notification.objects.filter(kind="reverted").count() == 10
+    assert CustomerNotice.objects.get(kind="reverted").queued_at is not None
 
 
 def test_a_grant_job_that_dies_half_way_resumes_where_it_stopped(operator, monkeypatch):

@@ -15,7 +15,7 @@ from tests.factories import (
     UserFactory,
 )
 from tests.upgrades.conftest import NOW
-from upgrades.models import Notification, SpeedGrant, UpgradeRequest
+from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest
 from upgrades.provisioning import RecordingBackend
 from upgrades.services.provisioning import reconcile_speeds
 from upgrades.services.requests import (
@@ -117,7 +117,7 @@ def test_approval_grants_every_line_at_the_sites_and_tells_the_customer(customer
     assert len(grants) == 2
     assert {g.state for g in grants} == {"active"}
     assert Subscription.objects.filter(desired_upgraded=True).count() == 2
-    assert Notification.objects.filter(kind="request_approved").count() == 1
+    assert CustomerNotice.objects.filter(kind="request_approved").count() == 1
     upgrade_request.refresh_from_db()
     assert (upgrade_request.status, upgrade_request.decided_by) == ("approved", staff)
 
@@ -155,7 +155,7 @@ def test_rejection_needs_a_reason_and_tells_the_customer(customer_user, site):
 
     upgrade_request.refresh_from_db()
     assert upgrade_request.status == "rejected"
-    assert Notification.objects.filter(kind="request_rejected").count() == 1
+    assert CustomerNotice.objects.filter(kind="request_rejected").count() == 1
     assert not SpeedGrant.objects.exists()
 
 

@@ -4,7 +4,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
@@ -18,7 +17,6 @@ from tests.factories import (
 from tests.upgrades.conftest import make_lines
 from upgrades.models import BlanketUpgrade, SpeedGrant, UpgradeRequest
 from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster, end_blanket_grants
-from upgrades.services.notifications import read_grant_response_token, send_notifications
 
 pytestmark = pytest.mark.django_db
 
@@ -143,25 +141,50 @@ def test_a_customer_cannot_answer_another_organisations_grant(client, customer_u
     assert theirs.state == "pending"
 
 
-def test_the_e_mail_link_asks_before_it_answers(client, customer_user):
-    declare_now()
-    send_notifications(now=timezone.now())
-    grant = SpeedGrant.objects.order_by("pk").first()
-    message = next(m for m in mail.outbox if grant.subscription.contract_number in m.body)
-    links = re.findall(r"http://127.0.0.1:8000(/upgrades/answer/(\S+)/)", message.body)
-    answers = {
-        read_grant_response_token(token, max_age=timedelta(days=1)): path for path, token in links
-    }
-    assert set(answers) == {(grant.pk, True), (grant.pk, False)}
-    path = answers[(grant.pk, True)]
+ANSWER_LINK = r"http://127.0.0.1:8000(/upgrades/answer/\S+/)"
 
-    shown = client.get(path)  # what a mail scanner does: nothing changes
+
+def test_a_lines_link_in_the_e_mail_asks_before_it_answers(client, customer_user, send_emails):
+    declare_now()
+    (message,) = send_emails()
+    grant = SpeedGrant.objects.order_by("subscription__site__name").first()
+    # Each line's own link sits under its contract number and status.
+    body = message.body
+    first_line = body[body.index(grant.subscription.contract_number) :]
+    line_link = re.search("この回線への回答: " + ANSWER_LINK, first_line).group(1)
+
+    shown = client.get(line_link)  # what a mail scanner does: nothing changes
     grant.refresh_from_db()
     assert shown.status_code == 200 and grant.state == "pending"
-    answered = client.post(path)
+    assert 'name="answer" value="keep"' in shown.text
+    assert 'name="answer" value="decline"' in shown.text
+    answered = client.post(line_link, {"answer": "keep"})
     grant.refresh_from_db()
     assert answered.status_code == 200
     assert (grant.state, grant.response_channel) == ("active", "email_link")
+    # the other line still waits
+    assert SpeedGrant.objects.filter(state="pending").count() == 1
+
+
+def test_the_keep_all_link_answers_every_line_of_the_customer_at_once(
+    client, customer_user, send_emails
+):
+    other = make_lines(1)  # another customer's line in the same disaster
+    declare_now()
+    mine = next(m for m in send_emails() if customer_user.email in m.to)
+    after = mine.body[mine.body.index("高速化が必要な場合は") :]
+    keep_all = re.search(ANSWER_LINK, after).group(1)
+
+    client.get(keep_all)
+    response = client.post(keep_all)
+
+    assert response.status_code == 200
+    states = dict(SpeedGrant.objects.values_list("subscription_id", "state"))
+    assert {
+        states[line.pk]
+        for line in Subscription.objects.filter(site__customer=customer_user.customer)
+    } == {"active"}
+    assert states[other[0].pk] == "pending"  # never another organisation's line
 
 
 def test_a_forged_link_is_refused(client):
@@ -169,16 +192,20 @@ def test_a_forged_link_is_refused(client):
     assert client.post("/upgrades/answer/not-a-token/").status_code == 404
 
 
-def test_the_blanket_e_mail_is_japanese_with_english_below_and_sent_once(customer_user):
+def test_the_blanket_e_mail_is_japanese_with_english_below_and_sent_once(
+    customer_user, send_emails
+):
     declare_now()
 
-    send_notifications(now=timezone.now())
-    send_notifications(now=timezone.now())
+    send_emails()
+    sent = send_emails()
 
-    assert len(mail.outbox) == 2  # one per line, never twice
-    body = mail.outbox[0].body
+    assert len(sent) == 1  # one per customer, never twice
+    body = sent[0].body
     assert body.index("高速化") < body.index("English") < body.index("upgraded")
-    assert customer_user.email in mail.outbox[0].to
+    assert customer_user.email in sent[0].to
+    for line in Subscription.objects.filter(site__customer=customer_user.customer):
+        assert body.count(line.contract_number) == 2  # in each language
 
 
 def test_operator_declares_from_the_dashboard_and_a_double_submit_declares_once(client):

@@ -5,19 +5,21 @@ from django.core import mail
 from django.utils import timezone
 
 from subscriptions.models import Subscription
+from support.models import OutboundEmail
 from tests.factories import OperatorUserFactory, UserFactory
 from tests.upgrades.conftest import make_lines
 from tests.upgrades.network import FakeNetwork
 from tests.worker import celery_worker, wait_for
-from upgrades.models import BlanketUpgrade, Notification
+from upgrades.models import BlanketUpgrade, CustomerNotice
 from upgrades.services.blanket import declare_disaster
 
 
 @pytest.mark.worker
 @pytest.mark.django_db(transaction=True)
-def test_a_declaration_reaches_the_network_through_an_outage(monkeypatch):
+def test_a_declaration_reaches_the_network_through_an_outage(monkeypatch, smtp_server):
     customer_user = UserFactory()
     lines = make_lines(30, customer=customer_user.customer)
+    others = [UserFactory(customer=make_lines(1, prefecture="11")[0].site.customer)]
 
     with (
         FakeNetwork(fail_first=2) as network,
@@ -27,7 +29,7 @@ def test_a_declaration_reaches_the_network_through_an_outage(monkeypatch):
             PROVISIONING_URL=network.url,
             PROVISIONING_BATCH_SIZE="10",
             BLANKET_CHUNK_SIZE="7",
-            EMAIL_URL="consolemail://",
+            EMAIL_URL=f"smtp://127.0.0.1:{smtp_server.port}",
         ),
     ):
         blanket = declare_disaster(
@@ -43,16 +45,24 @@ def test_a_declaration_reaches_the_network_through_an_outage(monkeypatch):
         assert wait_for(
             lambda: (
                 not Subscription.objects.out_of_sync().exists()
-                and Subscription.objects.filter(applied_upgraded=True).count() == 30
+                and Subscription.objects.filter(applied_upgraded=True).count() == 31
             ),
             timeout=120,
         ), f"not converged; network saw {network.requests} requests"
-        assert wait_for(lambda: not Notification.objects.filter(sent_at__isnull=True).exists())
+        # and the outbox tells each customer once, through a real SMTP server
+        assert wait_for(lambda: len(smtp_server.messages) == 2), smtp_server.messages
 
     blanket.refresh_from_db()
     assert blanket.status == BlanketUpgrade.Status.ACTIVE
     assert network.requests >= 3 + 2  # three batches after two refused attempts
-    assert network.speeds == {line.contract_number: 8192 for line in lines}
+    assert network.speeds == {
+        line.contract_number: 8192
+        for line in [*lines, *Subscription.objects.filter(site__customer=others[0].customer)]
+    }
     assert set(network.applied.values()) == {1}
-    assert Notification.objects.filter(kind="blanket_started", sent_at__isnull=False).count() == 30
+    assert CustomerNotice.objects.filter(kind="blanket_started").count() == 2
+    assert set(OutboundEmail.objects.values_list("status", flat=True)) == {"sent"}
+    mine = next(m for m in smtp_server.messages if customer_user.email in m["to"])
+    body = mine["message"].get_payload(decode=True).decode()
+    assert all(line.contract_number in body for line in lines)
     assert mail.outbox == []  # sent by the worker process, not by this one

@@ -4,5 +4,5 @@
 - ``requests``: customers' upgrade requests and their grants
 - ``blanket``: declaring and ending wide-scale disasters, confirmations, the revert job
 - ``provisioning``: pushing wanted speeds to the satellite network
-- ``notifications``: the e-mails to customers
+- ``notices``: what customers are told, one e-mail per organisation per event
 """

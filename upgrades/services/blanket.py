@@ -25,7 +25,8 @@ from subscriptions.models import Subscription
 from support.calendar import is_after_hours
 from support.channels import Channel
 from upgrades.bulk import insert_from_select
-from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, Notification, SpeedGrant
+from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, CustomerNotice, SpeedGrant
+from upgrades.services.notices import hand_over_run, queue_blanket_notices, queue_chunk_notices
 from upgrades.services.speeds import (
     enqueue_follow_ups,
     lower_desired_speeds,
@@ -160,19 +161,10 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
                 subscription_id__lte=upper,
             )
             raise_desired_speeds(subscription_ids=chunk.values("subscription_id"), cause=cause)
-            insert_from_select(
-                Notification,
-                ["kind", "grant", "created_at"],
-                chunk.order_by().values_list(
-                    Value(Notification.Kind.BLANKET_STARTED),
-                    "pk",
-                    Value(now, output_field=DateTimeField()),
-                ),
-            )
             BlanketUpgrade.objects.filter(pk=blanket_id).update(cursor=upper)
             if lower == 0:
-                # Start provisioning and e-mails with the first chunk; both keep going
-                # while later chunks commit, and the beat safety net catches the rest.
+                # Start provisioning with the first chunk; it keeps going while later
+                # chunks commit, and the beat safety net catches the rest.
                 enqueue_follow_ups()
     with transaction.atomic():
         done = BlanketUpgrade.objects.filter(
@@ -184,6 +176,12 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
                 kind=BlanketUpgradeEvent.Kind.GRANTED,
                 at=now,
                 detail={"grants": blanket.grants.count()},
+            )
+            # Told once every line is granted: one e-mail per customer, all its lines.
+            queue_blanket_notices(
+                kind=CustomerNotice.Kind.BLANKET_STARTED,
+                grants=SpeedGrant.objects.filter(blanket_upgrade_id=blanket_id),
+                now=now,
             )
         enqueue_follow_ups()
     return created
@@ -276,19 +274,20 @@ def _finish_grants_in_chunks(
                     pk__in=ids, state__in=from_states
                 ).update(state=to_state, ended_at=now)
                 lower_desired_speeds(subscription_ids=[sub for _, sub in rows], cause=cause)
-                insert_from_select(
-                    Notification,
-                    ["kind", "grant", "created_at"],
-                    SpeedGrant.objects.filter(pk__in=ids)
-                    .order_by()
-                    .values_list(Value(notice), "pk", Value(now, output_field=DateTimeField())),
+                # Those this run moved (ended now); handed to the outbox at its end.
+                queue_chunk_notices(
+                    kind=notice,
+                    grants=SpeedGrant.objects.filter(pk__in=ids, state=to_state, ended_at=now),
+                    now=now,
                 )
         moved += moved_in_pass
         # A grant another transaction held (skipped) is looked at again in a new pass.
         if not moved_in_pass:
             break
     if moved:
-        enqueue_follow_ups()
+        with transaction.atomic():
+            hand_over_run(kind=notice, now=now)
+            enqueue_follow_ups()
     return moved
 
 
@@ -298,7 +297,7 @@ def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> in
         SpeedGrant.objects.due_for_revert(now),
         from_states=[SpeedGrant.State.PENDING],
         to_state=SpeedGrant.State.REVERTED,
-        notice=Notification.Kind.REVERTED,
+        notice=CustomerNotice.Kind.REVERTED,
         cause="not confirmed before the deadline",
         now=now,
         chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
@@ -315,7 +314,7 @@ def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None
         ),
         from_states=SpeedGrant.BOOSTING,
         to_state=SpeedGrant.State.ENDED,
-        notice=Notification.Kind.DISASTER_ENDED,
+        notice=CustomerNotice.Kind.DISASTER_ENDED,
         cause=f"blanket upgrade {blanket_id} ended (disaster ended by an operator)",
         now=now,
         chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,

@@ -20,7 +20,8 @@ from support.calendar import is_after_hours
 from support.channels import Channel
 from support.models import ContactPriority
 from support.services import alert_on_call
-from upgrades.models import Notification, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
+from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
+from upgrades.services.notices import queue_request_notice
 from upgrades.services.speeds import (
     enqueue_follow_ups,
     lower_desired_speeds,
@@ -175,10 +176,8 @@ def approve_upgrade_request(
             cause=f"upgrade request {upgrade_request.pk} approved by {by.email}",
         )
         _record(upgrade_request, Status.APPROVED, by=by, now=now, note=note)
-        Notification.objects.get_or_create(
-            upgrade_request=upgrade_request,
-            kind=Notification.Kind.REQUEST_APPROVED,
-            defaults={"created_at": now},
+        queue_request_notice(
+            kind=CustomerNotice.Kind.REQUEST_APPROVED, upgrade_request=upgrade_request, now=now
         )
         enqueue_follow_ups()
     return grants
@@ -201,12 +200,9 @@ def reject_upgrade_request(
             ended_at=now,
         )
         _record(upgrade_request, Status.REJECTED, by=by, now=now, note=reason)
-        Notification.objects.get_or_create(
-            upgrade_request=upgrade_request,
-            kind=Notification.Kind.REQUEST_REJECTED,
-            defaults={"created_at": now},
+        queue_request_notice(
+            kind=CustomerNotice.Kind.REQUEST_REJECTED, upgrade_request=upgrade_request, now=now
         )
-        enqueue_follow_ups()
 
 
 def end_upgrade_request(*, upgrade_request: UpgradeRequest, by, now: datetime) -> None:

@@ -56,9 +56,8 @@ def lower_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) 
 
 
 def enqueue_follow_ups() -> None:
-    """After commit: push changed speeds to the network and send queued e-mails."""
+    """After commit: push changed speeds to the network (e-mails go by the outbox)."""
     # Imported here: tasks import services, not the other way round at module load.
     from upgrades import tasks
 
     transaction.on_commit(tasks.reconcile_speeds.delay)
-    transaction.on_commit(tasks.send_notifications.delay)

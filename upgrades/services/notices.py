@@ -1,0 +1,353 @@
+"""What customers are told about their upgrades: one e-mail per organisation per event.
+
+Transitions queue a ``CustomerNotice`` per customer organisation (set-based, from the
+grants they moved) and hand it to the outbox, which asks ``compose_notices`` for its
+text just before sending. The text of every line is decided then, from the line's state
+at that moment: a line another grant keeps fast reads "remains upgraded (request #N /
+disaster X)", never "returned to normal"; a notice none of whose lines still needs it
+(a reminder to a customer who answered meanwhile) is not sent.
+
+Paths that move lines in chunks (the revert job, ending a disaster) queue notices per
+chunk but hand them to the outbox at the end of the run, so a customer whose lines fall
+in several chunks gets one e-mail listing them all. A run that died before its end
+leaves notices the beat sweeper hands over later (``queue_stranded_notices``).
+"""
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.core import signing
+from django.db import transaction
+from django.db.models import CharField, DateTimeField, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models.functions import Cast, Concat
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import pgettext
+
+from support.mail import bilingual_from_templates
+from support.models import OutboundEmail
+from support.outbox import Composed, clean_addresses, request_sending
+from upgrades.bulk import insert_from_select
+from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest
+
+COMPOSER = "upgrades.notice"
+RESPONSE_SALT = "upgrades.grant-response"
+# Notices a run has not handed over after this long belong to a run that died.
+STRANDED_AFTER = timedelta(minutes=10)
+
+Kind = CustomerNotice.Kind
+
+
+# --- Links: answer one line, or all of a customer's lines in a blanket upgrade --------
+
+
+def grant_response_token(grant_id: int, keep: bool | None) -> str:
+    """A link for one line: to keep, to decline, or (None) to choose on the page."""
+    return signing.dumps({"g": grant_id, "keep": keep}, salt=RESPONSE_SALT, compress=True)
+
+
+def blanket_response_token(blanket_id: int, customer_id: int, keep: bool) -> str:
+    return signing.dumps(
+        {"b": blanket_id, "c": customer_id, "keep": keep}, salt=RESPONSE_SALT, compress=True
+    )
+
+
+def read_response_token(token: str, *, max_age: timedelta) -> tuple[QuerySet, bool | None]:
+    """The grants a link answers, and whether it keeps them (None: the page asks).
+    Raises signing.BadSignature (or SignatureExpired) for a forged or old link."""
+    data = signing.loads(token, salt=RESPONSE_SALT, max_age=max_age)
+    keep = None if data.get("keep") is None else bool(data["keep"])
+    if "g" in data:
+        return SpeedGrant.objects.filter(pk=int(data["g"])), keep
+    return (
+        SpeedGrant.objects.filter(
+            blanket_upgrade_id=int(data["b"]), subscription__site__customer_id=int(data["c"])
+        ),
+        keep,
+    )
+
+
+def _url(token: str) -> str:
+    return settings.PORTAL_BASE_URL + reverse("upgrades:respond-by-link", args=[token])
+
+
+# --- Queueing ---------------------------------------------------------------------------
+
+
+def _insert_blanket_notices(*, kind: str, grants: QuerySet, now: datetime) -> int:
+    """One notice per (blanket upgrade, customer) of ``grants``, at ``now``."""
+    return insert_from_select(
+        CustomerNotice,
+        ["kind", "customer", "blanket_upgrade", "created_at"],
+        grants.order_by()
+        .values_list(
+            Value(kind),
+            "subscription__site__customer_id",
+            "blanket_upgrade_id",
+            Value(now, output_field=DateTimeField()),
+        )
+        .distinct(),
+    )
+
+
+def hand_to_outbox(notices: QuerySet, *, now: datetime) -> int:
+    """Queue the e-mails of ``notices`` not handed over yet: two statements in all.
+
+    ``now`` is the event's time; the e-mails are due from the clock's now (the same in
+    production; a test that replays an event at another time still sends them).
+    """
+    notices = notices.filter(queued_at__isnull=True)
+    queued = Value(timezone.now(), output_field=DateTimeField())
+    insert_from_select(
+        OutboundEmail,
+        ["key", "composer", "composer_ref", "created_at", "send_after"],
+        notices.order_by().values_list(
+            Concat(Value(f"{COMPOSER}:"), Cast("pk", CharField())),
+            Value(COMPOSER),
+            "pk",
+            queued,
+            queued,
+        ),
+    )
+    handed = notices.update(queued_at=now)
+    if handed:
+        many = handed > settings.OUTBOX_BATCH_SIZE
+        request_sending(senders=settings.OUTBOX_PARALLEL_SENDERS if many else 1)
+    return handed
+
+
+def queue_blanket_notices(*, kind: str, grants: QuerySet, now: datetime) -> int:
+    """Queue and hand over at once: the event is complete (a declaration's last step)."""
+    created = _insert_blanket_notices(kind=kind, grants=grants, now=now)
+    hand_to_outbox(CustomerNotice.objects.filter(kind=kind, created_at=now), now=now)
+    return created
+
+
+def queue_chunk_notices(*, kind: str, grants: QuerySet, now: datetime) -> int:
+    """Queue the notices of one chunk of a run; ``hand_over_run`` sends them at its end."""
+    return _insert_blanket_notices(kind=kind, grants=grants, now=now)
+
+
+def hand_over_run(*, kind: str, now: datetime) -> int:
+    with transaction.atomic():
+        return hand_to_outbox(CustomerNotice.objects.filter(kind=kind, created_at=now), now=now)
+
+
+def queue_request_notice(*, kind: str, upgrade_request: UpgradeRequest, now: datetime) -> None:
+    notice, created = CustomerNotice.objects.get_or_create(
+        kind=kind,
+        upgrade_request=upgrade_request,
+        defaults={"customer_id": upgrade_request.customer_id, "created_at": now},
+    )
+    if created:
+        hand_to_outbox(CustomerNotice.objects.filter(pk=notice.pk), now=now)
+
+
+def queue_deadline_reminders(*, now: datetime) -> int:
+    """One reminder per customer per blanket upgrade whose deadline is near, while some
+    of its lines wait for an answer. Set-based, idempotent."""
+    soon = now + timedelta(hours=settings.BLANKET_REMINDER_HOURS)
+    reminded = CustomerNotice.objects.filter(
+        kind=Kind.DEADLINE_REMINDER,
+        blanket_upgrade_id=OuterRef("blanket_upgrade_id"),
+        customer_id=OuterRef("subscription__site__customer_id"),
+    )
+    with transaction.atomic():
+        return queue_blanket_notices(
+            kind=Kind.DEADLINE_REMINDER,
+            grants=SpeedGrant.objects.filter(
+                state=SpeedGrant.State.PENDING,
+                blanket_upgrade__deadline__gt=now,
+                blanket_upgrade__deadline__lte=soon,
+            ).exclude(Exists(reminded)),
+            now=now,
+        )
+
+
+def queue_stranded_notices(*, now: datetime) -> int:
+    """Hand over the notices of a run that died before its end (beat)."""
+    with transaction.atomic():
+        return hand_to_outbox(
+            CustomerNotice.objects.filter(created_at__lt=now - STRANDED_AFTER), now=now
+        )
+
+
+# --- Composing, at send time ------------------------------------------------------------
+
+
+@dataclass
+class Line:
+    """One line of a notice, as it stands when the notice is sent."""
+
+    grant: SpeedGrant
+    other: SpeedGrant | None  # another grant that keeps the line upgraded
+    answer_url: str = ""  # a page with both answers, for a line still waiting
+
+    @property
+    def contract_number(self) -> str:
+        return self.grant.subscription.contract_number
+
+    @property
+    def site(self) -> str:
+        return self.grant.subscription.site.name
+
+    @property
+    def status(self) -> str:
+        # Read while the template renders: in Japanese, then again in English.
+        return _line_status(self.grant, self.other)
+
+
+def _kept_by(grant: SpeedGrant) -> str:
+    if grant.upgrade_request_id:
+        return _("upgrade request #%(number)s") % {"number": grant.upgrade_request_id}
+    return _("disaster “%(title)s”") % {"title": grant.blanket_upgrade.disaster.title}
+
+
+def _line_status(grant: SpeedGrant, other: SpeedGrant | None) -> str:
+    """One sentence of truth about a line, from its grant and any other grant boosting it."""
+    State = SpeedGrant.State
+    if grant.state == State.PENDING:
+        if other is not None:
+            return _(
+                "Upgraded: waiting for your answer; it stays upgraded whatever you answer (%(by)s)"
+            ) % {"by": _kept_by(other)}
+        return _("Upgraded: waiting for your answer")
+    if grant.state == State.ACTIVE:
+        return _("Upgraded (you confirmed)") if grant.blanket_upgrade_id else _("Upgraded")
+    if other is not None:
+        return _("Remains upgraded (%(by)s)") % {"by": _kept_by(other)}
+    if grant.state == State.DECLINED:
+        return _("You declined: back to normal speed")
+    return pgettext("line status", "Returned to normal speed")
+
+
+def _lines_by_notice(notices: list[CustomerNotice]) -> dict[int, list[tuple[SpeedGrant, int]]]:
+    """Each notice's grants and the customer each belongs to: two queries in all."""
+    blanket_ids = {n.blanket_upgrade_id for n in notices if n.blanket_upgrade_id}
+    request_ids = {n.upgrade_request_id for n in notices if n.upgrade_request_id}
+    customer_ids = {n.customer_id for n in notices}
+    grants = (
+        SpeedGrant.objects.filter(
+            Q(blanket_upgrade_id__in=blanket_ids, subscription__site__customer_id__in=customer_ids)
+            | Q(upgrade_request_id__in=request_ids)
+        )
+        .select_related("subscription__site", "blanket_upgrade__disaster")
+        .order_by("subscription__site__name", "subscription__contract_number")
+    )
+    by_subject = defaultdict(list)
+    for grant in grants:
+        customer_id = grant.subscription.site.customer_id
+        if grant.blanket_upgrade_id:
+            by_subject[("b", grant.blanket_upgrade_id, customer_id)].append(grant)
+        else:
+            by_subject[("r", grant.upgrade_request_id)].append(grant)
+    lines = {}
+    for notice in notices:
+        if notice.blanket_upgrade_id:
+            lines[notice.pk] = by_subject[("b", notice.blanket_upgrade_id, notice.customer_id)]
+        else:
+            lines[notice.pk] = by_subject[("r", notice.upgrade_request_id)]
+    return lines
+
+
+def _concerns(notice: CustomerNotice, grant: SpeedGrant) -> bool:
+    """Whether a grant is one this notice tells about, given what has happened since."""
+    State = SpeedGrant.State
+    if notice.kind == Kind.BLANKET_STARTED:
+        return True
+    if notice.kind == Kind.DEADLINE_REMINDER:
+        return grant.state == State.PENDING
+    if notice.kind == Kind.REVERTED:
+        return grant.state == State.REVERTED and grant.ended_at == notice.created_at
+    if notice.kind == Kind.DISASTER_ENDED:
+        return grant.state == State.ENDED and grant.ended_at == notice.created_at
+    return True  # a request's decision: all its lines
+
+
+def _needed(notice: CustomerNotice, grants: list[SpeedGrant]) -> bool:
+    if notice.kind == Kind.BLANKET_STARTED:
+        # Nobody needs "please confirm" about lines all answered before it went out.
+        return any(g.state in SpeedGrant.BOOSTING for g in grants)
+    if notice.kind == Kind.REQUEST_REJECTED:
+        return True
+    return bool(grants)
+
+
+def compose_notices(notice_ids: list[int]) -> dict[int, Composed | None]:
+    """The outbox's composer: each notice's e-mail from the state of its lines now.
+
+    A constant number of queries for the batch, whatever its size or its lines'.
+    """
+    notices = list(
+        CustomerNotice.objects.filter(pk__in=notice_ids).select_related(
+            "customer", "blanket_upgrade__disaster", "upgrade_request"
+        )
+    )
+    grants_of = _lines_by_notice(notices)
+    all_grants = [g for grants in grants_of.values() for g in grants]
+    # Other grants still boosting these lines: what keeps a line fast.
+    others: dict[int, list[SpeedGrant]] = defaultdict(list)
+    for other in (
+        SpeedGrant.objects.boosting()
+        .filter(subscription_id__in={g.subscription_id for g in all_grants})
+        .select_related("blanket_upgrade__disaster")
+        .order_by("pk")
+    ):
+        others[other.subscription_id].append(other)
+    addresses: dict[int, list[str]] = defaultdict(list)
+    for customer_id, email in (
+        get_user_model()
+        .objects.filter(customer_id__in={n.customer_id for n in notices}, is_active=True)
+        .values_list("customer_id", "email")
+    ):
+        addresses[customer_id].append(email)
+
+    composed: dict[int, Composed | None] = {}
+    for notice in notices:
+        grants = [g for g in grants_of[notice.pk] if _concerns(notice, g)]
+        if not _needed(notice, grants):
+            composed[notice.pk] = None
+            continue
+        lines = []
+        for grant in grants:
+            other = next((o for o in others[grant.subscription_id] if o.pk != grant.pk), None)
+            line = Line(grant=grant, other=other)
+            if grant.state == SpeedGrant.State.PENDING:
+                line.answer_url = _url(grant_response_token(grant.pk, None))
+            lines.append(line)
+        composed[notice.pk] = _render(notice, lines, addresses[notice.customer_id])
+    return composed
+
+
+def _render(notice: CustomerNotice, lines: list[Line], users: list[str]) -> Composed:
+    blanket = notice.blanket_upgrade
+    customer = notice.customer
+    pending = [line for line in lines if line.answer_url]
+    context = {
+        "notice": notice,
+        "customer": customer,
+        "lines": lines,
+        "pending_count": len(pending),
+        "upgrade_request": notice.upgrade_request,
+        "portal_url": settings.PORTAL_BASE_URL + "/",
+        "upgrades_url": settings.PORTAL_BASE_URL + reverse("upgrades:index"),
+        "support_phone": settings.SUPPORT_PHONE,
+        "support_email": settings.SUPPORT_EMAIL,
+    }
+    if blanket is not None:
+        context["disaster"] = blanket.disaster
+        context["deadline"] = blanket.deadline
+        if pending:
+            context["keep_all_url"] = _url(blanket_response_token(blanket.pk, customer.pk, True))
+            context["decline_all_url"] = _url(
+                blanket_response_token(blanket.pk, customer.pk, False)
+            )
+    subject, body = bilingual_from_templates(f"upgrades/email/{notice.kind}", context)
+    recipients = list(users)
+    if customer.email:
+        recipients.append(customer.email)
+    return Composed(to=clean_addresses(recipients), subject=subject, body=body)
