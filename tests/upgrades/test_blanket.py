@@ -59,6 +59,27 @@ def test_declaring_upgrades_every_in_service_line_in_scope(operator):
     assert Notification.objects.filter(kind="blanket_started").count() == 10
 
 
+def test_a_line_whose_service_starts_later_is_not_upgraded_by_a_declaration(operator):
+    # given a line in service and one signed to start in 30 days, at the same place
+    in_service = make_lines(1, prefecture="11")[0]
+    later = SubscriptionFactory(
+        service_start=NOW.date() + timedelta(days=30), site__prefecture="11"
+    )
+    starts_today = SubscriptionFactory(service_start=NOW.date(), site__prefecture="11")
+
+    # when a disaster is declared over it
+    blanket = declare(operator, nationwide=False, prefectures=["11"])
+
+    # then only the lines in service today are granted and upgraded
+    granted = set(blanket.grants.values_list("subscription_id", flat=True))
+    assert granted == {in_service.pk, starts_today.pk}
+    later.refresh_from_db()
+    assert not later.desired_upgraded
+    assert not Notification.objects.filter(grant__subscription=later).exists()
+    # and the day its service starts, it is in service
+    assert Subscription.objects.in_service(later.service_start).filter(pk=later.pk).exists()
+
+
 def test_declaring_twice_with_the_same_key_declares_once(operator):
     make_lines(5)
 
