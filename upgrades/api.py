@@ -195,6 +195,11 @@ class DeclareInput(serializers.Serializer):
         required=False,
         help_text="Send the same key again to retry safely: the disaster is declared once.",
     )
+    confirm_overlap = serializers.BooleanField(
+        default=False,
+        help_text="Declare even though an active disaster already covers part of the scope "
+        "(without it such a declaration is refused with a field error).",
+    )
 
 
 class ExtendInput(serializers.Serializer):

@@ -20,8 +20,9 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from incidents.models import Disaster
-from incidents.services import close_disaster, open_disaster
+from incidents.services import check_disaster_scope, close_disaster, open_disaster
 from subscriptions.models import Subscription
+from subscriptions.prefectures import Prefecture
 from support.calendar import is_after_hours
 from support.channels import Channel
 from upgrades.bulk import insert_from_select
@@ -46,18 +47,35 @@ def declare_disaster(
     message: str = "",
     window_days: int | None = None,
     idempotency_key: str,
+    confirm_overlap: bool = False,
     now: datetime,
 ) -> BlanketUpgrade:
     """Declare a wide-scale disaster and start its blanket upgrade.
 
     The same ``idempotency_key`` (the form's one-time token, an API client's key)
-    returns the blanket upgrade already started, so a double submit declares once.
+    returns the blanket upgrade already started, so a double submit declares once; the
+    returned blanket's ``created_at`` then differs from ``now``.
+    While an active disaster already covers part of the scope (or either is nationwide)
+    the declaration is refused (ValidationError on ``confirm_overlap``) unless the
+    operator confirms it: a second, overlapping disaster is usually a mistake.
     Granting the lines runs in a Celery task after commit (``apply_blanket_upgrade``).
     """
     window_days = settings.BLANKET_CONFIRMATION_DAYS if window_days is None else window_days
     if not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise ValidationError({"window_days": _("The confirmation window is 1 to 30 days.")})
     with transaction.atomic():
+        already = (
+            Disaster.objects.filter(idempotency_key=idempotency_key)
+            .select_related("blanket_upgrade__disaster")
+            .first()
+        )
+        if already is not None:
+            return already.blanket_upgrade
+        codes = check_disaster_scope(title=title, nationwide=nationwide, prefectures=prefectures)
+        if not confirm_overlap:
+            overlaps = overlapping_disasters(nationwide=nationwide, prefectures=codes)
+            if overlaps:
+                raise ValidationError({"confirm_overlap": _overlap_message(overlaps)})
         disaster, created = open_disaster(
             declared_by=operator,
             title=title,
@@ -90,6 +108,47 @@ def declare_disaster(
 
         transaction.on_commit(lambda: tasks.apply_blanket_upgrade.delay(blanket.pk))
     return blanket
+
+
+def overlapping_disasters(
+    *, nationwide: bool, prefectures: list[str]
+) -> list[tuple[Disaster, list[str] | None]]:
+    """Active disasters whose area meets this scope, each with the prefecture codes they
+    share (None when both are nationwide). Few disasters are active at once."""
+    wanted = set(prefectures)
+    found = []
+    for disaster in Disaster.objects.active().order_by("declared_at", "pk"):
+        if disaster.nationwide and nationwide:
+            found.append((disaster, None))
+            continue
+        shared = (
+            wanted
+            if disaster.nationwide
+            else set(disaster.prefectures)
+            if nationwide
+            else wanted & set(disaster.prefectures)
+        )
+        if shared:
+            found.append((disaster, sorted(shared)))
+    return found
+
+
+def _overlap_message(overlaps: list[tuple[Disaster, list[str] | None]]) -> str:
+    described = [
+        _("“%(title)s” (declared %(declared)s): %(area)s")
+        % {
+            "title": disaster.title,
+            "declared": timezone.localtime(disaster.declared_at).strftime("%Y-%m-%d %H:%M"),
+            "area": _("nationwide")
+            if shared is None
+            else ", ".join(str(Prefecture(code).label) for code in shared),
+        }
+        for disaster, shared in overlaps
+    ]
+    return _(
+        "An active disaster already covers part of this scope: %(disasters)s. "
+        "Confirm with “Declare anyway” to declare this one as well."
+    ) % {"disasters": "; ".join(described)}
 
 
 def _lines_in_scope(blanket: BlanketUpgrade):
