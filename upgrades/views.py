@@ -301,14 +301,37 @@ class ExtendDeadlineView(OperatorRequiredMixin, View):
 
 
 class EndDisasterView(OperatorRequiredMixin, View):
+    """GET asks (what ending does to the lines), POST with ``confirm`` ends."""
+
+    def _blanket(self, pk: int) -> BlanketUpgrade:
+        return get_object_or_404(BlanketUpgrade.objects.select_related("disaster"), pk=pk)
+
+    def get(self, request, pk: int):
+        blanket = self._blanket(pk)
+        if blanket.status == BlanketUpgrade.Status.ENDED:
+            messages.info(request, _("This disaster has already ended."))
+            return redirect("upgrades:disaster", pk=pk)
+        return render(
+            request,
+            "upgrades/end_disaster.html",
+            {"blanket": blanket, "preview": selectors.ending_preview(blanket=blanket)},
+        )
+
     def post(self, request, pk: int):
-        blanket = get_object_or_404(BlanketUpgrade.objects.select_related("disaster"), pk=pk)
+        blanket = self._blanket(pk)
+        if request.POST.get("confirm") != "yes":
+            # Never ended by one click: a bare POST (an old page, a stray form) only asks.
+            return redirect("upgrades:end", pk=pk)
         try:
             end_disaster(disaster=blanket.disaster, operator=request.user, now=timezone.now())
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
             messages.success(
-                request, _("The disaster has ended. Every line of it returns to normal speed.")
+                request,
+                _(
+                    "The disaster has ended. Its lines return to normal speed, except those "
+                    "another upgrade keeps fast."
+                ),
             )
         return redirect("upgrades:disaster", pk=pk)

@@ -7,10 +7,10 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from tests.factories import OperatorUserFactory
+from tests.factories import OperatorUserFactory, UpgradeRequestFactory
 from tests.upgrades.conftest import form_data, make_lines, post_forms
-from upgrades.models import BlanketUpgrade
-from upgrades.services.blanket import declare_disaster
+from upgrades.models import BlanketUpgrade, SpeedGrant
+from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster
 
 pytestmark = pytest.mark.django_db
 
@@ -144,3 +144,59 @@ def test_an_ended_disaster_does_not_count_as_an_overlap():
     )
 
     assert BlanketUpgrade.objects.count() == 2
+
+
+def declared(*, lines: int = 3, now=None) -> BlanketUpgrade:
+    make_lines(lines)
+    now = now or timezone.now()
+    blanket = declare_disaster(
+        operator=OperatorUserFactory(),
+        title="令和8年 豪雨",
+        nationwide=True,
+        prefectures=[],
+        window_days=3,
+        idempotency_key="k",
+        now=now,
+    )
+    apply_blanket_upgrade(blanket_id=blanket.pk, now=now)
+    blanket.refresh_from_db()
+    return blanket
+
+
+def test_ending_a_disaster_asks_first_and_says_what_happens_to_the_lines(operator_client):
+    blanket = declared(lines=3)
+    kept = blanket.grants.order_by("pk").first().subscription
+    SpeedGrant.objects.create(  # an approved request keeps this line fast
+        subscription=kept,
+        source="request",
+        upgrade_request=UpgradeRequestFactory(customer=kept.site.customer),
+        state="active",
+        starts_at=timezone.now(),
+    )
+    page = operator_client.get(f"/operator/disasters/{blanket.pk}/").text
+
+    # the "End" control on the disaster page is a link to a question, not a POST
+    assert not [f for f in post_forms(page) if f["action"].endswith("/end/")]
+    link = re.search(r'<a class="button" href="([^"]+/end/)"', page).group(1)
+    question = operator_client.get(link)
+
+    assert question.status_code == 200
+    assert re.search(r'id="still-upgraded">3<', question.text)
+    assert re.search(r'id="kept">1<', question.text)
+    assert re.search(r'id="back-to-normal">2<', question.text)
+    assert f'href="/operator/disasters/{blanket.pk}/"' in question.text  # cancel
+    form = next(f for f in post_forms(question.text) if f["action"].endswith("/end/"))
+
+    bare = operator_client.post(form["action"], form_data(form["fields"], confirm=None))
+    blanket.refresh_from_db()
+    assert bare.status_code == 302 and bare["Location"] == link
+    assert blanket.status == "active" and blanket.disaster.ended_at is None
+
+    ended = operator_client.post(form["action"], form_data(form["fields"]))
+
+    blanket.refresh_from_db()
+    assert ended["Location"] == f"/operator/disasters/{blanket.pk}/"
+    assert blanket.status == "ended" and blanket.disaster.ended_at is not None
+    after = operator_client.get(ended["Location"]).text
+    assert "災害対応を終了しました" in after
+    assert link not in after  # nothing left to end
