@@ -155,6 +155,10 @@ class DisasterOutput(serializers.ModelSerializer):
     )
     declared_at = serializers.DateTimeField(source="disaster.declared_at")
     ended_at = serializers.DateTimeField(source="disaster.ended_at")
+    stage = serializers.SerializerMethodField(
+        help_text="status, or deadline_passed once an active upgrade's deadline is over"
+    )
+    stage_display = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -167,9 +171,17 @@ class DisasterOutput(serializers.ModelSerializer):
             "declared_at",
             "deadline",
             "status",
+            "stage",
+            "stage_display",
             "ended_at",
             "progress",
         ]
+
+    def get_stage(self, obj) -> str:
+        return obj.stage_on(timezone.now()).value
+
+    def get_stage_display(self, obj) -> str:
+        return str(obj.stage_on(timezone.now()).label)
 
     def get_progress(self, obj) -> dict:
         return selectors.blanket_progress(blanket=obj).as_dict()

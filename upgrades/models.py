@@ -167,6 +167,14 @@ class BlanketUpgrade(models.Model):
         ACTIVE = "active", _("Waiting for confirmations")
         ENDED = "ended", _("Ended")
 
+    class Stage(models.TextChoices):
+        # What operators read: the stored status, and past its deadline an active
+        # upgrade waits for nobody (derived from the clock, so never stale).
+        APPLYING = "applying", _("Upgrading lines")
+        WAITING = "active", _("Waiting for confirmations")
+        DEADLINE_PASSED = "deadline_passed", _("Deadline passed")
+        ENDED = "ended", _("Ended")
+
     disaster = models.OneToOneField(
         "incidents.Disaster",
         on_delete=models.PROTECT,
@@ -199,6 +207,11 @@ class BlanketUpgrade(models.Model):
 
     def __str__(self) -> str:
         return str(self.disaster)
+
+    def stage_on(self, now) -> "BlanketUpgrade.Stage":
+        if self.status == self.Status.ACTIVE and self.deadline <= now:
+            return self.Stage.DEADLINE_PASSED
+        return self.Stage(self.status)
 
 
 class BlanketUpgradeEvent(models.Model):

@@ -256,6 +256,7 @@ class DisasterView(OperatorRequiredMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["progress"] = selectors.blanket_progress(blanket=self.object)
+        context["stage"] = self.object.stage_on(timezone.now())
         context["extend_form"] = ExtendDeadlineForm(
             initial={"deadline": timezone.localtime(self.object.deadline)}
         )
@@ -273,6 +274,7 @@ class DisasterProgressView(OperatorRequiredMixin, View):
         return JsonResponse(
             {
                 "status": blanket.status,
+                "stage": blanket.stage_on(timezone.now()),
                 "deadline": blanket.deadline.isoformat(),
                 **progress.as_dict(),
             }

@@ -2,15 +2,22 @@
 disaster, ending by one click; and what the disaster page says after its deadline."""
 
 import re
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.exceptions import ValidationError
 from django.utils import timezone
+from rest_framework.test import APIClient
 
 from tests.factories import OperatorUserFactory, UpgradeRequestFactory
 from tests.upgrades.conftest import form_data, make_lines, post_forms
 from upgrades.models import BlanketUpgrade, SpeedGrant
-from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster
+from upgrades.services.blanket import (
+    apply_blanket_upgrade,
+    declare_disaster,
+    revert_expired_grants,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -200,3 +207,50 @@ def test_ending_a_disaster_asks_first_and_says_what_happens_to_the_lines(operato
     after = operator_client.get(ended["Location"]).text
     assert "災害対応を終了しました" in after
     assert link not in after  # nothing left to end
+
+
+def test_after_the_deadline_the_disaster_reads_deadline_passed_with_final_counts(
+    operator_client,
+):
+    # declared four days ago with three days to answer (sessions do not outlive travel)
+    blanket = declared(lines=3, now=timezone.now() - timedelta(days=4))
+    grant = blanket.grants.order_by("pk").first()
+    SpeedGrant.objects.filter(pk=grant.pk).update(state="active")  # one confirmed
+    api = APIClient()
+    api.force_authenticate(OperatorUserFactory())
+
+    with time_machine.travel(blanket.deadline - timedelta(minutes=1), tick=False):
+        before = operator_client.get(f"/operator/disasters/{blanket.pk}/").text
+    revert_expired_grants(now=timezone.now())
+    page = operator_client.get(f"/operator/disasters/{blanket.pk}/").text
+    dashboard = operator_client.get("/operator/").text
+    detail = api.get(f"/api/v1/operator/disasters/{blanket.pk}/").json()
+    listed = api.get("/api/v1/operator/disasters/").json()["results"][0]
+
+    assert "回答待ち" in before and "締切済み" not in before
+    status = re.search(r'id="blanket-status">([^<]*)<', page).group(1)
+    assert status == "締切済み"
+    assert "回答待ち" not in page and "回答待ち" not in dashboard
+    assert "締切済み" in dashboard
+    assert "最終集計" in page
+    assert re.search(r'data-count="confirmed">1<', page)
+    assert re.search(r'data-count="reverted">2<', page)
+    assert (detail["status"], detail["stage"], detail["stage_display"]) == (
+        "active",
+        "deadline_passed",
+        "締切済み",
+    )
+    assert (detail["progress"]["confirmed"], detail["progress"]["reverted"]) == (1, 2)
+    assert listed["stage"] == "deadline_passed"
+
+
+def test_the_stage_follows_status_deadline_and_now():
+    now = timezone.now()
+    blanket = BlanketUpgrade(status="active", deadline=now)
+
+    assert blanket.stage_on(now - timedelta(seconds=1)) == BlanketUpgrade.Stage.WAITING
+    assert blanket.stage_on(now) == BlanketUpgrade.Stage.DEADLINE_PASSED
+    blanket.status = "ended"
+    assert blanket.stage_on(now) == BlanketUpgrade.Stage.ENDED
+    blanket.status = "applying"
+    assert blanket.stage_on(now) == BlanketUpgrade.Stage.APPLYING
