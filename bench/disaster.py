@@ -388,6 +388,14 @@ def raw_revert(fleet: Fleet, deadline: datetime) -> int:
             " WHERE state = 'reverted' AND ended_at = %s ON CONFLICT DO NOTHING",
             [deadline, deadline],
         )
+        # The run in each blanket upgrade's history, as revert_expired_grants records it.
+        cursor.execute(
+            "INSERT INTO upgrades_blanketupgradeevent (blanket_upgrade_id, kind, at, detail)"
+            " SELECT blanket_upgrade_id, 'reverted', %s, jsonb_build_object('grants', count(*))"
+            " FROM upgrades_speedgrant WHERE state = 'reverted' AND ended_at = %s"
+            " GROUP BY blanket_upgrade_id",
+            [deadline, deadline],
+        )
     return reverted
 
 

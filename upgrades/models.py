@@ -221,6 +221,7 @@ class BlanketUpgradeEvent(models.Model):
         DECLARED = "declared", _("Declared")
         GRANTED = "granted", _("All lines granted")
         DEADLINE_EXTENDED = "deadline_extended", _("Deadline extended")
+        REVERTED = "reverted", _("Unconfirmed lines returned to normal")
         ENDED = "ended", _("Ended")
 
     blanket_upgrade = models.ForeignKey(
@@ -240,6 +241,17 @@ class BlanketUpgradeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.blanket_upgrade_id}: {self.kind}"
+
+    def describe(self) -> str:
+        """The history line an operator reads (the detail's numbers in words)."""
+        grants = self.detail.get("grants") if isinstance(self.detail, dict) else None
+        if grants is None:
+            return self.get_kind_display()
+        if self.kind == self.Kind.REVERTED:
+            return _("Unconfirmed lines returned to normal: %(count)s") % {"count": grants}
+        if self.kind == self.Kind.GRANTED:
+            return _("All lines granted: %(count)s") % {"count": grants}
+        return self.get_kind_display()
 
 
 class SpeedGrantQuerySet(models.QuerySet):

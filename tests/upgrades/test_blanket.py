@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from subscriptions.models import Subscription
 from support.channels import Channel
@@ -146,6 +147,32 @@ def test_confirmed_grants_stay_and_unconfirmed_ones_revert_at_the_deadline(opera
         silent.subscription_id: False,
     }
     assert Notification.objects.filter(kind="reverted").get().grant_id == silent.pk
+
+
+def test_each_revert_run_is_in_the_history_of_the_blankets_it_touched(operator):
+    make_lines(3, prefecture="11")
+    make_lines(2, prefecture="39")
+    make_lines(1, prefecture="01")
+    saitama = declare(operator, key="a", nationwide=False, prefectures=["11"])
+    kochi = declare(operator, key="b", nationwide=False, prefectures=["39"], window_days=5)
+    hokkaido = declare(operator, key="c", nationwide=False, prefectures=["01"])
+    respond_to_grants(  # Hokkaido's only line is confirmed: nothing to revert there
+        grants=hokkaido.grants.all(), keep=True, by=None, channel=Channel.PHONE, now=NOW
+    )
+    first_run = saitama.deadline + timedelta(minutes=1)
+    second_run = kochi.deadline + timedelta(minutes=1)
+
+    revert_expired_grants(now=first_run, chunk_size=2)
+    revert_expired_grants(now=first_run + timedelta(minutes=1))  # nothing left: no row
+    revert_expired_grants(now=second_run)
+
+    events = BlanketUpgradeEvent.objects.filter(kind="reverted")
+    assert sorted(events.values_list("blanket_upgrade_id", "at", "detail")) == sorted(
+        [(saitama.pk, first_run, {"grants": 3}), (kochi.pk, second_run, {"grants": 2})]
+    )
+    with translation.override("en"):
+        described = events.get(blanket_upgrade=saitama).describe()
+    assert described == "Unconfirmed lines returned to normal: 3"
 
 
 def test_answers_after_the_deadline_or_twice_are_refused(operator):

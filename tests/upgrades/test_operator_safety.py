@@ -233,6 +233,8 @@ def test_after_the_deadline_the_disaster_reads_deadline_passed_with_final_counts
     assert "回答待ち" not in page and "回答待ち" not in dashboard
     assert "締切済み" in dashboard
     assert "最終集計" in page
+    history = page[page.index('id="history-h"') :]
+    assert "回答のなかった回線を通常速度に戻しました: 2" in history  # the revert run
     assert re.search(r'data-count="confirmed">1<', page)
     assert re.search(r'data-count="reverted">2<', page)
     assert (detail["status"], detail["stage"], detail["stage_display"]) == (

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import DateTimeField, Exists, Max, OuterRef, Value
+from django.db.models import Count, DateTimeField, Exists, Max, OuterRef, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -352,8 +352,12 @@ def _finish_grants_in_chunks(
 
 
 def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> int:
-    """Return to normal every blanket grant still unconfirmed at its deadline."""
-    return _finish_grants_in_chunks(
+    """Return to normal every blanket grant still unconfirmed at its deadline.
+
+    Each run that reverts something leaves one REVERTED event per blanket upgrade it
+    touched, with the number of grants: the operator's history shows every run.
+    """
+    reverted = _finish_grants_in_chunks(
         SpeedGrant.objects.due_for_revert(now),
         from_states=[SpeedGrant.State.PENDING],
         to_state=SpeedGrant.State.REVERTED,
@@ -361,6 +365,31 @@ def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> in
         cause="not confirmed before the deadline",
         now=now,
         chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
+    )
+    if reverted:
+        _record_revert_run(now=now)
+    return reverted
+
+
+def _record_revert_run(*, now: datetime) -> None:
+    # This run's grants are the ones it stamped ended_at=now (a run's ``now`` is its
+    # own); one aggregate over the due blankets' reverted grants (blanket, state index).
+    per_blanket = (
+        SpeedGrant.objects.filter(
+            blanket_upgrade__deadline__lte=now, state=SpeedGrant.State.REVERTED, ended_at=now
+        )
+        .order_by()
+        .values_list("blanket_upgrade_id")
+        .annotate(grants=Count("pk"))
+    )
+    BlanketUpgradeEvent.objects.bulk_create(
+        BlanketUpgradeEvent(
+            blanket_upgrade_id=blanket_id,
+            kind=BlanketUpgradeEvent.Kind.REVERTED,
+            at=now,
+            detail={"grants": grants},
+        )
+        for blanket_id, grants in per_blanket
     )
 
 
