@@ -455,6 +455,7 @@ def expected_after(phase: str, fleet: Fleet) -> dict[str, list[tuple]]:
         "grants by state": [("reverted", n)],
         "lines by (wanted upgraded, change number)": [(False, 0, untouched), (False, 2, n)],
         "notices by kind": [("blanket_started", n), ("reverted", n)],
+        "blanket events by kind": [("declared", 1), ("granted", 1), ("reverted", 1)],
     }
 
 
