@@ -388,6 +388,14 @@ def raw_revert(fleet: Fleet, deadline: datetime) -> int:
             " WHERE state = 'reverted' AND ended_at = %s ON CONFLICT DO NOTHING",
             [deadline, deadline],
         )
+        # The run in each blanket upgrade's history, as revert_expired_grants records it.
+        cursor.execute(
+            "INSERT INTO upgrades_blanketupgradeevent (blanket_upgrade_id, kind, at, detail)"
+            " SELECT blanket_upgrade_id, 'reverted', %s, jsonb_build_object('grants', count(*))"
+            " FROM upgrades_speedgrant WHERE state = 'reverted' AND ended_at = %s"
+            " GROUP BY blanket_upgrade_id",
+            [deadline, deadline],
+        )
     return reverted
 
 
@@ -447,6 +455,7 @@ def expected_after(phase: str, fleet: Fleet) -> dict[str, list[tuple]]:
         "grants by state": [("reverted", n)],
         "lines by (wanted upgraded, change number)": [(False, 0, untouched), (False, 2, n)],
         "notices by kind": [("blanket_started", n), ("reverted", n)],
+        "blanket events by kind": [("declared", 1), ("granted", 1), ("reverted", 1)],
     }
 
 

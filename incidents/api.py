@@ -93,6 +93,7 @@ class StatusView(APIView):
                         "since": d.declared_at,
                         "nationwide": d.nationwide,
                         "prefectures": d.prefectures,
+                        "message": d.message,
                     }
                     for d in Disaster.objects.active()
                 ],

@@ -28,17 +28,9 @@ from support.models import ContactPriority
 from support.services import alert_on_call
 
 
-def open_disaster(
-    *,
-    declared_by,
-    title: str,
-    nationwide: bool,
-    prefectures: Iterable[str],
-    message: str,
-    idempotency_key: str,
-    now: datetime,
-) -> tuple[Disaster, bool]:
-    """Record a declaration; the same key returns the disaster already declared."""
+def check_disaster_scope(*, title: str, nationwide: bool, prefectures: Iterable[str]) -> list[str]:
+    """A declaration needs a title and either nationwide or known prefectures (sorted
+    codes returned); ValidationError by field otherwise."""
     codes = sorted(set(prefectures))
     unknown = [code for code in codes if code not in Prefecture.values]
     if unknown:
@@ -51,6 +43,21 @@ def open_disaster(
         )
     if not title.strip():
         raise ValidationError({"title": _("Give the disaster a title.")})
+    return codes
+
+
+def open_disaster(
+    *,
+    declared_by,
+    title: str,
+    nationwide: bool,
+    prefectures: Iterable[str],
+    message: str,
+    idempotency_key: str,
+    now: datetime,
+) -> tuple[Disaster, bool]:
+    """Record a declaration; the same key returns the disaster already declared."""
+    codes = check_disaster_scope(title=title, nationwide=nationwide, prefectures=prefectures)
     return Disaster.objects.get_or_create(
         idempotency_key=idempotency_key,
         defaults={

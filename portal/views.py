@@ -58,7 +58,11 @@ class OperatorDashboardView(PermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["scheduler"] = scheduler_status(now=timezone.now())
-        context["blankets"] = disasters_for_dashboard()
+        now = timezone.now()
+        blankets = list(disasters_for_dashboard())
+        for blanket in blankets:
+            blanket.stage = blanket.stage_on(now)
+        context["blankets"] = blankets
         context["outage_form"] = OutageForm()
         context["readiness"] = readiness_by_prefecture(now=timezone.now())
         context["stale_days"] = settings.READINESS_STALE_DAYS

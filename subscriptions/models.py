@@ -132,9 +132,15 @@ class SubscriptionQuerySet(models.QuerySet):
         return self.filter(site__customer_id=customer_id) if customer_id else self.none()
 
     def in_service(self, on: date) -> "SubscriptionQuerySet":
-        """Lines with service on ``on``: within the term, or within a paid extension."""
+        """Lines with service on ``on``: started, and within the term or a paid extension.
+
+        A line signed for a later start is not in service yet: a disaster declared
+        today neither upgrades it nor asks it to check in.
+        """
         return self.filter(
-            Q(term_end__gt=on) | Q(extended_until__gte=on), status=Subscription.Status.ACTIVE
+            Q(term_end__gt=on) | Q(extended_until__gte=on),
+            status=Subscription.Status.ACTIVE,
+            service_start__lte=on,
         )
 
     def out_of_sync(self) -> "SubscriptionQuerySet":

@@ -163,6 +163,10 @@ class DisasterOutput(serializers.ModelSerializer):
     )
     declared_at = serializers.DateTimeField(source="disaster.declared_at")
     ended_at = serializers.DateTimeField(source="disaster.ended_at")
+    stage = serializers.SerializerMethodField(
+        help_text="status, or deadline_passed once an active upgrade's deadline is over"
+    )
+    stage_display = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
 
     class Meta:
@@ -175,9 +179,17 @@ class DisasterOutput(serializers.ModelSerializer):
             "declared_at",
             "deadline",
             "status",
+            "stage",
+            "stage_display",
             "ended_at",
             "progress",
         ]
+
+    def get_stage(self, obj) -> str:
+        return obj.stage_on(timezone.now()).value
+
+    def get_stage_display(self, obj) -> str:
+        return str(obj.stage_on(timezone.now()).label)
 
     def get_progress(self, obj) -> dict:
         return selectors.blanket_progress(blanket=obj).as_dict()
@@ -202,6 +214,11 @@ class DeclareInput(serializers.Serializer):
         max_length=64,
         required=False,
         help_text="Send the same key again to retry safely: the disaster is declared once.",
+    )
+    confirm_overlap = serializers.BooleanField(
+        default=False,
+        help_text="Declare even though an active disaster already covers part of the scope "
+        "(without it such a declaration is refused with a field error).",
     )
 
 

@@ -77,6 +77,8 @@ class DeclareDisasterForm(forms.Form):
     idempotency_key = forms.CharField(
         widget=forms.HiddenInput, max_length=64, initial=lambda: uuid.uuid4().hex
     )
+    # Shown only once the service refused an overlap with an active disaster.
+    confirm_overlap = forms.BooleanField(label=_("Declare anyway"), required=False)
 
     def clean(self):
         data = super().clean()

@@ -167,6 +167,14 @@ class BlanketUpgrade(models.Model):
         ACTIVE = "active", _("Waiting for confirmations")
         ENDED = "ended", _("Ended")
 
+    class Stage(models.TextChoices):
+        # What operators read: the stored status, and past its deadline an active
+        # upgrade waits for nobody (derived from the clock, so never stale).
+        APPLYING = "applying", _("Upgrading lines")
+        WAITING = "active", _("Waiting for confirmations")
+        DEADLINE_PASSED = "deadline_passed", _("Deadline passed")
+        ENDED = "ended", _("Ended")
+
     disaster = models.OneToOneField(
         "incidents.Disaster",
         on_delete=models.PROTECT,
@@ -200,6 +208,11 @@ class BlanketUpgrade(models.Model):
     def __str__(self) -> str:
         return str(self.disaster)
 
+    def stage_on(self, now) -> "BlanketUpgrade.Stage":
+        if self.status == self.Status.ACTIVE and self.deadline <= now:
+            return self.Stage.DEADLINE_PASSED
+        return self.Stage(self.status)
+
 
 class BlanketUpgradeEvent(models.Model):
     """What operators and jobs did to a blanket upgrade: declared, extended, ended…"""
@@ -208,6 +221,7 @@ class BlanketUpgradeEvent(models.Model):
         DECLARED = "declared", _("Declared")
         GRANTED = "granted", _("All lines granted")
         DEADLINE_EXTENDED = "deadline_extended", _("Deadline extended")
+        REVERTED = "reverted", _("Unconfirmed lines returned to normal")
         ENDED = "ended", _("Ended")
 
     blanket_upgrade = models.ForeignKey(
@@ -227,6 +241,17 @@ class BlanketUpgradeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.blanket_upgrade_id}: {self.kind}"
+
+    def describe(self) -> str:
+        """The history line an operator reads (the detail's numbers in words)."""
+        grants = self.detail.get("grants") if isinstance(self.detail, dict) else None
+        if grants is None:
+            return self.get_kind_display()
+        if self.kind == self.Kind.REVERTED:
+            return _("Unconfirmed lines returned to normal: %(count)s") % {"count": grants}
+        if self.kind == self.Kind.GRANTED:
+            return _("All lines granted: %(count)s") % {"count": grants}
+        return self.get_kind_display()
 
 
 class SpeedGrantQuerySet(models.QuerySet):

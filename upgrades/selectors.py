@@ -107,3 +107,29 @@ def blanket_progress(*, blanket: BlanketUpgrade) -> BlanketProgress:
 
 def disasters_for_dashboard():
     return BlanketUpgrade.objects.select_related("disaster").order_by("-created_at")[:20]
+
+
+@dataclass(frozen=True)
+class EndingPreview:
+    """What ending a disaster does to its lines, for the operator's confirmation."""
+
+    still_upgraded: int
+    kept_by_other_grant: int
+
+    @property
+    def back_to_normal(self) -> int:
+        return self.still_upgraded - self.kept_by_other_grant
+
+
+def ending_preview(*, blanket: BlanketUpgrade) -> EndingPreview:
+    """Lines the blanket still boosts, and how many of them another boosting grant (an
+    approved request, another disaster) keeps fast after it ends. One aggregate."""
+    kept = SpeedGrant.objects.filter(
+        subscription_id=OuterRef("subscription_id"), state__in=SpeedGrant.BOOSTING
+    ).exclude(blanket_upgrade_id=blanket.pk)
+    counts = (
+        SpeedGrant.objects.filter(blanket_upgrade=blanket, state__in=SpeedGrant.BOOSTING)
+        .annotate(kept=Exists(kept))
+        .aggregate(still_upgraded=Count("pk"), kept_by_other_grant=Count("pk", filter=Q(kept=True)))
+    )
+    return EndingPreview(**counts)

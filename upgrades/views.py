@@ -11,9 +11,11 @@ from django.http import HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.utils.translation import gettext as _
 from django.views import View
+from django.views.decorators.cache import never_cache
 from django.views.generic import DetailView, TemplateView
 
 from support.access import CustomerRequiredMixin, OperatorRequiredMixin
@@ -208,14 +210,20 @@ class RespondByLinkView(View):
         return self._render(request, answered, keep, done=True)
 
 
+def _declare_page(request, form: DeclareDisasterForm, *, status: int = 200):
+    return render(request, "upgrades/declare_disaster.html", {"declare_form": form}, status=status)
+
+
+# The form carries a one-time token: a copy from a cache (the back button, a proxy) would
+# replay a token already used, so the page is never stored.
+@method_decorator(never_cache, name="dispatch")
 class DeclareDisasterView(OperatorRequiredMixin, View):
     def post(self, request):
         form = DeclareDisasterForm(request.POST)
         if not form.is_valid():
-            return render(
-                request, "upgrades/declare_disaster.html", {"declare_form": form}, status=400
-            )
+            return _declare_page(request, form, status=400)
         data = form.cleaned_data
+        now = timezone.now()
         try:
             blanket = declare_disaster(
                 operator=request.user,
@@ -225,22 +233,32 @@ class DeclareDisasterView(OperatorRequiredMixin, View):
                 message=data["message"],
                 window_days=data["window_days"],
                 idempotency_key=data["idempotency_key"],
-                now=timezone.now(),
+                confirm_overlap=data["confirm_overlap"],
+                now=now,
             )
         except ValidationError as error:
             form.add_error(None, error)
-            return render(
-                request, "upgrades/declare_disaster.html", {"declare_form": form}, status=400
+            return _declare_page(request, form, status=400)
+        if blanket.created_at != now:  # the token had been used: nothing new was declared
+            messages.warning(
+                request,
+                _("This form was already submitted: disaster “%(title)s” was declared at %(at)s.")
+                % {
+                    "title": blanket.disaster.title,
+                    "at": timezone.localtime(blanket.disaster.declared_at).strftime(
+                        "%Y-%m-%d %H:%M"
+                    ),
+                },
             )
-        messages.success(request, _("Declared. Lines in scope are being upgraded now."))
+        else:
+            messages.success(request, _("Declared. Lines in scope are being upgraded now."))
         return redirect("upgrades:disaster", pk=blanket.pk)
 
 
-class DeclareDisasterFormView(OperatorRequiredMixin, TemplateView):
-    template_name = "upgrades/declare_disaster.html"
-
-    def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "declare_form": DeclareDisasterForm()}
+@method_decorator(never_cache, name="dispatch")
+class DeclareDisasterFormView(OperatorRequiredMixin, View):
+    def get(self, request):
+        return _declare_page(request, DeclareDisasterForm())
 
 
 class DisasterView(OperatorRequiredMixin, DetailView):
@@ -251,6 +269,7 @@ class DisasterView(OperatorRequiredMixin, DetailView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["progress"] = selectors.blanket_progress(blanket=self.object)
+        context["stage"] = self.object.stage_on(timezone.now())
         context["extend_form"] = ExtendDeadlineForm(
             initial={"deadline": timezone.localtime(self.object.deadline)}
         )
@@ -268,6 +287,7 @@ class DisasterProgressView(OperatorRequiredMixin, View):
         return JsonResponse(
             {
                 "status": blanket.status,
+                "stage": blanket.stage_on(timezone.now()),
                 "deadline": blanket.deadline.isoformat(),
                 **progress.as_dict(),
             }
@@ -296,14 +316,37 @@ class ExtendDeadlineView(OperatorRequiredMixin, View):
 
 
 class EndDisasterView(OperatorRequiredMixin, View):
+    """GET asks (what ending does to the lines), POST with ``confirm`` ends."""
+
+    def _blanket(self, pk: int) -> BlanketUpgrade:
+        return get_object_or_404(BlanketUpgrade.objects.select_related("disaster"), pk=pk)
+
+    def get(self, request, pk: int):
+        blanket = self._blanket(pk)
+        if blanket.status == BlanketUpgrade.Status.ENDED:
+            messages.info(request, _("This disaster has already ended."))
+            return redirect("upgrades:disaster", pk=pk)
+        return render(
+            request,
+            "upgrades/end_disaster.html",
+            {"blanket": blanket, "preview": selectors.ending_preview(blanket=blanket)},
+        )
+
     def post(self, request, pk: int):
-        blanket = get_object_or_404(BlanketUpgrade.objects.select_related("disaster"), pk=pk)
+        blanket = self._blanket(pk)
+        if request.POST.get("confirm") != "yes":
+            # Never ended by one click: a bare POST (an old page, a stray form) only asks.
+            return redirect("upgrades:end", pk=pk)
         try:
             end_disaster(disaster=blanket.disaster, operator=request.user, now=timezone.now())
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:
             messages.success(
-                request, _("The disaster has ended. Every line of it returns to normal speed.")
+                request,
+                _(
+                    "The disaster has ended. Its lines return to normal speed, except those "
+                    "another upgrade keeps fast."
+                ),
             )
         return redirect("upgrades:disaster", pk=pk)

@@ -40,6 +40,7 @@ def test_in_service_selects_active_subscriptions_whose_term_has_not_ended():
     current = SubscriptionFactory(service_start=date(2023, 1, 1))
     SubscriptionFactory(service_start=date(2014, 1, 1))  # expired 2019
     SubscriptionFactory(service_start=date(2023, 1, 1), status=Subscription.Status.CANCELLED)
+    SubscriptionFactory(service_start=date(2026, 12, 24))  # starts in a month
 
     assert list(Subscription.objects.in_service(date(2026, 11, 24))) == [current]
 

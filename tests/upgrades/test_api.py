@@ -90,6 +90,22 @@ def test_operator_declares_over_the_api_once_per_key_and_reads_progress():
     assert progress["pending"] == 3
 
 
+def test_declaring_over_an_active_disaster_needs_confirm_overlap():
+    api = api_for(OperatorUserFactory())
+    api.post("/api/v1/operator/disasters/", {"title": "地震", "prefectures": ["11"]}, format="json")
+    body = {"title": "豪雨", "prefectures": ["11", "13"], "idempotency_key": "b"}
+
+    refused = api.post("/api/v1/operator/disasters/", body, format="json")
+    declared = api.post(
+        "/api/v1/operator/disasters/", {**body, "confirm_overlap": True}, format="json"
+    )
+
+    assert refused.status_code == 400
+    assert "地震" in refused.json()["confirm_overlap"][0]
+    assert declared.status_code == 201
+    assert BlanketUpgrade.objects.count() == 2
+
+
 def test_customer_answers_pending_grants_over_the_api(customer_user):
     make_lines(1)  # another organisation's line stays pending
     operator_api = api_for(OperatorUserFactory())

@@ -41,6 +41,7 @@ def declare(key="k", prefectures=(), now=None):
         nationwide=not prefectures,
         prefectures=list(prefectures),
         idempotency_key=key,
+        confirm_overlap=True,  # some tests here overlap on purpose
         now=now or timezone.now(),
     )
     apply_blanket_upgrade(blanket_id=blanket.pk, now=now or timezone.now())

@@ -4,6 +4,7 @@ from datetime import date, timedelta
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from subscriptions.models import Subscription
 from support.channels import Channel
@@ -59,6 +60,27 @@ def test_declaring_upgrades_every_in_service_line_in_scope(operator):
     # one notice for the one customer of the ten lines
     (notice,) = CustomerNotice.objects.filter(kind="blanket_started")
     assert notice.customer == saitama[0].site.customer and notice.queued_at is not None
+
+
+def test_a_line_whose_service_starts_later_is_not_upgraded_by_a_declaration(operator):
+    # given a line in service and one signed to start in 30 days, at the same place
+    in_service = make_lines(1, prefecture="11")[0]
+    later = SubscriptionFactory(
+        service_start=NOW.date() + timedelta(days=30), site__prefecture="11"
+    )
+    starts_today = SubscriptionFactory(service_start=NOW.date(), site__prefecture="11")
+
+    # when a disaster is declared over it
+    blanket = declare(operator, nationwide=False, prefectures=["11"])
+
+    # then only the lines in service today are granted and upgraded
+    granted = set(blanket.grants.values_list("subscription_id", flat=True))
+    assert granted == {in_service.pk, starts_today.pk}
+    later.refresh_from_db()
+    assert not later.desired_upgraded
+    assert not CustomerNotice.objects.filter(customer=later.site.customer).exists()
+    # and the day its service starts, it is in service
+    assert Subscription.objects.in_service(later.service_start).filter(pk=later.pk).exists()
 
 
 def test_declaring_twice_with_the_same_key_declares_once(operator):
@@ -132,6 +154,32 @@ def test_confirmed_grants_stay_and_unconfirmed_ones_revert_at_the_deadline(opera
         blanket,
         blanket.deadline,
     )
+
+
+def test_each_revert_run_is_in_the_history_of_the_blankets_it_touched(operator):
+    make_lines(3, prefecture="11")
+    make_lines(2, prefecture="39")
+    make_lines(1, prefecture="01")
+    saitama = declare(operator, key="a", nationwide=False, prefectures=["11"])
+    kochi = declare(operator, key="b", nationwide=False, prefectures=["39"], window_days=5)
+    hokkaido = declare(operator, key="c", nationwide=False, prefectures=["01"])
+    respond_to_grants(  # Hokkaido's only line is confirmed: nothing to revert there
+        grants=hokkaido.grants.all(), keep=True, by=None, channel=Channel.PHONE, now=NOW
+    )
+    first_run = saitama.deadline + timedelta(minutes=1)
+    second_run = kochi.deadline + timedelta(minutes=1)
+
+    revert_expired_grants(now=first_run, chunk_size=2)
+    revert_expired_grants(now=first_run + timedelta(minutes=1))  # nothing left: no row
+    revert_expired_grants(now=second_run)
+
+    events = BlanketUpgradeEvent.objects.filter(kind="reverted")
+    assert sorted(events.values_list("blanket_upgrade_id", "at", "detail")) == sorted(
+        [(saitama.pk, first_run, {"grants": 3}), (kochi.pk, second_run, {"grants": 2})]
+    )
+    with translation.override("en"):
+        described = events.get(blanket_upgrade=saitama).describe()
+    assert described == "Unconfirmed lines returned to normal: 3"
 
 
 def test_answers_after_the_deadline_or_twice_are_refused(operator):
@@ -297,6 +345,7 @@ def test_queries_do_not_grow_with_the_number_of_lines(operator, job, django_asse
             nationwide=True,
             prefectures=[],
             idempotency_key=key,
+            confirm_overlap=True,  # the second run's disaster overlaps the first's
             now=NOW,
         )
         with django_assert_max_num_queries(200) as declared:

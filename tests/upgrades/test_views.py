@@ -251,7 +251,7 @@ def test_operator_extends_the_deadline_and_ends_the_disaster(client):
     later = timezone.localtime(blanket.deadline + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
 
     client.post(reverse("upgrades:extend", args=[blanket.pk]), {"deadline": later})
-    client.post(reverse("upgrades:end", args=[blanket.pk]))
+    client.post(reverse("upgrades:end", args=[blanket.pk]), {"confirm": "yes"})
 
     blanket.refresh_from_db()
     assert timezone.localtime(blanket.deadline).strftime("%Y-%m-%dT%H:%M") == later

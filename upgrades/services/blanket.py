@@ -15,13 +15,14 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import DateTimeField, Exists, Max, OuterRef, Value
+from django.db.models import Count, DateTimeField, Exists, Max, OuterRef, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
 from incidents.models import Disaster
-from incidents.services import close_disaster, open_disaster
+from incidents.services import check_disaster_scope, close_disaster, open_disaster
 from subscriptions.models import Subscription
+from subscriptions.prefectures import Prefecture
 from support.calendar import is_after_hours
 from support.channels import Channel
 from upgrades.bulk import insert_from_select
@@ -47,18 +48,35 @@ def declare_disaster(
     message: str = "",
     window_days: int | None = None,
     idempotency_key: str,
+    confirm_overlap: bool = False,
     now: datetime,
 ) -> BlanketUpgrade:
     """Declare a wide-scale disaster and start its blanket upgrade.
 
     The same ``idempotency_key`` (the form's one-time token, an API client's key)
-    returns the blanket upgrade already started, so a double submit declares once.
+    returns the blanket upgrade already started, so a double submit declares once; the
+    returned blanket's ``created_at`` then differs from ``now``.
+    While an active disaster already covers part of the scope (or either is nationwide)
+    the declaration is refused (ValidationError on ``confirm_overlap``) unless the
+    operator confirms it: a second, overlapping disaster is usually a mistake.
     Granting the lines runs in a Celery task after commit (``apply_blanket_upgrade``).
     """
     window_days = settings.BLANKET_CONFIRMATION_DAYS if window_days is None else window_days
     if not 1 <= window_days <= MAX_WINDOW_DAYS:
         raise ValidationError({"window_days": _("The confirmation window is 1 to 30 days.")})
     with transaction.atomic():
+        already = (
+            Disaster.objects.filter(idempotency_key=idempotency_key)
+            .select_related("blanket_upgrade__disaster")
+            .first()
+        )
+        if already is not None:
+            return already.blanket_upgrade
+        codes = check_disaster_scope(title=title, nationwide=nationwide, prefectures=prefectures)
+        if not confirm_overlap:
+            overlaps = overlapping_disasters(nationwide=nationwide, prefectures=codes)
+            if overlaps:
+                raise ValidationError({"confirm_overlap": _overlap_message(overlaps)})
         disaster, created = open_disaster(
             declared_by=operator,
             title=title,
@@ -91,6 +109,47 @@ def declare_disaster(
 
         transaction.on_commit(lambda: tasks.apply_blanket_upgrade.delay(blanket.pk))
     return blanket
+
+
+def overlapping_disasters(
+    *, nationwide: bool, prefectures: list[str]
+) -> list[tuple[Disaster, list[str] | None]]:
+    """Active disasters whose area meets this scope, each with the prefecture codes they
+    share (None when both are nationwide). Few disasters are active at once."""
+    wanted = set(prefectures)
+    found = []
+    for disaster in Disaster.objects.active().order_by("declared_at", "pk"):
+        if disaster.nationwide and nationwide:
+            found.append((disaster, None))
+            continue
+        shared = (
+            wanted
+            if disaster.nationwide
+            else set(disaster.prefectures)
+            if nationwide
+            else wanted & set(disaster.prefectures)
+        )
+        if shared:
+            found.append((disaster, sorted(shared)))
+    return found
+
+
+def _overlap_message(overlaps: list[tuple[Disaster, list[str] | None]]) -> str:
+    described = [
+        _("“%(title)s” (declared %(declared)s): %(area)s")
+        % {
+            "title": disaster.title,
+            "declared": timezone.localtime(disaster.declared_at).strftime("%Y-%m-%d %H:%M"),
+            "area": _("nationwide")
+            if shared is None
+            else ", ".join(str(Prefecture(code).label) for code in shared),
+        }
+        for disaster, shared in overlaps
+    ]
+    return _(
+        "An active disaster already covers part of this scope: %(disasters)s. "
+        "Confirm with “Declare anyway” to declare this one as well."
+    ) % {"disasters": "; ".join(described)}
 
 
 def _lines_in_scope(blanket: BlanketUpgrade):
@@ -247,11 +306,13 @@ def end_disaster(*, disaster: Disaster, operator, now: datetime) -> None:
 def _finish_grants_in_chunks(
     grants, *, from_states, to_state: str, notice: str, cause: str, now, chunk_size
 ):
-    """Move ``grants`` to ``to_state`` chunk by chunk; lower speeds; queue one notice each.
+    """Move ``grants`` to ``to_state`` chunk by chunk; lower speeds; tell each customer.
 
     Grants are taken with SKIP LOCKED and updated only while still in ``from_states``
     (the lock and the condition each guard on their own), so two runs at once share the
-    work and each grant moves, and is noticed, exactly once.
+    work and each grant moves exactly once. Each chunk queues one notice per customer
+    (a customer's second chunk adds to the same notice: same event, same ``now``); the
+    run hands them to the outbox at its end, so each e-mail lists all of its lines.
     """
     moved = 0
     while True:  # passes over the grants, until one moves nothing
@@ -292,8 +353,12 @@ def _finish_grants_in_chunks(
 
 
 def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> int:
-    """Return to normal every blanket grant still unconfirmed at its deadline."""
-    return _finish_grants_in_chunks(
+    """Return to normal every blanket grant still unconfirmed at its deadline.
+
+    Each run that reverts something leaves one REVERTED event per blanket upgrade it
+    touched, with the number of grants: the operator's history shows every run.
+    """
+    reverted = _finish_grants_in_chunks(
         SpeedGrant.objects.due_for_revert(now),
         from_states=[SpeedGrant.State.PENDING],
         to_state=SpeedGrant.State.REVERTED,
@@ -301,6 +366,31 @@ def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> in
         cause="not confirmed before the deadline",
         now=now,
         chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
+    )
+    if reverted:
+        _record_revert_run(now=now)
+    return reverted
+
+
+def _record_revert_run(*, now: datetime) -> None:
+    # This run's grants are the ones it stamped ended_at=now (a run's ``now`` is its
+    # own); one aggregate over the due blankets' reverted grants (blanket, state index).
+    per_blanket = (
+        SpeedGrant.objects.filter(
+            blanket_upgrade__deadline__lte=now, state=SpeedGrant.State.REVERTED, ended_at=now
+        )
+        .order_by()
+        .values_list("blanket_upgrade_id")
+        .annotate(grants=Count("pk"))
+    )
+    BlanketUpgradeEvent.objects.bulk_create(
+        BlanketUpgradeEvent(
+            blanket_upgrade_id=blanket_id,
+            kind=BlanketUpgradeEvent.Kind.REVERTED,
+            at=now,
+            detail={"grants": grants},
+        )
+        for blanket_id, grants in per_blanket
     )
 
 
