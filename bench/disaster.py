@@ -5,7 +5,7 @@ touches every subscription, so the services must stay set-based, with a constant
 of statements per chunk. This script shows it with numbers, in one run:
 
 1. declare: ``declare_disaster`` + ``apply_blanket_upgrade`` (a grant for every line,
-   wanted speeds raised, one notice each), against the same rows written by hand;
+   wanted speeds raised, one notice per customer), against the same rows written by hand;
 2. revert: ``revert_expired_grants`` at the deadline, with no grant confirmed, against
    the same rows written by hand.
 
@@ -48,7 +48,8 @@ OUT_OF_SCOPE_EVERY = 50
 WRITTEN_TABLES = [
     "subscriptions_subscription",
     "upgrades_speedgrant",
-    "upgrades_notification",
+    "upgrades_customernotice",
+    "support_outboundemail",
     "upgrades_blanketupgrade",
     "upgrades_blanketupgradeevent",
     "incidents_disaster",
@@ -122,6 +123,7 @@ class Fleet:
     in_scope: int
     total: int
     last_in_scope_id: int
+    customers_in_scope: int  # organisations with a line in scope: one notice each
 
 
 def load_lines(n: int, today: date) -> Fleet:
@@ -188,12 +190,25 @@ def load_lines(n: int, today: date) -> Fleet:
             [today],
         )
         in_scope, last_id = cursor.fetchone()
+        cursor.execute(
+            "SELECT count(DISTINCT st.customer_id) FROM subscriptions_subscription s"
+            " JOIN subscriptions_site st ON st.id = s.site_id"
+            " WHERE s.status = 'active' AND s.term_end > %s",
+            [today],
+        )
+        (customers_in_scope,) = cursor.fetchone()
         # The phases keep their own statistics fresh (settle()); an autovacuum landing
         # in one timing and not the other would only add noise.
         for table in WRITTEN_TABLES:
             cursor.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
     assert in_scope == n, (in_scope, n)
-    return Fleet(operator=operator, in_scope=in_scope, total=total, last_in_scope_id=last_id)
+    return Fleet(
+        operator=operator,
+        in_scope=in_scope,
+        total=total,
+        last_in_scope_id=last_id,
+        customers_in_scope=customers_in_scope,
+    )
 
 
 def settle(*, full: bool = False) -> None:
@@ -220,8 +235,8 @@ def reset_state() -> None:
         # CASCADE reaches upgrade requests and their m2m rows, which the bench never
         # creates; the lines themselves are kept.
         cursor.execute(
-            "TRUNCATE upgrades_notification, upgrades_speedgrant, upgrades_blanketupgradeevent,"
-            " upgrades_blanketupgrade, incidents_disaster CASCADE"
+            "TRUNCATE support_outboundemail, upgrades_customernotice, upgrades_speedgrant,"
+            " upgrades_blanketupgradeevent, upgrades_blanketupgrade, incidents_disaster CASCADE"
         )
         cursor.execute(
             "UPDATE subscriptions_subscription"
@@ -339,12 +354,7 @@ def raw_declare(fleet: Fleet, now: datetime) -> int:
             " (SELECT subscription_id FROM upgrades_speedgrant WHERE blanket_upgrade_id = %s)",
             [f"blanket upgrade {blanket_id}: {TITLE}"[:200], blanket_id],
         )
-        cursor.execute(
-            "INSERT INTO upgrades_notification (kind, grant_id, created_at)"
-            " SELECT 'blanket_started', id, %s FROM upgrades_speedgrant"
-            " WHERE blanket_upgrade_id = %s ON CONFLICT DO NOTHING",
-            [now, blanket_id],
-        )
+        raw_notices(cursor, "blanket_started", now, "g.blanket_upgrade_id = %s", [blanket_id])
         cursor.execute(
             "UPDATE upgrades_blanketupgrade SET status = 'active', applied_at = %s,"
             " cursor = (SELECT max(subscription_id) FROM upgrades_speedgrant"
@@ -358,6 +368,26 @@ def raw_declare(fleet: Fleet, now: datetime) -> int:
             [blanket_id, now, f'{{"grants": {granted}}}'],
         )
     return granted
+
+
+def raw_notices(cursor, kind: str, now: datetime, grants_where: str, params: list) -> None:
+    """One notice per (blanket upgrade, customer) of the grants, and its outbox row."""
+    cursor.execute(
+        "INSERT INTO upgrades_customernotice (kind, customer_id, blanket_upgrade_id, created_at,"
+        " queued_at) SELECT DISTINCT %s, st.customer_id, g.blanket_upgrade_id, %s, %s"
+        " FROM upgrades_speedgrant g"
+        " JOIN subscriptions_subscription s ON s.id = g.subscription_id"
+        " JOIN subscriptions_site st ON st.id = s.site_id"
+        f" WHERE {grants_where} ON CONFLICT DO NOTHING",
+        [kind, now, now, *params],
+    )
+    cursor.execute(
+        "INSERT INTO support_outboundemail (key, composer, composer_ref, created_at, send_after)"
+        " SELECT 'upgrades.notice:' || id, 'upgrades.notice', id, %s, %s"
+        " FROM upgrades_customernotice WHERE kind = %s AND created_at = %s"
+        " ON CONFLICT DO NOTHING",
+        [now, now, kind, now],
+    )
 
 
 def raw_revert(fleet: Fleet, deadline: datetime) -> int:
@@ -382,11 +412,8 @@ def raw_revert(fleet: Fleet, deadline: datetime) -> int:
             "  WHERE g.subscription_id = s.id AND g.state IN ('pending', 'active'))",
             ["not confirmed before the deadline", deadline],
         )
-        cursor.execute(
-            "INSERT INTO upgrades_notification (kind, grant_id, created_at)"
-            " SELECT 'reverted', id, %s FROM upgrades_speedgrant"
-            " WHERE state = 'reverted' AND ended_at = %s ON CONFLICT DO NOTHING",
-            [deadline, deadline],
+        raw_notices(
+            cursor, "reverted", deadline, "g.state = 'reverted' AND g.ended_at = %s", [deadline]
         )
         # The run in each blanket upgrade's history, as revert_expired_grants records it.
         cursor.execute(
@@ -412,7 +439,8 @@ def snapshot(today: date) -> dict[str, list[tuple]]:
             "SELECT desired_upgraded, desired_version, count(*)"
             " FROM subscriptions_subscription GROUP BY 1, 2"
         ),
-        "notices by kind": "SELECT kind, count(*) FROM upgrades_notification GROUP BY 1",
+        "notices by kind": "SELECT kind, count(*) FROM upgrades_customernotice GROUP BY 1",
+        "e-mails queued": "SELECT count(*) FROM support_outboundemail WHERE status = 'queued'",
         "blanket upgrades (status, cursor, applied)": (
             "SELECT status, cursor, applied_at IS NOT NULL FROM upgrades_blanketupgrade"
         ),
@@ -443,7 +471,9 @@ def expected_after(phase: str, fleet: Fleet) -> dict[str, list[tuple]]:
     declared = {
         "grants by state": [("pending", n)],
         "lines by (wanted upgraded, change number)": [(False, 0, untouched), (True, 1, n)],
-        "notices by kind": [("blanket_started", n)],
+        # One per customer organisation, not one per line.
+        "notices by kind": [("blanket_started", fleet.customers_in_scope)],
+        "e-mails queued": [(fleet.customers_in_scope,)],
         "blanket upgrades (status, cursor, applied)": [("active", fleet.last_in_scope_id, True)],
         "blanket events by kind": [("declared", 1), ("granted", 1)],
         "lines whose wanted speed disagrees with their grants": [(0,)],
@@ -454,7 +484,11 @@ def expected_after(phase: str, fleet: Fleet) -> dict[str, list[tuple]]:
     return declared | {
         "grants by state": [("reverted", n)],
         "lines by (wanted upgraded, change number)": [(False, 0, untouched), (False, 2, n)],
-        "notices by kind": [("blanket_started", n), ("reverted", n)],
+        "notices by kind": [
+            ("blanket_started", fleet.customers_in_scope),
+            ("reverted", fleet.customers_in_scope),
+        ],
+        "e-mails queued": [(2 * fleet.customers_in_scope,)],
         "blanket events by kind": [("declared", 1), ("granted", 1), ("reverted", 1)],
     }
 
@@ -529,7 +563,7 @@ def run(args: argparse.Namespace) -> None:
     fleet = load_lines(args.lines, today)
     loaded = time.perf_counter()
     # The first publish opens the in-memory broker; the timings should not pay for it.
-    tasks.send_notifications.delay()
+    tasks.reconcile_speeds.delay()
     with connection.cursor() as cursor:
         cursor.execute("SHOW server_version")
         (version,) = cursor.fetchone()

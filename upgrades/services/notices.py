@@ -16,6 +16,7 @@ leaves notices the beat sweeper hands over later (``queue_stranded_notices``).
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
@@ -72,7 +73,14 @@ def read_response_token(token: str, *, max_age: timedelta) -> tuple[QuerySet, bo
 
 
 def _url(token: str) -> str:
-    return settings.PORTAL_BASE_URL + reverse("upgrades:respond-by-link", args=[token])
+    # Resolved once: a notice of 2,000 lines has 2,000 links, a batch many more.
+    return settings.PORTAL_BASE_URL + _answer_path_prefix() + token + "/"
+
+
+@lru_cache(maxsize=1)
+def _answer_path_prefix() -> str:
+    path = reverse("upgrades:respond-by-link", args=["TOKEN"])
+    return path.removesuffix("TOKEN/")
 
 
 # --- Queueing ---------------------------------------------------------------------------
