@@ -1,10 +1,12 @@
+from django import forms
 from django.contrib import admin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import DamagePhoto, DamageReport, Disaster, FieldVisit, Outage
-from incidents.services import assign_damage_reports
+from incidents.services import assign_damage_reports, complete_field_visit, plan_field_visit
 from support.admin import ReadOnlyAdmin, SafeActionsMixin
 from support.models import Inquiry
 
@@ -45,10 +47,32 @@ class OutageAdmin(ReadOnlyAdmin):
         }
 
 
+class FieldVisitForm(forms.ModelForm):
+    """A visit starts as being arranged; then it is done or called off, and stays so."""
+
+    class Meta:
+        model = FieldVisit
+        fields = ["tentative_date", "technician", "status", "outcome"]
+
+    def clean_status(self) -> str:
+        status = self.cleaned_data["status"]
+        before = self.instance.status if self.instance.pk else None
+        if before is None and status != FieldVisit.Status.PLANNED:
+            raise forms.ValidationError(
+                _("Add the visit as being arranged first; mark it done once it has taken place.")
+            )
+        if before not in (None, FieldVisit.Status.PLANNED) and status != before:
+            raise forms.ValidationError(_("A visit that is done or called off cannot change."))
+        return status
+
+
 class FieldVisitInline(admin.TabularInline):
     model = FieldVisit
+    form = FieldVisitForm
     fields = ["tentative_date", "technician", "status", "outcome"]
     extra = 0
+    # The customer may have been told about a visit: it is called off, never deleted.
+    can_delete = False
 
 
 class DamagePhotoInline(admin.TabularInline):
@@ -95,6 +119,27 @@ class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    def save_formset(self, request, form, formset, change):
+        """Planning a visit and marking it done go through the services, which e-mail
+        the customer (inside the admin's transaction, so both commit together)."""
+        if formset.model is not FieldVisit:
+            return super().save_formset(request, form, formset, change)
+        now = timezone.now()
+        formset.save(commit=False)
+        for visit in formset.new_objects:
+            plan_field_visit(
+                report=form.instance,
+                tentative_date=visit.tentative_date,
+                technician=visit.technician,
+                now=now,
+            )
+        for visit, changed in formset.changed_objects:
+            if "status" in changed and visit.status == FieldVisit.Status.DONE:
+                visit.save(update_fields=["tentative_date", "technician"])
+                complete_field_visit(visit=visit, outcome=visit.outcome, now=now)
+            else:
+                visit.save()
 
     @admin.action(description=_("Assign to me"), permissions=["change"])
     def assign_to_me(self, request, queryset):

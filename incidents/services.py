@@ -4,7 +4,7 @@ the upgrades app's business (it calls these)."""
 import hashlib
 import secrets
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import date, datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -24,7 +24,9 @@ from incidents.models import (
 )
 from subscriptions.prefectures import Prefecture
 from support.calendar import is_after_hours
+from support.mail import bilingual_from_templates, customer_recipients
 from support.models import ContactPriority
+from support.outbox import queue_email
 from support.services import alert_on_call
 
 
@@ -247,6 +249,71 @@ def damage_progress(report: DamageReport) -> str:
     return _(
         "Received. We will do our best to visit and reinstall the equipment, but we cannot "
         "promise a date."
+    )
+
+
+def plan_field_visit(
+    *, report: DamageReport, tentative_date: date | None = None, technician: str = "", now: datetime
+) -> FieldVisit:
+    """Plan a technician's visit and tell the customer one is being arranged.
+
+    The tentative date is for staff only: the e-mail never carries a date (FAQ Q5: best
+    effort, no promised time), only that we will contact them before coming.
+    """
+    with transaction.atomic():
+        visit = FieldVisit.objects.create(
+            report=report,
+            tentative_date=tentative_date,
+            technician=technician.strip(),
+            status=FieldVisit.Status.PLANNED,
+        )
+        _queue_field_visit_email(visit=visit, event="planned", now=now)
+    return visit
+
+
+def complete_field_visit(*, visit: FieldVisit, outcome: str = "", now: datetime) -> bool:
+    """Record that a planned visit took place and tell the customer what was done.
+
+    A conditional update, so recording it twice (a replayed form, two staff at once)
+    marks it done and e-mails once; returns False when it was already done. A visit
+    called off cannot be marked done.
+    """
+    with transaction.atomic():
+        moved = FieldVisit.objects.filter(pk=visit.pk, status=FieldVisit.Status.PLANNED).update(
+            status=FieldVisit.Status.DONE, outcome=outcome.strip()
+        )
+        if not moved:
+            if FieldVisit.objects.filter(pk=visit.pk, status=FieldVisit.Status.DONE).exists():
+                return False
+            raise ValidationError(_("Only a visit being arranged can be marked done."))
+        visit.refresh_from_db()
+        _queue_field_visit_email(visit=visit, event="done", now=now)
+    return True
+
+
+def _queue_field_visit_email(*, visit: FieldVisit, event: str, now: datetime) -> None:
+    # The visit itself is not in the context, only its outcome: its tentative date
+    # cannot reach the customer by a template's mistake.
+    report = DamageReport.objects.select_related("site__customer").get(pk=visit.report_id)
+    customer = report.site.customer
+    subject, body = bilingual_from_templates(
+        f"incidents/email/field_visit_{event}",
+        {
+            "customer": customer,
+            "report": report,
+            "outcome": visit.outcome,
+            "report_url": settings.PORTAL_BASE_URL
+            + reverse("incidents:damage-report", args=[report.pk]),
+            "support_phone": settings.SUPPORT_PHONE,
+            "support_email": settings.SUPPORT_EMAIL,
+        },
+    )
+    queue_email(
+        key=f"field-visit-{event}:{visit.pk}",
+        to=customer_recipients(customer),
+        subject=subject,
+        body=body,
+        now=now,
     )
 
 

@@ -131,7 +131,8 @@ def accept_quote(*, quote: Quote, by, now: datetime) -> Invoice:
 
     The quote must still be valid today (same offer open, same period), and the line
     must not already have an unpaid invoice. Due the day before the extension starts,
-    or at once when it has already started.
+    or at once when it has already started. The customer is e-mailed the invoice with
+    how to pay, in the same transaction.
     """
     # NO KEY: a credit note being inserted for this line (a foreign-key check) need not wait.
     subscription = Subscription.objects.select_for_update(no_key=True).get(pk=quote.subscription_id)
@@ -185,7 +186,34 @@ def accept_quote(*, quote: Quote, by, now: datetime) -> Invoice:
             )
         )
     InvoiceLine.objects.bulk_create(lines)
+    _queue_invoice_issued(invoice=invoice, subscription=subscription)
     return invoice
+
+
+def _invoice_url(invoice: Invoice) -> str:
+    return f"{settings.PORTAL_BASE_URL}{invoice.get_absolute_url()}"
+
+
+def _queue_invoice_issued(*, invoice: Invoice, subscription: Subscription) -> None:
+    """Tell the customer what to pay, by when and where, with the invoice's own totals."""
+    customer = subscription.site.customer
+    subject, body = bilingual_from_templates(
+        "subscriptions/email/invoice_issued",
+        {
+            "customer": customer,
+            "invoice": invoice,
+            "subscription": subscription,
+            "total": f"{invoice.total_yen:,}",
+            "bank_account": settings.INVOICE_BANK_ACCOUNT,
+            "invoice_url": _invoice_url(invoice),
+        },
+    )
+    queue_email(
+        key=f"invoice-issued:{invoice.pk}",
+        to=customer_recipients(customer),
+        subject=subject,
+        body=body,
+    )
 
 
 @transaction.atomic
@@ -193,7 +221,8 @@ def record_payment(
     *, invoice: Invoice, amount_yen: int, paid_on: date, reference: str, by, now: datetime
 ) -> Payment:
     """Record a bank transfer; the exact total pays the invoice and makes the extension
-    effective (the line's service runs to the offer's end), all in one transaction.
+    effective (the line's service runs to the offer's end), all in one transaction, with
+    the customer's e-mail saying both.
 
     Anything else is refused with a message: a different amount, an invoice already
     paid or cancelled, a credit note. Two recordings at once: the invoice's row lock lets
@@ -235,7 +264,35 @@ def record_payment(
     Subscription.objects.filter(pk=locked.subscription_id).update(
         extended_until=locked.extends_until
     )
+    _queue_payment_recorded(payment=payment, invoice=locked)
     return payment
+
+
+def _queue_payment_recorded(*, payment: Payment, invoice: Invoice) -> None:
+    """One e-mail for both events: the exact payment settles the invoice and makes the
+    extension active in the same transaction, so "received" and "now runs until" are one
+    moment and one message."""
+    subscription = Subscription.objects.select_related("site__customer").get(
+        pk=invoice.subscription_id
+    )
+    customer = subscription.site.customer
+    subject, body = bilingual_from_templates(
+        "subscriptions/email/payment_recorded",
+        {
+            "customer": customer,
+            "invoice": invoice,
+            "payment": payment,
+            "subscription": subscription,
+            "amount": f"{payment.amount_yen:,}",
+            "invoice_url": _invoice_url(invoice),
+        },
+    )
+    queue_email(
+        key=f"payment-recorded:{payment.pk}",
+        to=customer_recipients(customer),
+        subject=subject,
+        body=body,
+    )
 
 
 @transaction.atomic
