@@ -87,7 +87,10 @@ def queue_emails(messages: list[dict], *, now: datetime | None = None) -> list[O
     Keys already queued are skipped. A message with no recipient is recorded as skipped,
     so the history says why nothing went out. Sending starts after commit.
     """
-    now = now or timezone.now()
+    # Due from the clock's now: ``now`` (the event's time) may be another moment when a
+    # service is replayed with an explicit time.
+    due = timezone.now()
+    now = now or due
     rows = []
     for message in messages:
         to = clean_addresses(message["to"])
@@ -99,7 +102,7 @@ def queue_emails(messages: list[dict], *, now: datetime | None = None) -> list[O
                 body=message["body"],
                 status=OutboundEmail.Status.QUEUED if to else OutboundEmail.Status.SKIPPED,
                 created_at=now,
-                send_after=now,
+                send_after=due,
             )
         )
     created = OutboundEmail.objects.bulk_create(rows, ignore_conflicts=True)
