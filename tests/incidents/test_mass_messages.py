@@ -1,8 +1,10 @@
 """Mass messages (issue 8): an operator writes once, sees how many organisations and
 addresses it will reach, confirms, and each organisation in the audience is told once."""
 
+import json
 import threading
 from datetime import date, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from django.db import connection
@@ -427,3 +429,56 @@ def test_two_confirmations_at_once_send_one_message(monkeypatch):
 
     assert len(results) == 2 and len(set(results)) == 1
     assert MassMessage.objects.count() == 1
+
+
+def test_the_message_is_posted_once_to_the_chat_gateway_when_one_is_set(
+    settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    received = []
+
+    class Gateway(BaseHTTPRequestHandler):
+        def do_POST(self):
+            received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(204)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    posts: list[int] = []
+    monkeypatch.setattr(tasks.post_mass_message_webhook, "delay", posts.append)
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.MASS_MESSAGE_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
+    customer_at("11")
+    try:
+        message = send(subject_en="Notice", body_en="Use the satellite line.")
+        with django_capture_on_commit_callbacks(execute=True):
+            queue_all()
+            queue_all()  # queueing again finishes nothing twice
+        for message_id in posts:
+            tasks.post_mass_message_webhook(message_id)
+        again = broadcasts.post_mass_message_webhook(message_id=message.pk)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    message.refresh_from_db()
+    assert posts == [message.pk] and again is False
+    assert len(received) == 1
+    assert received[0]["subject"] == f"{SUBJECT} / Notice"
+    assert received[0]["text"].startswith(BODY)
+    assert received[0]["organisations"] == 1
+    assert message.webhook_status == "posted (204)"
+
+
+def test_without_a_gateway_nothing_is_posted(settings, monkeypatch, enqueued):
+    settings.MASS_MESSAGE_WEBHOOK_URL = ""
+    posts: list[int] = []
+    monkeypatch.setattr(tasks.post_mass_message_webhook, "delay", posts.append)
+    customer_at("11")
+
+    message = send()
+    queue_all()
+
+    assert posts == [] and not broadcasts.post_mass_message_webhook(message_id=message.pk)
