@@ -5,7 +5,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from incidents.models import DamagePhoto, DamageReport, Disaster, FieldVisit, Outage
+from incidents.models import (
+    DamagePhoto,
+    DamageReport,
+    Disaster,
+    FieldVisit,
+    MassMessage,
+    Outage,
+)
 from incidents.services import assign_damage_reports, complete_field_visit, plan_field_visit
 from support.admin import ReadOnlyAdmin, SafeActionsMixin
 from support.models import Inquiry
@@ -20,6 +27,26 @@ class DisasterAdmin(ReadOnlyAdmin):
     list_filter = ["nationwide"]
     search_fields = ["title"]
     list_select_related = ["declared_by"]
+
+
+@admin.register(MassMessage)
+class MassMessageAdmin(ReadOnlyAdmin):
+    """Read-only: operators send mass messages from the dashboard; this is the record."""
+
+    list_display = [
+        "created_at",
+        "subject_ja",
+        "audience",
+        "organisations",
+        "addresses",
+        "queued_organisations",
+        "queued_at",
+        "created_by",
+    ]
+    list_filter = ["audience"]
+    search_fields = ["subject_ja", "body_ja"]
+    list_select_related = ["created_by"]
+    date_hierarchy = "created_at"
 
 
 @admin.register(Outage)

@@ -326,3 +326,144 @@ class FieldVisit(models.Model):
 
     def __str__(self) -> str:
         return f"{self.report} {self.get_status_display()}"
+
+
+class MassMessage(models.Model):
+    """An operator's message to many customer organisations at once (issue 8).
+
+    The audience is fixed when the message is sent: ``nationwide`` or ``prefectures``
+    (a disaster's scope is copied from the disaster), and ``service_day``, the day whose
+    lines in service decide who is a customer. Queueing its deliveries is resumable from
+    ``last_customer_id``; each organisation gets one ``MassMessageDelivery`` and one outbox
+    row, both unique, so a retried or doubled run reaches nobody twice.
+    """
+
+    class Audience(models.TextChoices):
+        DISASTER = "disaster", _("Customers in a disaster's area")
+        PREFECTURES = "prefectures", _("Customers in chosen prefectures")
+        EVERYONE = "everyone", _("Every customer in service")
+
+    subject_ja = models.CharField(_("subject (Japanese)"), max_length=200)
+    body_ja = models.TextField(_("message (Japanese)"))
+    subject_en = models.CharField(_("subject (English)"), max_length=200, blank=True)
+    body_en = models.TextField(_("message (English)"), blank=True)
+    audience = models.CharField(_("audience"), max_length=20, choices=Audience.choices)
+    disaster = models.ForeignKey(
+        Disaster,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="mass_messages",
+        verbose_name=_("disaster"),
+    )
+    nationwide = models.BooleanField(_("nationwide"), default=False)
+    # JIS codes of the sites' prefectures in scope (empty when nationwide).
+    prefectures = models.JSONField(_("prefectures"), default=list, blank=True)
+    service_day = models.DateField(_("lines in service on"))
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("sent by"),
+    )
+    created_at = models.DateTimeField(_("sent"))
+    # Counted when the operator confirmed: what the preview promised.
+    organisations = models.PositiveIntegerField(_("organisations"), default=0)
+    addresses = models.PositiveIntegerField(_("e-mail addresses"), default=0)
+    # Progress of the queueing task: organisations handed to the outbox so far, the last
+    # customer done (the task resumes after it), and when the last one was queued.
+    queued_organisations = models.PositiveIntegerField(_("organisations queued"), default=0)
+    last_customer_id = models.BigIntegerField(default=0, editable=False)
+    queued_at = models.DateTimeField(_("all queued"), null=True, blank=True)
+    webhook_status = models.CharField(_("gateway"), max_length=50, blank=True)
+    # The confirmation form's one-time token: a double submit finds the message it sent.
+    idempotency_key = models.CharField(max_length=64, unique=True)
+
+    class Meta:
+        verbose_name = _("mass message")
+        verbose_name_plural = _("mass messages")
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(audience__in=["disaster", "prefectures", "everyone"]),
+                name="%(app_label)s_%(class)s_audience_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(audience="disaster") | Q(disaster__isnull=False),
+                name="%(app_label)s_%(class)s_disaster_audience_has_disaster",
+            ),
+            models.CheckConstraint(
+                condition=~Q(audience="everyone") | Q(nationwide=True),
+                name="%(app_label)s_%(class)s_everyone_is_nationwide",
+            ),
+        ]
+        indexes = [
+            # The sweeper's "messages whose deliveries are not all queued yet".
+            models.Index(
+                fields=["created_at"],
+                condition=Q(queued_at__isnull=True),
+                name="incidents_massmsg_unqueued_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.subject_ja
+
+    def get_absolute_url(self) -> str:
+        from django.urls import reverse
+
+        return reverse("incidents:mass-message", args=[self.pk])
+
+    @property
+    def is_queued(self) -> bool:
+        return self.queued_at is not None
+
+    @property
+    def percent_queued(self) -> int:
+        if not self.organisations:
+            return 100 if self.is_queued else 0
+        return min(100, self.queued_organisations * 100 // self.organisations)
+
+    def prefecture_names(self) -> list[str]:
+        return [Prefecture(code).label for code in self.prefectures]
+
+
+class MassMessageDelivery(models.Model):
+    """One organisation's copy of a mass message: the record of who was told, and what
+    the customer's home page lists."""
+
+    message = models.ForeignKey(
+        MassMessage, on_delete=models.CASCADE, related_name="deliveries", verbose_name=_("message")
+    )
+    customer = models.ForeignKey(
+        "subscriptions.Customer",
+        on_delete=models.CASCADE,
+        related_name="mass_message_deliveries",
+        verbose_name=_("customer"),
+    )
+    email = models.ForeignKey(
+        "support.OutboundEmail",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("e-mail"),
+    )
+    queued_at = models.DateTimeField(_("queued"))
+
+    class Meta:
+        verbose_name = _("mass message delivery")
+        verbose_name_plural = _("mass message deliveries")
+        ordering = ["message_id", "customer_id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["message", "customer"], name="%(app_label)s_%(class)s_once_per_customer"
+            ),
+        ]
+        indexes = [
+            # The customer's home page: the latest messages sent to the organisation.
+            models.Index(fields=["customer", "message"], name="incidents_massmsg_cust_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} → {self.customer_id}"

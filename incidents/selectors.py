@@ -1,6 +1,6 @@
 """Reads about incidents that more than one page needs."""
 
-from incidents.models import Disaster
+from incidents.models import Disaster, MassMessage
 from subscriptions.models import Site
 
 
@@ -19,3 +19,12 @@ def active_disasters_for_customer(*, customer_id: int) -> list[Disaster]:
         for disaster in disasters
         if disaster.nationwide or prefectures & set(disaster.prefectures)
     ]
+
+
+def mass_messages_for_customer(*, customer_id: int, limit: int = 5) -> list[MassMessage]:
+    """The latest mass messages sent to the organisation, for its home page: one query."""
+    return list(
+        MassMessage.objects.filter(deliveries__customer_id=customer_id)
+        .only("subject_ja", "body_ja", "subject_en", "body_en", "created_at")
+        .order_by("-created_at", "-pk")[:limit]
+    )

@@ -1,7 +1,7 @@
 from celery import shared_task
 from django.utils import timezone
 
-from incidents import readiness
+from incidents import broadcasts, readiness
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=10)
@@ -12,3 +12,19 @@ def remind_unchecked_sites() -> None:
 @shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=10)
 def ask_to_recheck_after_disaster(disaster_id: int) -> None:
     readiness.ask_to_recheck_after_disaster(disaster_id=disaster_id, now=timezone.now())
+
+
+@shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=10)
+def queue_mass_message(message_id: int) -> None:
+    broadcasts.queue_mass_message_deliveries(message_id=message_id, now=timezone.now())
+
+
+@shared_task
+def resume_mass_messages() -> None:
+    for message_id in broadcasts.messages_to_resume(now=timezone.now()):
+        queue_mass_message.delay(message_id)
+
+
+@shared_task
+def post_mass_message_webhook(message_id: int) -> None:
+    broadcasts.post_mass_message_webhook(message_id=message_id)

@@ -8,12 +8,16 @@ from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
-from django.views.generic import DetailView, TemplateView
+from django.views.decorators.cache import never_cache
+from django.views.generic import DetailView, ListView, TemplateView
 
-from incidents.models import CheckIn, DamagePhoto, DamageReport, Disaster, Outage
+from incidents import broadcasts
+from incidents.forms import MassMessageForm
+from incidents.models import CheckIn, DamagePhoto, DamageReport, Disaster, MassMessage, Outage
 from incidents.services import (
     damage_progress,
     declare_outage,
@@ -24,6 +28,7 @@ from incidents.services import (
     revoke_check_in_tokens,
 )
 from subscriptions.models import Site
+from subscriptions.prefectures import Prefecture
 from support.access import CustomerRequiredMixin, OperatorRequiredMixin
 from support.channels import Channel
 
@@ -230,3 +235,113 @@ class DamagePhotoView(LoginRequiredMixin, View):
         if not (own or request.user.has_perm("incidents.view_damagereport")):
             raise Http404
         return FileResponse(photo.image.open("rb"), content_type=photo.content_type)
+
+
+def _mass_message_form_page(request, form: MassMessageForm, *, status: int = 200):
+    return render(request, "incidents/mass_message_form.html", {"form": form}, status=status)
+
+
+def _scope_from(form: MassMessageForm) -> broadcasts.Scope:
+    data = form.cleaned_data
+    return broadcasts.resolve_scope(
+        audience=data["audience"], disaster=data["disaster"], prefectures=data["prefectures"]
+    )
+
+
+# The forms carry a one-time token: a cached copy (the back button) would replay a token
+# already used, so these pages are never stored.
+@method_decorator(never_cache, name="dispatch")
+class MassMessageFormView(OperatorRequiredMixin, View):
+    """GET: an empty form (``?disaster=<id>`` pre-selects a disaster's customers).
+    POST: the confirmation page's "change" button brings the text back to edit."""
+
+    def get(self, request):
+        initial = {}
+        disaster_id = request.GET.get("disaster", "")
+        if disaster_id.isdigit():
+            disaster = Disaster.objects.active().filter(pk=int(disaster_id)).first()
+            if disaster is not None:
+                initial = {"audience": MassMessage.Audience.DISASTER, "disaster": disaster.pk}
+        return _mass_message_form_page(request, MassMessageForm(initial=initial))
+
+    def post(self, request):
+        return _mass_message_form_page(request, MassMessageForm(request.POST))
+
+
+@method_decorator(never_cache, name="dispatch")
+class MassMessagePreviewView(OperatorRequiredMixin, View):
+    """The counts and the text, before anything is sent."""
+
+    def post(self, request):
+        form = MassMessageForm(request.POST)
+        if not form.is_valid():
+            return _mass_message_form_page(request, form, status=400)
+        try:
+            scope = _scope_from(form)
+        except ValidationError as error:
+            form.add_error(None, error)
+            return _mass_message_form_page(request, form, status=400)
+        counts = broadcasts.preview_audience(scope=scope, day=timezone.localdate())
+        preview = MassMessage(**{k: form.cleaned_data[k] for k in MASS_MESSAGE_TEXT})
+        subject, body = broadcasts.compose(preview)
+        return render(
+            request,
+            "incidents/mass_message_confirm.html",
+            {
+                "form": form,
+                "scope": scope,
+                "audience_label": MassMessage.Audience(form.cleaned_data["audience"]).label,
+                "prefecture_names": [Prefecture(code).label for code in scope.prefectures],
+                "counts": counts,
+                "subject": subject,
+                "body": body,
+            },
+        )
+
+
+MASS_MESSAGE_TEXT = ("subject_ja", "body_ja", "subject_en", "body_en")
+
+
+@method_decorator(never_cache, name="dispatch")
+class MassMessageSendView(OperatorRequiredMixin, View):
+    def post(self, request):
+        form = MassMessageForm(request.POST)
+        if not form.is_valid():
+            return _mass_message_form_page(request, form, status=400)
+        data = form.cleaned_data
+        now = timezone.now()
+        try:
+            message = broadcasts.send_mass_message(
+                operator=request.user,
+                audience=data["audience"],
+                disaster=data["disaster"],
+                prefectures=data["prefectures"],
+                idempotency_key=data["idempotency_key"],
+                now=now,
+                **{k: data[k] for k in MASS_MESSAGE_TEXT},
+            )
+        except ValidationError as error:
+            form.add_error(None, error)
+            return _mass_message_form_page(request, form, status=400)
+        if message.created_at != now:  # the token had been used: nothing new was sent
+            messages.warning(
+                request,
+                _("This message was already sent at %(at)s; it was not sent again.")
+                % {"at": timezone.localtime(message.created_at).strftime("%Y-%m-%d %H:%M")},
+            )
+        else:
+            messages.success(request, _("Sent. The e-mails are being queued now."))
+        return redirect(message)
+
+
+class MassMessageListView(OperatorRequiredMixin, ListView):
+    template_name = "incidents/mass_messages.html"
+    context_object_name = "mass_messages"
+    paginate_by = 50
+    queryset = MassMessage.objects.select_related("created_by", "disaster")
+
+
+class MassMessageView(OperatorRequiredMixin, DetailView):
+    template_name = "incidents/mass_message.html"
+    context_object_name = "mass_message"
+    queryset = MassMessage.objects.select_related("created_by", "disaster")

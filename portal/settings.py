@@ -373,6 +373,8 @@ SUPPORT_WORKDAYS = frozenset(
 SUPPORT_YEAR_END_CLOSURE = ((12, 29), (1, 3))
 # Optional: after-hours alerts are also POSTed as JSON {"text": …} to a chat/SMS gateway.
 SUPPORT_ONCALL_WEBHOOK_URL = env.str("SUPPORT_ONCALL_WEBHOOK_URL", default="")
+# An SMS / chat gateway that also receives every mass message (JSON POST), once; empty: none.
+MASS_MESSAGE_WEBHOOK_URL = env.str("MASS_MESSAGE_WEBHOOK_URL", default="")
 # Readiness checks (FAQ Q1): a site not checked for this many days is asked to, monthly.
 READINESS_STALE_DAYS = env.int("READINESS_STALE_DAYS", default=90)
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
@@ -450,6 +452,12 @@ CELERY_BEAT_SCHEDULE = {
     # that queues e-mails; this sends what a lost message, a broker outage or a mail
     # server's backoff left queued.
     "send-queued-emails": {"task": "support.tasks.send_queued_emails", "schedule": 60.0},
+    # Every five minutes: finish queueing the mass messages a lost task message or a dead
+    # worker left half queued (queueing resumes after the last organisation done).
+    "resume-mass-messages": {
+        "task": "incidents.tasks.resume_mass_messages",
+        "schedule": 300.0,
+    },
     # On the 1st of every month at 10:00 Japan time: ask customers to check the sites
     # that have not checked their line lately (FAQ Q1, Q5).
     "readiness-reminders": {

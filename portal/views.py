@@ -12,6 +12,7 @@ from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from incidents.readiness import readiness_by_prefecture
+from incidents.selectors import mass_messages_for_customer
 from incidents.views import OutageForm
 from portal.celery import app as celery_app
 from portal.desk import KINDS, open_contacts
@@ -46,6 +47,9 @@ class HomeView(CustomerRequiredMixin, TemplateView):
                 subscription.state = subscription.state_on(today)
         context["customer"] = self.request.user.customer
         context["sites"] = sites
+        context["mass_messages"] = mass_messages_for_customer(
+            customer_id=self.request.user.customer_id
+        )
         return context
 
 
