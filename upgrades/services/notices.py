@@ -22,13 +22,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import transaction
-from django.db.models import CharField, DateTimeField, Exists, OuterRef, Q, QuerySet, Value
+from django.db.models import CharField, DateTimeField, Exists, OuterRef, QuerySet, Value
 from django.db.models.functions import Cast, Concat
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
+from subscriptions.models import Subscription
 from support.mail import bilingual_from_templates
 from support.models import OutboundEmail
 from support.outbox import Composed, clean_addresses, request_sending
@@ -233,19 +234,34 @@ def _line_status(grant: SpeedGrant, other: SpeedGrant | None) -> str:
     return pgettext("line status", "Returned to normal speed")
 
 
-def _lines_by_notice(notices: list[CustomerNotice]) -> dict[int, list[tuple[SpeedGrant, int]]]:
-    """Each notice's grants and the customer each belongs to: two queries in all."""
+def _lines_by_notice(notices: list[CustomerNotice]) -> dict[int, list[SpeedGrant]]:
+    """Each notice's grants: at most three queries for the batch, each driven by an index
+    from the batch's own customers and requests.
+
+    Not "the blanket upgrade's grants of these customers" in one join: for a nationwide
+    blanket the planner would walk every grant of the blanket (1,000,000) for each batch
+    of 200 customers. Their lines first (site.customer, then subscription.site), then the
+    grants of those lines (the (subscription, state) index).
+    """
     blanket_ids = {n.blanket_upgrade_id for n in notices if n.blanket_upgrade_id}
     request_ids = {n.upgrade_request_id for n in notices if n.upgrade_request_id}
-    customer_ids = {n.customer_id for n in notices}
-    grants = (
-        SpeedGrant.objects.filter(
-            Q(blanket_upgrade_id__in=blanket_ids, subscription__site__customer_id__in=customer_ids)
-            | Q(upgrade_request_id__in=request_ids)
+    customer_ids = {n.customer_id for n in notices if n.blanket_upgrade_id}
+    grants: list[SpeedGrant] = []
+    related = ("subscription__site", "blanket_upgrade__disaster")
+    if blanket_ids:
+        line_ids = list(
+            Subscription.objects.filter(site__customer_id__in=customer_ids).values_list(
+                "pk", flat=True
+            )
         )
-        .select_related("subscription__site", "blanket_upgrade__disaster")
-        .order_by("subscription__site__name", "subscription__contract_number")
-    )
+        grants += SpeedGrant.objects.filter(
+            subscription_id__in=line_ids, blanket_upgrade_id__in=blanket_ids
+        ).select_related(*related)
+    if request_ids:
+        grants += SpeedGrant.objects.filter(upgrade_request_id__in=request_ids).select_related(
+            *related
+        )
+    grants.sort(key=lambda g: (g.subscription.site.name, g.subscription.contract_number))
     by_subject = defaultdict(list)
     for grant in grants:
         customer_id = grant.subscription.site.customer_id
