@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Exists, OuterRef, QuerySet
 from django.db.models.functions import Lower
+from django.template.loader import render_to_string
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -38,7 +39,6 @@ from support.outbox import fold_header, queue_emails
 logger = logging.getLogger(__name__)
 
 CHUNK_SIZE = 1000
-ENGLISH_SEPARATOR = "---------- English ----------"
 
 
 @dataclass(frozen=True)
@@ -122,14 +122,19 @@ def preview_audience(*, scope: Scope, day: date) -> AudienceCount:
 
 def compose(message: MassMessage) -> tuple[str, str]:
     """Subject and body: the Japanese text, then the English one when the operator wrote it
-    (the shape of every other bilingual e-mail)."""
+    (the shape of every other bilingual e-mail), from a template."""
     subject = message.subject_ja.strip()
-    body = message.body_ja.strip()
     if message.subject_en.strip():
         subject = f"{subject} / {message.subject_en.strip()}"
-    if message.body_en.strip():
-        body = f"{body}\n\n{ENGLISH_SEPARATOR}\n\n{message.body_en.strip()}"
-    return fold_header(subject), f"{body}\n"
+    body = render_to_string(
+        "incidents/email/mass_message.txt",
+        {
+            "message": message,
+            "portal_url": settings.PORTAL_BASE_URL + "/",
+            "support_phone": settings.SUPPORT_PHONE,
+        },
+    )
+    return fold_header(subject), body.strip() + "\n"
 
 
 def send_mass_message(

@@ -359,7 +359,6 @@ if PROVISIONING_BACKEND not in {"recording", "http"}:
 if PROVISIONING_BACKEND == "http" and not PROVISIONING_URL:
     raise ImproperlyConfigured("PROVISIONING_URL must be set for PROVISIONING_BACKEND=http")
 
-NOTIFICATION_BATCH_SIZE = env.int("NOTIFICATION_BATCH_SIZE", default=200)
 # How often the disaster page refreshes its counts.
 DASHBOARD_REFRESH_SECONDS = env.int("DASHBOARD_REFRESH_SECONDS", default=10)
 

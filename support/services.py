@@ -12,12 +12,11 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.urls import reverse
-from django.utils import translation
 from django.utils.translation import gettext as _
 
 from support.calendar import is_after_hours
 from support.channels import Channel
-from support.mail import bilingual, customer_recipients
+from support.mail import bilingual_from_templates, customer_recipients
 from support.models import AfterHoursAlert, CannedReply, Inquiry, InquiryMessage, OnCallShift
 from support.outbox import fold_header, queue_email
 
@@ -68,24 +67,16 @@ def _recipients(at: datetime) -> tuple[list[str], bool]:
 
 
 def _alert_text(alert: AfterHoursAlert, *, nobody_on_call: bool) -> tuple[str, str]:
-    # Staff read Japanese; the summary may hold anything a customer typed (the outbox
-    # folds line breaks out of the subject).
-    with translation.override("ja"):
-        subject = _("[After hours] %(summary)s") % {"summary": alert.summary}
-        body = "\n".join(
-            [
-                _("A contact arrived outside working hours.")
-                if not nobody_on_call
-                else _(
-                    "A contact arrived outside working hours, and nobody is on call: "
-                    "this goes to the whole support group."
-                ),
-                "",
-                alert.summary,
-                f"{settings.PORTAL_BASE_URL}{alert.url}",
-            ]
-        )
-    return subject, body
+    # The summary may hold anything a customer typed: the outbox folds line breaks out
+    # of the subject.
+    return bilingual_from_templates(
+        "support/email/after_hours_alert",
+        {
+            "alert": alert,
+            "nobody_on_call": nobody_on_call,
+            "url": f"{settings.PORTAL_BASE_URL}{alert.url}",
+        },
+    )
 
 
 def post_after_hours_webhook(*, alert_id: int) -> bool:
@@ -269,24 +260,13 @@ def _queue_reply_email(message: InquiryMessage) -> None:
     below) in the reply's transaction; the outbox sends it after commit, never the
     admin's web request. A failure stays visible on the reply in the admin."""
     inquiry = message.inquiry
-    url = settings.PORTAL_BASE_URL + reverse("support:inquiry", args=[inquiry.pk])
-    subject, body = bilingual(
-        lambda: (
-            _("Reply to your inquiry #%(number)s") % {"number": inquiry.pk},
-            "\n".join(
-                [
-                    _("Dear %(customer)s,") % {"customer": inquiry.customer.name},
-                    "",
-                    _("Support has replied to your inquiry #%(number)s “%(subject)s”:")
-                    % {"number": inquiry.pk, "subject": inquiry.subject},
-                    "",
-                    message.body,
-                    "",
-                    _("Read the conversation or answer in the portal:"),
-                    url,
-                ]
-            ),
-        )
+    subject, body = bilingual_from_templates(
+        "support/email/inquiry_reply",
+        {
+            "inquiry": inquiry,
+            "message": message,
+            "url": settings.PORTAL_BASE_URL + reverse("support:inquiry", args=[inquiry.pk]),
+        },
     )
     email = queue_email(
         key=f"inquiry-reply:{message.pk}",

@@ -3,6 +3,7 @@ import uuid
 from django.contrib.auth.forms import PasswordResetForm
 from django.template import loader
 
+from support.mail import bilingual
 from support.outbox import queue_email
 
 
@@ -19,8 +20,13 @@ class OutboxPasswordResetForm(PasswordResetForm):
         to_email,
         html_email_template_name=None,
     ):
-        subject = loader.render_to_string(subject_template_name, context)
-        body = loader.render_to_string(email_template_name, context)
+        # Japanese first, English below, as every e-mail of the portal.
+        subject, body = bilingual(
+            lambda: (
+                loader.render_to_string(subject_template_name, context),
+                loader.render_to_string(email_template_name, context),
+            )
+        )
         # Every request is its own e-mail (each carries a new link).
         queue_email(
             key=f"password-reset:{uuid.uuid4().hex}", to=[to_email], subject=subject, body=body

@@ -25,7 +25,8 @@ from subscriptions.models import Subscription
 from subscriptions.prefectures import Prefecture
 from support.calendar import is_after_hours
 from support.channels import Channel
-from upgrades.bulk import insert_from_select
+from support.models import OutboundEmail
+from upgrades.bulk import insert_from_select, refresh_statistics
 from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, CustomerNotice, SpeedGrant
 from upgrades.services.notices import hand_over_run, queue_blanket_notices, queue_chunk_notices
 from upgrades.services.speeds import (
@@ -243,6 +244,9 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
                 now=now,
             )
         enqueue_follow_ups()
+    if created:
+        # Before the senders read them: statistics that still describe an empty table.
+        refresh_statistics(SpeedGrant, CustomerNotice, OutboundEmail)
     return created
 
 
