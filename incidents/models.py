@@ -24,6 +24,9 @@ class Disaster(models.Model):
     # JIS codes; a JSON list works the same on PostgreSQL and SQLite.
     prefectures = models.JSONField(_("prefectures"), default=list, blank=True)
     message = models.TextField(_("message to customers"), blank=True)
+    # What the operator tells customers when it ends (the "disaster ended" e-mail); the
+    # declaration's message would read wrong by then.
+    closing_message = models.TextField(_("closing message to customers"), blank=True)
     declared_at = models.DateTimeField(_("declared"))
     declared_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -73,11 +73,12 @@ def open_disaster(
     )
 
 
-def close_disaster(*, disaster: Disaster, ended_by, now: datetime) -> bool:
-    """End a disaster once; returns False when it had already ended."""
+def close_disaster(*, disaster: Disaster, ended_by, now: datetime, message: str = "") -> bool:
+    """End a disaster once, with the operator's closing message to customers (may be
+    empty); returns False when it had already ended."""
     return bool(
         Disaster.objects.filter(pk=disaster.pk, ended_at__isnull=True).update(
-            ended_at=now, ended_by=ended_by
+            ended_at=now, ended_by=ended_by, closing_message=message.strip()
         )
     )
 

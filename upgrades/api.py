@@ -117,6 +117,16 @@ class GrantOutput(serializers.ModelSerializer):
         ]
 
 
+class EndDisasterInput(serializers.Serializer):
+    message = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=5000,
+        help_text="The closing message to customers, shown in the 'disaster ended' e-mail.",
+    )
+
+
 class AnswerInput(serializers.Serializer):
     keep = serializers.BooleanField(help_text="true: keep the upgrade; false: return to normal")
     grants = serializers.ListField(
@@ -267,10 +277,17 @@ class DisasterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
         )
         return Response(DisasterOutput(blanket).data)
 
-    @extend_schema(request=None, responses=DisasterOutput)
+    @extend_schema(request=EndDisasterInput, responses=DisasterOutput)
     @action(detail=True, methods=["post"])
     def end(self, request, pk=None):
         blanket = self.get_object()
-        end_disaster(disaster=blanket.disaster, operator=request.user, now=timezone.now())
+        data = EndDisasterInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        end_disaster(
+            disaster=blanket.disaster,
+            operator=request.user,
+            now=timezone.now(),
+            message=data.validated_data["message"],
+        )
         blanket.refresh_from_db()
         return Response(DisasterOutput(blanket).data)

@@ -121,15 +121,38 @@ class EndingPreview:
         return self.still_upgraded - self.kept_by_other_grant
 
 
-def ending_preview(*, blanket: BlanketUpgrade) -> EndingPreview:
-    """Lines the blanket still boosts, and how many of them another boosting grant (an
-    approved request, another disaster) keeps fast after it ends. One aggregate."""
+def other_active_blankets(*, blanket_id: int, now) -> list[BlanketUpgrade]:
+    """Blanket upgrades of other disasters still waiting for answers (a handful at most)."""
+    return list(
+        BlanketUpgrade.objects.filter(
+            status__in=[BlanketUpgrade.Status.APPLYING, BlanketUpgrade.Status.ACTIVE],
+            deadline__gt=now,
+        )
+        .exclude(pk=blanket_id)
+        .select_related("disaster")
+        .order_by("pk")
+    )
+
+
+def ending_preview(*, blanket: BlanketUpgrade, now) -> EndingPreview:
+    """Lines the blanket still boosts, and how many of them stay fast after it ends: kept
+    by another boosting grant (an approved request, another disaster), or in the area of
+    another active disaster, which takes them over. One aggregate."""
     kept = SpeedGrant.objects.filter(
         subscription_id=OuterRef("subscription_id"), state__in=SpeedGrant.BOOSTING
     ).exclude(blanket_upgrade_id=blanket.pk)
+    others = other_active_blankets(blanket_id=blanket.pk, now=now)
+    if any(other.disaster.nationwide for other in others):
+        covered = Q(pk__isnull=False)
+    else:
+        areas = {code for other in others for code in other.disaster.prefectures}
+        covered = Q(subscription__site__prefecture__in=areas)
     counts = (
         SpeedGrant.objects.filter(blanket_upgrade=blanket, state__in=SpeedGrant.BOOSTING)
         .annotate(kept=Exists(kept))
-        .aggregate(still_upgraded=Count("pk"), kept_by_other_grant=Count("pk", filter=Q(kept=True)))
+        .aggregate(
+            still_upgraded=Count("pk"),
+            kept_by_other_grant=Count("pk", filter=Q(kept=True) | covered),
+        )
     )
     return EndingPreview(**counts)

@@ -206,6 +206,10 @@ class RespondByLinkView(View):
                 grants=grants, keep=keep, by=None, channel=Channel.EMAIL_LINK, now=timezone.now()
             )
         except ValidationError as error:
+            # A second click, or a colleague with the same e-mail: already answered so.
+            same = SpeedGrant.State.ACTIVE if keep else SpeedGrant.State.DECLINED
+            if all(line.state == same for line in lines):
+                return self._render(request, lines, keep, done=True, already=True)
             return self._render(request, lines, keep, status=400, error=_error_text(error))
         return self._render(request, answered, keep, done=True)
 
@@ -329,7 +333,10 @@ class EndDisasterView(OperatorRequiredMixin, View):
         return render(
             request,
             "upgrades/end_disaster.html",
-            {"blanket": blanket, "preview": selectors.ending_preview(blanket=blanket)},
+            {
+                "blanket": blanket,
+                "preview": selectors.ending_preview(blanket=blanket, now=timezone.now()),
+            },
         )
 
     def post(self, request, pk: int):
@@ -338,7 +345,12 @@ class EndDisasterView(OperatorRequiredMixin, View):
             # Never ended by one click: a bare POST (an old page, a stray form) only asks.
             return redirect("upgrades:end", pk=pk)
         try:
-            end_disaster(disaster=blanket.disaster, operator=request.user, now=timezone.now())
+            end_disaster(
+                disaster=blanket.disaster,
+                operator=request.user,
+                now=timezone.now(),
+                message=request.POST.get("message", "")[:5000],
+            )
         except ValidationError as error:
             messages.error(request, _error_text(error))
         else:

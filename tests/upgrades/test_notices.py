@@ -3,8 +3,10 @@
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from rest_framework.test import APIClient
 
 from support.channels import Channel
@@ -133,23 +135,30 @@ def test_a_line_kept_fast_by_an_approved_request_is_never_told_back_to_normal(
     assert kept.desired_upgraded  # and it is indeed still fast
 
 
-def test_the_disaster_ended_notice_says_which_lines_stay_fast(operator, smtp_server):
+def test_the_disaster_ended_notice_says_which_lines_stay_fast(operator, smtp_server, client):
     user = UserFactory()
     kept, plain = make_lines(2, customer=user.customer)
     approved_request_for(kept, user)
-    blanket = declare(operator, message="秩父の地上局は通常運用に戻りました。")
+    blanket = declare(operator, message="地震のため回線を高速化しました。")
     send_queued_emails()
     smtp_server.messages.clear()
 
-    end_disaster(disaster=blanket.disaster, operator=operator, now=NOW + timedelta(hours=3))
-    end_blanket_grants(blanket_id=blanket.pk, now=NOW + timedelta(hours=3))
+    # the operator ends it from the confirmation page, with a closing message
+    client.force_login(operator)
+    question = client.get(f"/operator/disasters/{blanket.pk}/end/")
+    assert 'name="message"' in question.text
+    client.post(
+        f"/operator/disasters/{blanket.pk}/end/",
+        {"confirm": "yes", "message": "秩父の地上局は通常運用に戻りました。"},
+    )
+    end_blanket_grants(blanket_id=blanket.pk, now=timezone.now())
     send_queued_emails()
 
-    (ended,) = smtp_server.messages
-    body = body_of(ended)
-    assert "引き続き高速化中" in body.split(kept.contract_number)[1].split("\n- ")[0]
-    assert "通常の速度に戻しました" in body.split(plain.contract_number)[1].split("\n- ")[0]
-    assert "秩父の地上局は通常運用に戻りました。" in body  # the operator's message
+    ended = next(body_of(m) for m in smtp_server.messages if "終了" in m["subject"])
+    assert "引き続き高速化中" in ended.split(kept.contract_number)[1].split("\n- ")[0]
+    assert "通常の速度に戻しました" in ended.split(plain.contract_number)[1].split("\n- ")[0]
+    assert "秩父の地上局は通常運用に戻りました。" in ended  # the operator's closing words
+    assert "地震のため回線を高速化しました。" not in ended  # not the declaration's
 
 
 def test_the_operators_message_reaches_the_started_and_reminder_e_mails(operator, smtp_server):
@@ -293,3 +302,47 @@ def test_the_banner_the_upgrades_page_and_the_api_tell_the_same_truth(operator, 
     assert grants[kept.contract_number]["state"] == "reverted"
     assert grants[kept.contract_number]["line_upgraded"] is True
     assert grants[plain.contract_number]["line_upgraded"] is False
+
+
+def test_ending_the_main_shock_hands_its_lines_to_the_aftershock_still_active(
+    operator, smtp_server, client
+):
+    # given a main shock over Miyagi and an aftershock over Miyagi and Saitama, which
+    # holds only the Saitama line (a line is held by one disaster at a time)
+    user = UserFactory()
+    (miyagi,) = make_lines(1, customer=user.customer, prefecture="04")
+    (saitama,) = make_lines(1, customer=user.customer, prefecture="11")
+    main = declare(operator, key="main", prefectures=["04"])
+    after = declare_disaster(
+        operator=operator,
+        title="余震",
+        nationwide=False,
+        prefectures=["04", "11"],
+        idempotency_key="after",
+        confirm_overlap=True,
+        now=NOW + timedelta(hours=1),
+    )
+    apply_blanket_upgrade(blanket_id=after.pk, now=NOW + timedelta(hours=1))
+    assert set(after.grants.values_list("subscription_id", flat=True)) == {saitama.pk}
+    send_queued_emails()
+    smtp_server.messages.clear()
+
+    # when the operator opens "end" for the main shock, then ends it
+    client.force_login(operator)
+    ended_at = NOW + timedelta(hours=2)
+    with time_machine.travel(ended_at, tick=False):
+        question = client.get(f"/operator/disasters/{main.disaster_id}/end/")
+    end_disaster(disaster=main.disaster, operator=operator, now=ended_at)
+    end_blanket_grants(blanket_id=main.pk, now=ended_at)
+    send_queued_emails()
+
+    # then the page said it stays fast, and it does, now waiting for the aftershock's answer
+    assert '<dd id="kept">1</dd>' in question.text
+    miyagi.refresh_from_db()
+    assert miyagi.desired_upgraded
+    assert after.grants.get(subscription=miyagi).state == "pending"
+    subjects = {m["subject"].split(" / ")[0]: body_of(m) for m in smtp_server.messages}
+    ended = next(body for subject, body in subjects.items() if "終了" in subject)
+    assert "引き続き高速化中(災害「余震」)" in ended.split(miyagi.contract_number)[1]
+    started = next(body for subject, body in subjects.items() if "余震" in subject)
+    assert miyagi.contract_number in started and "ご回答待ち" in started

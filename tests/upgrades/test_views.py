@@ -304,3 +304,19 @@ def test_upgrade_lists_keep_their_query_count_as_rows_grow(
     many = count()
 
     assert many == few
+
+
+def test_answering_twice_by_the_same_link_says_it_was_already_answered(
+    client, customer_user, send_emails
+):
+    declare_now()
+    (message,) = send_emails()
+    after = message.body[message.body.index("高速化が必要な場合は") :]
+    keep_all = re.search(ANSWER_LINK, after).group(1)
+
+    first = client.post(keep_all)
+    again = client.post(keep_all)  # a double click, or a colleague with the same e-mail
+
+    assert first.status_code == again.status_code == 200
+    assert "すでに" in again.text and "カスタマーサポートにお電話" not in again.text
+    assert set(SpeedGrant.objects.values_list("state", flat=True)) == {"active"}

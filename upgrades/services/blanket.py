@@ -28,6 +28,7 @@ from support.channels import Channel
 from support.models import OutboundEmail
 from upgrades.bulk import insert_from_select, refresh_statistics
 from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, CustomerNotice, SpeedGrant
+from upgrades.selectors import other_active_blankets
 from upgrades.services.notices import hand_over_run, queue_blanket_notices, queue_chunk_notices
 from upgrades.services.speeds import (
     enqueue_follow_ups,
@@ -285,10 +286,11 @@ def extend_deadline(*, blanket: BlanketUpgrade, new_deadline: datetime, operator
     return blanket
 
 
-def end_disaster(*, disaster: Disaster, operator, now: datetime) -> None:
-    """End the disaster and its blanket upgrade. Its grants end in a task, in chunks."""
+def end_disaster(*, disaster: Disaster, operator, now: datetime, message: str = "") -> None:
+    """End the disaster and its blanket upgrade. Its grants end in a task, in chunks;
+    ``message`` is the operator's closing word in the "disaster ended" e-mails."""
     with transaction.atomic():
-        if not close_disaster(disaster=disaster, ended_by=operator, now=now):
+        if not close_disaster(disaster=disaster, ended_by=operator, now=now, message=message):
             raise ValidationError(_("This disaster has already ended."))
         blanket = BlanketUpgrade.objects.select_for_update().get(disaster=disaster)
         BlanketUpgrade.objects.filter(pk=blanket.pk).update(
@@ -308,7 +310,15 @@ def end_disaster(*, disaster: Disaster, operator, now: datetime) -> None:
 
 
 def _finish_grants_in_chunks(
-    grants, *, from_states, to_state: str, notice: str, cause: str, now, chunk_size
+    grants,
+    *,
+    from_states,
+    to_state: str,
+    notice: str,
+    cause: str,
+    now,
+    chunk_size,
+    before_lowering=None,
 ):
     """Move ``grants`` to ``to_state`` chunk by chunk; lower speeds; tell each customer.
 
@@ -338,6 +348,8 @@ def _finish_grants_in_chunks(
                 moved_in_pass += SpeedGrant.objects.filter(
                     pk__in=ids, state__in=from_states
                 ).update(state=to_state, ended_at=now)
+                if before_lowering is not None:
+                    before_lowering([sub for _, sub in rows])
                 lower_desired_speeds(subscription_ids=[sub for _, sub in rows], cause=cause)
                 # Those this run moved (ended now); handed to the outbox at its end.
                 queue_chunk_notices(
@@ -352,6 +364,8 @@ def _finish_grants_in_chunks(
     if moved:
         with transaction.atomic():
             hand_over_run(kind=notice, now=now)
+            # Lines another disaster took over are asked to confirm for it.
+            hand_over_run(kind=CustomerNotice.Kind.BLANKET_STARTED, now=now)
             enqueue_follow_ups()
     return moved
 
@@ -398,8 +412,43 @@ def _record_revert_run(*, now: datetime) -> None:
     )
 
 
+def _move_to_other_disasters(*, blanket_id: int, subscription_ids: list[int], now: datetime):
+    """Lines of an ending disaster that another active disaster covers are granted by that
+    one (waiting for the customer's answer before its deadline), so ending the main shock
+    does not slow down lines in the aftershock's area: a line is held by one disaster at a
+    time (``_lines_in_scope``), and this hands it over. Statements: two per other
+    active disaster, for the chunk."""
+    for other in other_active_blankets(blanket_id=blanket_id, now=now):
+        lines = Subscription.objects.in_service(timezone.localdate(now)).filter(
+            pk__in=subscription_ids
+        )
+        if not other.disaster.nationwide:
+            lines = lines.filter(site__prefecture__in=other.disaster.prefectures)
+        insert_from_select(
+            SpeedGrant,
+            ["subscription", "blanket_upgrade", "source", "state", "starts_at"],
+            lines.order_by().values_list(
+                "pk",
+                Value(other.pk),
+                Value(SpeedGrant.Source.BLANKET),
+                Value(SpeedGrant.State.PENDING),
+                Value(now, output_field=DateTimeField()),
+            ),
+        )
+        queue_chunk_notices(
+            kind=CustomerNotice.Kind.BLANKET_STARTED,
+            grants=SpeedGrant.objects.filter(
+                blanket_upgrade_id=other.pk, subscription_id__in=subscription_ids, starts_at=now
+            ),
+            now=now,
+        )
+
+
 def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None = None) -> int:
-    """End every grant of an ended disaster's blanket upgrade, confirmed ones included."""
+    """End every grant of an ended disaster's blanket upgrade, confirmed ones included.
+
+    A line another active disaster covers stays upgraded, granted by that disaster.
+    """
     return _finish_grants_in_chunks(
         SpeedGrant.objects.filter(
             blanket_upgrade_id=blanket_id,
@@ -412,6 +461,9 @@ def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None
         cause=f"blanket upgrade {blanket_id} ended (disaster ended by an operator)",
         now=now,
         chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
+        before_lowering=lambda subscription_ids: _move_to_other_disasters(
+            blanket_id=blanket_id, subscription_ids=subscription_ids, now=now
+        ),
     )
 
 
