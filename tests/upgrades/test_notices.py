@@ -331,7 +331,7 @@ def test_ending_the_main_shock_hands_its_lines_to_the_aftershock_still_active(
     client.force_login(operator)
     ended_at = NOW + timedelta(hours=2)
     with time_machine.travel(ended_at, tick=False):
-        question = client.get(f"/operator/disasters/{main.disaster_id}/end/")
+        question = client.get(f"/operator/disasters/{main.pk}/end/")
     end_disaster(disaster=main.disaster, operator=operator, now=ended_at)
     end_blanket_grants(blanket_id=main.pk, now=ended_at)
     send_queued_emails()
