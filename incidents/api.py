@@ -94,6 +94,7 @@ class StatusView(APIView):
                         "nationwide": d.nationwide,
                         "prefectures": d.prefectures,
                         "message": d.message,
+                        "message_en": d.message_en,
                     }
                     for d in Disaster.objects.active()
                 ],

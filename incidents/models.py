@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -24,6 +25,7 @@ class Disaster(models.Model):
     # JIS codes; a JSON list works the same on PostgreSQL and SQLite.
     prefectures = models.JSONField(_("prefectures"), default=list, blank=True)
     message = models.TextField(_("message to customers"), blank=True)
+    message_en = models.TextField(_("message to customers (English)"), blank=True)
     # What the operator tells customers when it ends (the "disaster ended" e-mail); the
     # declaration's message would read wrong by then.
     closing_message = models.TextField(_("closing message to customers"), blank=True)
@@ -66,6 +68,14 @@ class Disaster(models.Model):
     @property
     def is_active(self) -> bool:
         return self.ended_at is None
+
+    @property
+    def localized_message(self) -> str:
+        """The operator's message in the language being shown: English when written and
+        the page (or the e-mail's part) is English, else the Japanese one."""
+        if self.message_en and (translation.get_language() or "").startswith("en"):
+            return self.message_en
+        return self.message
 
     def prefecture_names(self) -> list[str]:
         return [Prefecture(code).label for code in self.prefectures]

@@ -55,6 +55,7 @@ def open_disaster(
     nationwide: bool,
     prefectures: Iterable[str],
     message: str,
+    message_en: str = "",
     idempotency_key: str,
     now: datetime,
 ) -> tuple[Disaster, bool]:
@@ -67,6 +68,7 @@ def open_disaster(
             "nationwide": nationwide,
             "prefectures": codes,
             "message": message,
+            "message_en": message_en.strip(),
             "declared_at": now,
             "declared_by": declared_by,
         },

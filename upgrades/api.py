@@ -220,6 +220,12 @@ class DeclareInput(serializers.Serializer):
     )
     window_days = serializers.IntegerField(min_value=1, max_value=30, required=False)
     message = serializers.CharField(required=False, allow_blank=True, default="")
+    message_en = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="The message in English, shown to customers reading in English.",
+    )
     idempotency_key = serializers.CharField(
         max_length=64,
         required=False,

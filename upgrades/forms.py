@@ -73,6 +73,11 @@ class DeclareDisasterForm(forms.Form):
         required=False,
         widget=forms.Textarea(attrs={"rows": 3}),
     )
+    message_en = forms.CharField(
+        label=_("The same message in English (optional)"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+    )
     # One token per form shown: submitting it twice declares once.
     idempotency_key = forms.CharField(
         widget=forms.HiddenInput, max_length=64, initial=lambda: uuid.uuid4().hex

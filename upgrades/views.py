@@ -235,6 +235,7 @@ class DeclareDisasterView(OperatorRequiredMixin, View):
                 nationwide=data["nationwide"],
                 prefectures=data["prefectures"],
                 message=data["message"],
+                message_en=data["message_en"],
                 window_days=data["window_days"],
                 idempotency_key=data["idempotency_key"],
                 confirm_overlap=data["confirm_overlap"],

@@ -87,3 +87,31 @@ def test_the_status_api_gives_each_active_disaster_its_message():
     disasters = APIClient().get("/api/v1/status/").json()["disasters"]
 
     assert sorted(d["message"] for d in disasters) == ["", MESSAGE]
+
+
+def test_an_english_message_is_shown_to_customers_reading_in_english(client, send_emails):
+    customer = customer_at("11")
+    client.force_login(OperatorUserFactory())
+    page = client.get("/operator/disasters/new/").text
+    form = next(f for f in post_forms(page) if "idempotency_key" in dict(f["fields"]))
+    client.post(
+        form["action"],
+        form_data(
+            form["fields"],
+            title="秩父豪雨",
+            prefectures=["11"],
+            window_days="3",
+            message="停電中の拠点は衛星回線をご利用ください。",
+            message_en="Sites without power: please use the satellite line.",
+        ),
+    )
+
+    client.force_login(customer)
+    japanese = client.get("/").text
+    client.cookies["django_language"] = "en"
+    english = client.get("/").text
+    status = APIClient().get("/api/v1/status/").json()["disasters"][0]
+
+    assert "停電中の拠点" in japanese and "Sites without power" not in japanese
+    assert "Sites without power: please use the satellite line." in english
+    assert status["message_en"] == "Sites without power: please use the satellite line."

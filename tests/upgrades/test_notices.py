@@ -33,13 +33,14 @@ from upgrades.services.requests import (
 pytestmark = pytest.mark.django_db
 
 
-def declare(operator, *, message="", key="k", prefectures=(), now=NOW):
+def declare(operator, *, message="", message_en="", key="k", prefectures=(), now=NOW):
     blanket = declare_disaster(
         operator=operator,
         title="令和8年 関東大震災",
         nationwide=not prefectures,
         prefectures=list(prefectures),
         message=message,
+        message_en=message_en,
         idempotency_key=key,
         now=now,
     )
@@ -163,15 +164,22 @@ def test_the_disaster_ended_notice_says_which_lines_stay_fast(operator, smtp_ser
 
 def test_the_operators_message_reaches_the_started_and_reminder_e_mails(operator, smtp_server):
     UserFactory(customer=make_lines(1)[0].site.customer)
-    blanket = declare(operator, message="停電地域の皆様は非常用電源をご確認ください。")
+    blanket = declare(
+        operator,
+        message="停電地域の皆様は非常用電源をご確認ください。",
+        message_en="In areas without power, please check your emergency power supply.",
+    )
     send_queued_emails()
     queue_deadline_reminders(now=blanket.deadline - timedelta(hours=1))
     send_queued_emails()
 
     started, reminder = (body_of(m) for m in smtp_server.messages)
     for body in (started, reminder):
-        assert "運営からのお知らせ" in body
-        assert "停電地域の皆様は非常用電源をご確認ください。" in body
+        japanese, english = body.split("---------- English ----------")
+        assert "運営からのお知らせ" in japanese
+        assert "停電地域の皆様は非常用電源をご確認ください。" in japanese
+        assert "Message from the operator" in english
+        assert "please check your emergency power supply" in english
 
 
 def test_a_reminder_whose_lines_were_all_answered_meanwhile_is_not_sent(operator, smtp_server):

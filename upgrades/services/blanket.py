@@ -48,6 +48,7 @@ def declare_disaster(
     nationwide: bool,
     prefectures: list[str],
     message: str = "",
+    message_en: str = "",
     window_days: int | None = None,
     idempotency_key: str,
     confirm_overlap: bool = False,
@@ -85,6 +86,7 @@ def declare_disaster(
             nationwide=nationwide,
             prefectures=prefectures,
             message=message,
+            message_en=message_en,
             idempotency_key=idempotency_key,
             now=now,
         )
