@@ -29,6 +29,11 @@ class Disaster(models.Model):
     # What the operator tells customers when it ends (the "disaster ended" e-mail); the
     # declaration's message would read wrong by then.
     closing_message = models.TextField(_("closing message to customers"), blank=True)
+    # When the sites in scope were asked to check their equipment again (a day after the
+    # end, by beat); empty until then.
+    recheck_requested_at = models.DateTimeField(
+        _("equipment re-check requested"), null=True, blank=True
+    )
     declared_at = models.DateTimeField(_("declared"))
     declared_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -102,8 +102,30 @@ def remind_unchecked_sites(*, now: datetime) -> int:
     return sent
 
 
+def disasters_due_for_recheck(*, now: datetime) -> list[int]:
+    """Disasters ended ``READINESS_RECHECK_AFTER_HOURS`` ago or more whose sites have not
+    been asked to re-check yet.
+
+    A day later, not at the end: customers read the "disaster ended" e-mail about their
+    lines first, and the equipment check makes sense once things have settled. Derived
+    from the disaster's own row, so a lost task or a broker outage only delays it.
+    """
+    after = timedelta(hours=settings.READINESS_RECHECK_AFTER_HOURS)
+    return list(
+        Disaster.objects.filter(
+            ended_at__lte=now - after,
+            # Not a disaster of long ago, ended before this job existed.
+            ended_at__gte=now - after - timedelta(days=7),
+            recheck_requested_at__isnull=True,
+        )
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
+
+
 def ask_to_recheck_after_disaster(*, disaster_id: int, now: datetime) -> int:
-    """Once a disaster ends, ask every customer in its scope to check its equipment."""
+    """After a disaster ended, ask every customer in its scope to check its equipment
+    (once per customer and disaster), then mark the disaster as asked."""
     disaster = Disaster.objects.get(pk=disaster_id)
     sites = _sites_with_service(now)
     if not disaster.nationwide:
@@ -119,6 +141,9 @@ def ask_to_recheck_after_disaster(*, disaster_id: int, now: datetime) -> int:
         sent += _send(customer=customer, sites=customer_sites,
                       reason=ReadinessReminder.Reason.AFTER_DISASTER,
                       period=f"disaster-{disaster.pk}", context=context, now=now)  # fmt: skip
+    Disaster.objects.filter(pk=disaster.pk, recheck_requested_at__isnull=True).update(
+        recheck_requested_at=now
+    )
     return sent
 
 

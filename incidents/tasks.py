@@ -14,6 +14,12 @@ def ask_to_recheck_after_disaster(disaster_id: int) -> None:
     readiness.ask_to_recheck_after_disaster(disaster_id=disaster_id, now=timezone.now())
 
 
+@shared_task
+def ask_to_recheck_after_disasters() -> None:
+    for disaster_id in readiness.disasters_due_for_recheck(now=timezone.now()):
+        ask_to_recheck_after_disaster.delay(disaster_id)
+
+
 @shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=10)
 def queue_mass_message(message_id: int) -> None:
     broadcasts.queue_mass_message_deliveries(message_id=message_id, now=timezone.now())

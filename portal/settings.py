@@ -376,6 +376,8 @@ SUPPORT_ONCALL_WEBHOOK_URL = env.str("SUPPORT_ONCALL_WEBHOOK_URL", default="")
 MASS_MESSAGE_WEBHOOK_URL = env.str("MASS_MESSAGE_WEBHOOK_URL", default="")
 # Readiness checks (FAQ Q1): a site not checked for this many days is asked to, monthly.
 READINESS_STALE_DAYS = env.int("READINESS_STALE_DAYS", default=90)
+# After a disaster ends, its sites are asked to check their equipment this much later.
+READINESS_RECHECK_AFTER_HOURS = env.int("READINESS_RECHECK_AFTER_HOURS", default=24)
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
 
 # --- Celery ---------------------------------------------------------------------------
@@ -462,6 +464,12 @@ CELERY_BEAT_SCHEDULE = {
     "readiness-reminders": {
         "task": "incidents.tasks.remind_unchecked_sites",
         "schedule": crontab(day_of_month=1, hour=10, minute=0),
+    },
+    # Every hour: a day after a disaster ended, ask the sites in its scope to check their
+    # equipment again (FAQ Q5 (2)); derived from the disaster, so nothing is lost.
+    "recheck-after-disasters": {
+        "task": "incidents.tasks.ask_to_recheck_after_disasters",
+        "schedule": 3600.0,
     },
     # Every morning at 9:00 Japan time: tell customers whose term ends soon (FAQ Q4).
     "renewal-reminders": {

@@ -67,3 +67,28 @@ def test_the_operator_dashboard_charts_readiness_by_prefecture(client):
 
     assert rows == {"11": (2, 4), "39": (0, 1)}
     assert "埼玉県" in page.text and "<svg" in page.text
+
+
+def test_a_day_after_a_disaster_ends_beat_asks_its_sites_to_recheck_once(send_emails):
+    from incidents.readiness import disasters_due_for_recheck
+    from tests.factories import OperatorUserFactory
+    from upgrades.services.blanket import declare_disaster, end_disaster
+
+    saitama = make_lines(2, prefecture="11")
+    UserFactory(customer=saitama[0].site.customer)
+    operator = OperatorUserFactory()
+    blanket = declare_disaster(
+        operator=operator, title="秩父豪雨", nationwide=False, prefectures=["11"],
+        idempotency_key="k", now=NOW,
+    )  # fmt: skip
+    ended = NOW + timedelta(days=1)
+    end_disaster(disaster=blanket.disaster, operator=operator, now=ended)
+
+    # the "disaster ended" e-mails go first; the equipment check a day later, once
+    assert disasters_due_for_recheck(now=ended + timedelta(hours=23)) == []
+    due = disasters_due_for_recheck(now=ended + timedelta(hours=25))
+    assert due == [blanket.disaster_id]
+    ask_to_recheck_after_disaster(disaster_id=due[0], now=ended + timedelta(hours=25))
+    assert disasters_due_for_recheck(now=ended + timedelta(hours=26)) == []
+    (sent,) = [m for m in send_emails() if "秩父豪雨" in m.body]
+    assert saitama[0].site.name in sent.body

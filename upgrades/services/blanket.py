@@ -301,14 +301,11 @@ def end_disaster(*, disaster: Disaster, operator, now: datetime, message: str = 
         BlanketUpgradeEvent.objects.create(
             blanket_upgrade=blanket, kind=BlanketUpgradeEvent.Kind.ENDED, at=now, by=operator
         )
-        from incidents import tasks as incident_tasks
         from upgrades import tasks
 
         transaction.on_commit(lambda: tasks.end_blanket_grants.delay(blanket.pk))
-        # Equipment may have suffered: ask the sites in scope to check it again.
-        transaction.on_commit(
-            lambda: incident_tasks.ask_to_recheck_after_disaster.delay(disaster.pk)
-        )
+        # Equipment may have suffered: beat asks the sites in scope to check it again a
+        # day later (incidents.readiness.disasters_due_for_recheck).
 
 
 def _finish_grants_in_chunks(
