@@ -33,6 +33,7 @@ from django.utils.translation import gettext as _
 from incidents.models import Disaster, MassMessage, MassMessageDelivery
 from subscriptions.models import Customer, Subscription
 from subscriptions.prefectures import Prefecture
+from support.followups import enqueue_on_commit
 from support.models import OutboundEmail
 from support.outbox import fold_header, queue_emails
 
@@ -191,13 +192,8 @@ def send_mass_message(
 def _queue_after_commit(message_id: int) -> None:
     from incidents import tasks
 
-    def enqueue() -> None:
-        try:
-            tasks.queue_mass_message.delay(message_id)
-        except Exception:  # the broker is down: the sweeper finds the message
-            logger.warning("could not enqueue mass message %s", message_id, exc_info=True)
-
-    transaction.on_commit(enqueue)
+    # A broker that is down only delays it: beat's resume-mass-messages finds it.
+    enqueue_on_commit(tasks.queue_mass_message, message_id)
 
 
 def queue_mass_message_deliveries(
@@ -302,13 +298,7 @@ def _post_webhook_after_commit(message: MassMessage) -> None:
         return
     from incidents import tasks
 
-    def enqueue() -> None:
-        try:
-            tasks.post_mass_message_webhook.delay(message.pk)
-        except Exception:
-            logger.warning("could not enqueue the gateway post of %s", message.pk, exc_info=True)
-
-    transaction.on_commit(enqueue)
+    enqueue_on_commit(tasks.post_mass_message_webhook, message.pk)
 
 
 def post_mass_message_webhook(*, message_id: int) -> bool:

@@ -30,6 +30,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from support.followups import enqueue_on_commit
 from support.models import OutboundEmail
 
 logger = logging.getLogger(__name__)
@@ -121,14 +122,8 @@ def request_sending(senders: int = 1) -> None:
     """
     from support import tasks
 
-    def enqueue() -> None:
-        try:
-            for _ in range(senders):
-                tasks.send_queued_emails.delay()
-        except Exception:  # the broker is down; the sweeper will find the rows
-            logger.warning("could not enqueue the outbox sender", exc_info=True)
-
-    transaction.on_commit(enqueue)
+    for _ in range(senders):
+        enqueue_on_commit(tasks.send_queued_emails)
 
 
 def message_id(email: OutboundEmail) -> str:

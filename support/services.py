@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 
 from support.calendar import is_after_hours
 from support.channels import Channel
+from support.followups import enqueue_on_commit
 from support.mail import bilingual_from_templates, customer_recipients
 from support.models import AfterHoursAlert, CannedReply, Inquiry, InquiryMessage, OnCallShift
 from support.outbox import fold_header, queue_email
@@ -47,7 +48,7 @@ def alert_on_call(
         if settings.SUPPORT_ONCALL_WEBHOOK_URL:
             from support import tasks
 
-            transaction.on_commit(lambda: tasks.post_after_hours_webhook.delay(alert.pk))
+            enqueue_on_commit(tasks.post_after_hours_webhook, alert.pk)
     alert.refresh_from_db()
     return alert
 

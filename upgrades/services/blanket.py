@@ -25,6 +25,7 @@ from subscriptions.models import Subscription
 from subscriptions.prefectures import Prefecture
 from support.calendar import is_after_hours
 from support.channels import Channel
+from support.followups import enqueue_on_commit
 from support.models import OutboundEmail
 from upgrades.bulk import insert_from_select, refresh_statistics
 from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, CustomerNotice, SpeedGrant
@@ -111,7 +112,7 @@ def declare_disaster(
         )
         from upgrades import tasks
 
-        transaction.on_commit(lambda: tasks.apply_blanket_upgrade.delay(blanket.pk))
+        enqueue_on_commit(tasks.apply_blanket_upgrade, blanket.pk)
     return blanket
 
 
@@ -303,7 +304,7 @@ def end_disaster(*, disaster: Disaster, operator, now: datetime, message: str = 
         )
         from upgrades import tasks
 
-        transaction.on_commit(lambda: tasks.end_blanket_grants.delay(blanket.pk))
+        enqueue_on_commit(tasks.end_blanket_grants, blanket.pk)
         # Equipment may have suffered: beat asks the sites in scope to check it again a
         # day later (incidents.readiness.disasters_due_for_recheck).
 

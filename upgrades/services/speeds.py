@@ -5,10 +5,10 @@ in its own transaction, for the lines it touched. Each is two statements whateve
 number of lines: lock them in id order, then one UPDATE.
 """
 
-from django.db import transaction
 from django.db.models import Exists, F, OuterRef, QuerySet
 
 from subscriptions.models import Subscription
+from support.followups import enqueue_on_commit
 from upgrades.models import SpeedGrant
 
 
@@ -60,4 +60,4 @@ def enqueue_follow_ups() -> None:
     # Imported here: tasks import services, not the other way round at module load.
     from upgrades import tasks
 
-    transaction.on_commit(tasks.reconcile_speeds.delay)
+    enqueue_on_commit(tasks.reconcile_speeds)
