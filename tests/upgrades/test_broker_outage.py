@@ -1,0 +1,111 @@
+"""The broker down: a committed action still answers what it did, and its follow-up
+waits in the database until beat's sweeper finds it.
+
+The broker is a real ``redis-server`` this test starts on a port of its own and stops,
+so the failure is the one Celery really meets (a refused connection when publishing).
+"""
+
+import shutil
+import subprocess
+import time
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+import time_machine
+from django.utils import timezone
+
+from portal.celery import app as celery_app
+from subscriptions.models import Subscription
+from tests.factories import OperatorUserFactory, UserFactory
+from tests.mailserver import free_port
+from tests.upgrades.conftest import form_data, make_lines, post_forms
+from upgrades import tasks
+from upgrades.models import BlanketUpgrade, SpeedGrant
+from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster
+
+pytestmark = pytest.mark.django_db
+
+
+@contextmanager
+def broker_that_is_down(monkeypatch):
+    """Point this process's Celery at a Redis that ran, then stopped."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    port = free_port()
+    server = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
+        stdout=subprocess.DEVNULL,
+    )
+    time.sleep(0.3)
+    # Celery keeps its connection and producer pools per broker URL: forget them so the
+    # next publish connects to this broker.
+    monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{port}/0")
+    monkeypatch.setattr(celery_app.conf, "broker_connection_max_retries", 1)
+    monkeypatch.setattr(celery_app, "_pool", None)
+    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
+    server.terminate()
+    server.wait(10)
+    try:
+        yield
+    finally:
+        celery_app._pool = None
+        celery_app.amqp._producer_pool = None
+
+
+def test_a_declaration_while_the_broker_is_down_answers_and_is_granted_later(
+    client, monkeypatch, django_capture_on_commit_callbacks
+):
+    lines = make_lines(3)
+    client.force_login(OperatorUserFactory())
+    page = client.get("/operator/disasters/new/").text
+    form = next(f for f in post_forms(page) if "idempotency_key" in dict(f["fields"]))
+
+    # when the operator declares while the broker is down
+    with broker_that_is_down(monkeypatch), django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            form["action"],
+            form_data(form["fields"], title="秩父豪雨", nationwide="on", window_days="3"),
+        )
+
+    # then the page says it was declared (no 500), and nothing is granted yet
+    blanket = BlanketUpgrade.objects.get()
+    assert response.status_code == 302
+    assert response["Location"].endswith(f"/operator/disasters/{blanket.pk}/")
+    assert blanket.status == "applying" and not blanket.grants.exists()
+
+    # and once beat's safety net runs (the broker back), every line is granted once
+    with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=False):
+        for blanket_id in tasks.blanket.unfinished_blanket_upgrades(now=timezone.now()):
+            tasks.apply_blanket_upgrade.apply(args=[blanket_id]).get()
+    assert SpeedGrant.objects.filter(blanket_upgrade=blanket).count() == len(lines)
+
+
+def test_a_decline_while_the_broker_is_down_is_taken_and_reaches_the_network_later(
+    client, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given a line upgraded on the network by a blanket upgrade
+    user = UserFactory()
+    (line,) = make_lines(1, customer=user.customer)
+    now = timezone.now()
+    blanket = declare_disaster(
+        operator=OperatorUserFactory(), title="t", nationwide=True, prefectures=[],
+        idempotency_key="k", now=now,
+    )  # fmt: skip
+    apply_blanket_upgrade(blanket_id=blanket.pk, now=now)
+    tasks.reconcile_speeds.apply().get()
+    client.force_login(user)
+    home = client.get("/").text
+    banner_form = next(f for f in post_forms(home) if "grant" in dict(f["fields"]))
+
+    # when the customer declines from the banner while the broker is down
+    with broker_that_is_down(monkeypatch), django_capture_on_commit_callbacks(execute=True):
+        response = client.post(banner_form["action"], form_data(banner_form["fields"], keep="0"))
+
+    # then the answer is taken (no 500), and the slower speed waits as state
+    assert response.status_code == 302
+    assert SpeedGrant.objects.get().state == "declined"
+    assert Subscription.objects.out_of_sync().filter(pk=line.pk).exists()
+    # until beat's reconcile job (every minute) pushes it
+    tasks.reconcile_speeds.apply().get()
+    assert not Subscription.objects.out_of_sync().exists()
