@@ -259,7 +259,9 @@ def test_a_run_that_died_before_handing_over_its_notices_is_caught_by_the_sweepe
     assert sent.body.split("English")[0].count("通常の速度に戻しました") == 4
 
 
-def test_sending_a_batch_takes_the_same_queries_for_1_or_40_customers(operator, settings):
+def test_sending_a_batch_takes_constant_queries_plus_one_per_e_mail(operator, settings):
+    """Composing is set-based for the batch; each e-mail's acceptance is recorded on its
+    own, so a killed sender repeats at most one message."""
     settings.OUTBOX_BATCH_SIZE = 100
 
     def queries_to_send(customers: int, prefecture: str) -> int:
@@ -271,7 +273,7 @@ def test_sending_a_batch_takes_the_same_queries_for_1_or_40_customers(operator, 
         assert report.sent == customers
         return len(queries)
 
-    assert queries_to_send(1, "13") == queries_to_send(40, "14")
+    assert queries_to_send(40, "14") - queries_to_send(1, "13") == 39
 
 
 def test_the_banner_the_upgrades_page_and_the_api_tell_the_same_truth(operator, client):
