@@ -387,8 +387,24 @@ CELERY_BROKER_URL = (
     if PRODUCTION
     else env.str("CELERY_BROKER_URL", default="filesystem://")
 )
+# No task runs for ever: a stuck one is stopped (soft: an exception it can clean up
+# after; hard: the process is replaced). Every long job works in chunks and resumes where
+# it stopped (a 1,000,000-line declaration takes about 80 s), and the e-mail senders hand
+# over after OUTBOX_TASK_SECONDS, below these limits.
+CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=9 * 60)
+CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=10 * 60)
 CELERY_BROKER_TRANSPORT_OPTIONS: dict = {}
-if CELERY_BROKER_URL.startswith("filesystem://"):
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    # A message a worker took and did not acknowledge (acks_late: it died) goes back to
+    # the queue after this long. Longer than the hard time limit, so a running task is
+    # never handed to a second worker; short enough that it comes back in minutes, not
+    # kombu's default hour (the beat sweepers usually catch up sooner still).
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": env.int(
+            "CELERY_VISIBILITY_TIMEOUT", default=CELERY_TASK_TIME_LIMIT + 5 * 60
+        )
+    }
+elif CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu's filesystem transport: messages are files, so web, worker and beat share
     # them without a server. The folders must exist before any of them starts, and the
     # control folder must be absolute (its default is relative to the working directory).
@@ -411,11 +427,6 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1  # long tasks must not hoard messages
 CELERY_TASK_ALWAYS_EAGER = False
 CELERY_TIMEZONE = TIME_ZONE
-# No task runs for ever: a stuck one is stopped (soft: an exception it can clean up
-# after; hard: the process is replaced). Long jobs work in chunks and resume, and the
-# senders hand over before their own, lower limits.
-CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=30 * 60)
-CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=35 * 60)
 CELERY_BEAT_SCHEDULE_FILENAME = str(VAR_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     # Every minute: proves beat and a worker are alive (shown on /healthz and the

@@ -67,3 +67,20 @@ def test_production_mode_refuses_sqlite():
 
     assert result.returncode != 0
     assert "PostgreSQL" in result.stderr
+
+
+def test_a_dead_workers_message_comes_back_in_minutes_never_while_its_task_may_run():
+    # In production (Redis), with the defaults.
+    result = manage(
+        "shell",
+        "--verbosity",
+        "0",
+        "-c",
+        "from django.conf import settings as s; "
+        "print(s.CELERY_BROKER_TRANSPORT_OPTIONS['visibility_timeout'],"
+        " s.CELERY_TASK_TIME_LIMIT, s.OUTBOX_TASK_SECONDS)",
+        env=PRODUCTION_ENV,
+    )
+    assert result.returncode == 0, result.stderr
+    visibility, hard_limit, sender_budget = map(int, result.stdout.split())
+    assert sender_budget < hard_limit < visibility <= 20 * 60
