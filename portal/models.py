@@ -13,6 +13,9 @@ class Heartbeat(models.Model):
     name = models.CharField(_("name"), max_length=100, unique=True)
     beat_at = models.DateTimeField(_("last beat"))
     count = models.PositiveBigIntegerField(_("beats"), default=0)
+    # The beats of the last few minutes: twice as many as scheduled means a second beat
+    # process is running (every periodic job then runs twice).
+    recent = models.JSONField(_("recent beats"), default=list, blank=True)
 
     class Meta:
         verbose_name = _("heartbeat")

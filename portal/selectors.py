@@ -4,18 +4,74 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
+from django.db.models import Count, Min
 
 from portal.models import Heartbeat
+from portal.services import RECENT
 from portal.tasks import HEARTBEAT_NAME
+from subscriptions.models import Subscription
+from support.models import OutboundEmail
+from upgrades.models import BlanketUpgrade, CustomerNotice
 
 
 @dataclass(frozen=True)
 class SchedulerStatus:
     last_beat: datetime | None
     fresh: bool
+    # Heartbeats in the last ten minutes; one beat process gives about ten.
+    recent_beats: int = 0
+
+    @property
+    def several_beats(self) -> bool:
+        expected = RECENT.total_seconds() / settings.CELERY_BEAT_SCHEDULE["heartbeat"]["schedule"]
+        return self.recent_beats > expected * 1.5
 
 
 def scheduler_status(*, now: datetime) -> SchedulerStatus:
-    beat = Heartbeat.objects.filter(name=HEARTBEAT_NAME).values_list("beat_at", flat=True).first()
+    row = Heartbeat.objects.filter(name=HEARTBEAT_NAME).values_list("beat_at", "recent").first()
+    beat, recent = row if row else (None, [])
     fresh = beat is not None and now - beat <= settings.HEARTBEAT_STALE_AFTER
-    return SchedulerStatus(last_beat=beat, fresh=fresh)
+    recent_beats = sum(datetime.fromisoformat(b) > now - RECENT for b in recent)
+    return SchedulerStatus(last_beat=beat, fresh=fresh, recent_beats=recent_beats)
+
+
+@dataclass(frozen=True)
+class Backlog:
+    """Work waiting for the workers: what an operator looks at when something is stuck."""
+
+    emails_queued: int
+    oldest_email_queued_at: datetime | None
+    emails_failed: int
+    lines_out_of_sync: int
+    declarations_granting: int
+    notices_not_handed_over: int
+
+    def as_dict(self, now: datetime) -> dict:
+        oldest = self.oldest_email_queued_at
+        return {
+            "emails_queued": self.emails_queued,
+            "oldest_email_waiting_seconds": round((now - oldest).total_seconds())
+            if oldest
+            else None,
+            "emails_failed": self.emails_failed,
+            "lines_out_of_sync": self.lines_out_of_sync,
+            "declarations_granting": self.declarations_granting,
+            "notices_not_handed_over": self.notices_not_handed_over,
+        }
+
+
+def backlog() -> Backlog:
+    """Five small queries, each on a partial or status index: cheap enough for /healthz."""
+    queued = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED).aggregate(
+        count=Count("pk"), oldest=Min("created_at")
+    )
+    return Backlog(
+        emails_queued=queued["count"],
+        oldest_email_queued_at=queued["oldest"],
+        emails_failed=OutboundEmail.objects.filter(status=OutboundEmail.Status.FAILED).count(),
+        lines_out_of_sync=Subscription.objects.out_of_sync().count(),
+        declarations_granting=BlanketUpgrade.objects.filter(
+            status=BlanketUpgrade.Status.APPLYING
+        ).count(),
+        notices_not_handed_over=CustomerNotice.objects.filter(queued_at__isnull=True).count(),
+    )

@@ -16,7 +16,7 @@ from incidents.selectors import mass_messages_for_customer
 from incidents.views import OutageForm
 from portal.celery import app as celery_app
 from portal.desk import KINDS, open_contacts
-from portal.selectors import scheduler_status
+from portal.selectors import backlog, scheduler_status
 from subscriptions.selectors import sites_with_subscriptions
 from support.access import CustomerRequiredMixin, is_customer_user
 from upgrades.selectors import disasters_for_dashboard
@@ -62,6 +62,7 @@ class OperatorDashboardView(PermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["scheduler"] = scheduler_status(now=timezone.now())
+        context["backlog"] = backlog()
         now = timezone.now()
         blankets = list(disasters_for_dashboard())
         for blanket in blankets:
@@ -104,11 +105,16 @@ def healthz(request: HttpRequest) -> JsonResponse:
     body: dict = {"database": "ok" if database else "unreachable"}
     body["broker"] = "ok" if broker else "unreachable"
     if database:
-        scheduler = scheduler_status(now=timezone.now())
+        now = timezone.now()
+        scheduler = scheduler_status(now=now)
         body["scheduler"] = {
             "last_beat": scheduler.last_beat.isoformat() if scheduler.last_beat else None,
             "fresh": scheduler.fresh,
+            "beats_last_10_minutes": scheduler.recent_beats,
+            "several_beats_running": scheduler.several_beats,
         }
+        # Work waiting for the workers: for monitoring, not a reason to fail the check.
+        body["backlog"] = backlog().as_dict(now)
     return JsonResponse(body, status=200 if database and broker else 503)
 
 
