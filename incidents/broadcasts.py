@@ -13,10 +13,6 @@ message row, its delivery rows are unique per (message, customer), and its outbo
 key is ``mass-message:<id>:customer:<customer id>``.
 """
 
-import json
-import logging
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
@@ -36,8 +32,7 @@ from subscriptions.prefectures import Prefecture
 from support.followups import enqueue_on_commit
 from support.models import OutboundEmail
 from support.outbox import fold_header, queue_emails
-
-logger = logging.getLogger(__name__)
+from support.webhooks import post_json
 
 CHUNK_SIZE = 1000
 
@@ -321,17 +316,7 @@ def post_mass_message_webhook(*, message_id: int) -> bool:
         "prefectures": message.prefectures,
         "organisations": message.organisations,
     }
-    request = urllib.request.Request(  # noqa: S310 (the URL is the operator's setting)
-        settings.MASS_MESSAGE_WEBHOOK_URL,
-        data=json.dumps(payload, ensure_ascii=False).encode(),
-        headers={"Content-Type": "application/json; charset=utf-8"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            status = f"posted ({response.status})"
-    except (urllib.error.URLError, OSError) as error:
-        logger.warning("mass message gateway failed: %s", error)
-        status = f"failed: {error}"[:50]
+    code, error = post_json(settings.MASS_MESSAGE_WEBHOOK_URL, payload)
+    status = f"posted ({code})" if code else f"failed: {error}"[:50]
     MassMessage.objects.filter(pk=message_id).update(webhook_status=status)
     return status.startswith("posted")

@@ -1,10 +1,6 @@
 """After-hours routing (FAQ Q3): a contact outside working hours alerts the on-call staff
 at once, by e-mail and, when configured, a webhook for a chat or SMS gateway."""
 
-import json
-import logging
-import urllib.error
-import urllib.request
 from datetime import datetime
 
 from django.conf import settings
@@ -20,8 +16,7 @@ from support.followups import enqueue_on_commit
 from support.mail import bilingual_from_templates, customer_recipients
 from support.models import AfterHoursAlert, CannedReply, Inquiry, InquiryMessage, OnCallShift
 from support.outbox import fold_header, queue_email
-
-logger = logging.getLogger(__name__)
+from support.webhooks import post_json
 
 
 def alert_on_call(
@@ -96,19 +91,9 @@ def post_after_hours_webhook(*, alert_id: int) -> bool:
 
 
 def _post_webhook(payload: dict) -> str:
-    request = urllib.request.Request(  # noqa: S310 (the operator's own setting)
-        settings.SUPPORT_ONCALL_WEBHOOK_URL,
-        data=json.dumps(payload).encode(),
-        headers={"Content-Type": "application/json"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310
-            return f"HTTP {response.status}"
-    except (urllib.error.URLError, TimeoutError, ConnectionError) as error:
-        # The e-mail went out; a chat gateway that is down must not resend it.
-        logger.warning("on-call webhook failed: %s", error)
-        return f"failed: {error}"[:50]
+    # The e-mail went out; a chat gateway that is down must not resend it.
+    status, error = post_json(settings.SUPPORT_ONCALL_WEBHOOK_URL, payload)
+    return f"HTTP {status}" if status else f"failed: {error}"[:50]
 
 
 # Inquiries: a customer asks, support answers (or notes internally), the customer
