@@ -30,6 +30,7 @@ from incidents.models import Disaster, MassMessage, MassMessageDelivery
 from subscriptions.models import Customer, Subscription
 from subscriptions.prefectures import Prefecture
 from support.followups import enqueue_on_commit
+from support.mail import recipients_by_customer
 from support.models import OutboundEmail
 from support.outbox import fold_header, queue_emails
 from support.webhooks import post_json
@@ -242,15 +243,7 @@ def _key(message_id: int, customer_id: int) -> str:
 
 def _queue_chunk(message: MassMessage, customers: list[tuple[int, str]], *, now: datetime) -> None:
     ids = [pk for pk, _email in customers]
-    recipients: dict[int, set[str]] = {pk: {email} if email else set() for pk, email in customers}
-    users = (
-        get_user_model()
-        .objects.filter(customer_id__in=ids, is_active=True)
-        .exclude(email="")
-        .values_list("customer_id", "email")
-    )
-    for customer_id, email in users:
-        recipients[customer_id].add(email)
+    recipients = recipients_by_customer(customers)
     subject, body = compose(message)
     queue_emails(
         [

@@ -1,6 +1,6 @@
 """Customer e-mails are Japanese first, with the English text below (one shape for all)."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 from django.template.loader import render_to_string
 from django.utils import timezone, translation
@@ -33,10 +33,18 @@ def bilingual_from_templates(template: str, context: dict) -> tuple[str, str]:
 
 def customer_recipients(customer) -> list[str]:
     """Where a customer organisation's e-mails go: its active users and its contact address."""
+    return recipients_by_customer([(customer.pk, customer.email)])[customer.pk]
+
+
+def recipients_by_customer(customers: Iterable[tuple[int, str]]) -> dict[int, list[str]]:
+    """``customer_recipients`` for many organisations, given as (id, contact address)
+    pairs: one query for all their users, whatever their number."""
     from django.contrib.auth import get_user_model
 
-    users = get_user_model().objects.filter(customer_id=customer.pk, is_active=True)
-    emails = {email.lower() for email in users.values_list("email", flat=True) if email}
-    if customer.email:
-        emails.add(customer.email.lower())
-    return sorted(emails)
+    emails: dict[int, set[str]] = {
+        pk: {email.lower()} if email else set() for pk, email in customers
+    }
+    users = get_user_model().objects.filter(customer_id__in=list(emails), is_active=True)
+    for customer_id, email in users.exclude(email="").values_list("customer_id", "email"):
+        emails[customer_id].add(email.lower())
+    return {pk: sorted(addresses) for pk, addresses in emails.items()}

@@ -19,7 +19,6 @@ from datetime import datetime, timedelta
 from functools import lru_cache
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
 from django.core import signing
 from django.db import transaction
 from django.db.models import CharField, DateTimeField, Exists, OuterRef, QuerySet, Value
@@ -30,9 +29,9 @@ from django.utils.translation import gettext as _
 from django.utils.translation import pgettext
 
 from subscriptions.models import Subscription
-from support.mail import bilingual_from_templates
+from support.mail import bilingual_from_templates, recipients_by_customer
 from support.models import OutboundEmail
-from support.outbox import Composed, clean_addresses, request_sending
+from support.outbox import Composed, request_sending
 from upgrades.bulk import insert_from_select
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest
 
@@ -87,8 +86,9 @@ def _answer_path_prefix() -> str:
 # --- Queueing ---------------------------------------------------------------------------
 
 
-def _insert_blanket_notices(*, kind: str, grants: QuerySet, now: datetime) -> int:
-    """One notice per (blanket upgrade, customer) of ``grants``, at ``now``."""
+def queue_chunk_notices(*, kind: str, grants: QuerySet, now: datetime) -> int:
+    """One notice per (blanket upgrade, customer) of ``grants``, at ``now``; not handed
+    to the outbox yet (``hand_to_outbox`` / ``hand_over_run`` do, once the event is whole)."""
     return insert_from_select(
         CustomerNotice,
         ["kind", "customer", "blanket_upgrade", "created_at"],
@@ -131,14 +131,9 @@ def hand_to_outbox(notices: QuerySet, *, now: datetime) -> int:
 
 def queue_blanket_notices(*, kind: str, grants: QuerySet, now: datetime) -> int:
     """Queue and hand over at once: the event is complete (a declaration's last step)."""
-    created = _insert_blanket_notices(kind=kind, grants=grants, now=now)
+    created = queue_chunk_notices(kind=kind, grants=grants, now=now)
     hand_to_outbox(CustomerNotice.objects.filter(kind=kind, created_at=now), now=now)
     return created
-
-
-def queue_chunk_notices(*, kind: str, grants: QuerySet, now: datetime) -> int:
-    """Queue the notices of one chunk of a run; ``hand_over_run`` sends them at its end."""
-    return _insert_blanket_notices(kind=kind, grants=grants, now=now)
 
 
 def hand_over_run(*, kind: str, now: datetime) -> int:
@@ -322,13 +317,7 @@ def compose_notices(notice_ids: list[int]) -> dict[int, Composed | None]:
         .order_by("pk")
     ):
         others[other.subscription_id].append(other)
-    addresses: dict[int, list[str]] = defaultdict(list)
-    for customer_id, email in (
-        get_user_model()
-        .objects.filter(customer_id__in={n.customer_id for n in notices}, is_active=True)
-        .values_list("customer_id", "email")
-    ):
-        addresses[customer_id].append(email)
+    addresses = recipients_by_customer({(n.customer_id, n.customer.email) for n in notices})
 
     composed: dict[int, Composed | None] = {}
     for notice in notices:
@@ -347,7 +336,7 @@ def compose_notices(notice_ids: list[int]) -> dict[int, Composed | None]:
     return composed
 
 
-def _render(notice: CustomerNotice, lines: list[Line], users: list[str]) -> Composed:
+def _render(notice: CustomerNotice, lines: list[Line], recipients: list[str]) -> Composed:
     blanket = notice.blanket_upgrade
     customer = notice.customer
     pending = [line for line in lines if line.answer_url]
@@ -371,7 +360,4 @@ def _render(notice: CustomerNotice, lines: list[Line], users: list[str]) -> Comp
                 blanket_response_token(blanket.pk, customer.pk, False)
             )
     subject, body = bilingual_from_templates(f"upgrades/email/{notice.kind}", context)
-    recipients = list(users)
-    if customer.email:
-        recipients.append(customer.email)
-    return Composed(to=clean_addresses(recipients), subject=subject, body=body)
+    return Composed(to=recipients, subject=subject, body=body)
