@@ -101,3 +101,12 @@ def form_data(fields, **changes) -> dict[str, list[str]]:
         else:
             data[name] = value if isinstance(value, list) else [value]
     return data
+
+
+def follow_end_link(client, blanket):
+    """What an operator does to end a disaster: its page's "End…" link to the question."""
+    import re
+
+    page = client.get(f"/operator/disasters/{blanket.pk}/").text
+    link = re.search(r'<a class="button" href="([^"]+/end/)"', page).group(1)
+    return client.get(link)

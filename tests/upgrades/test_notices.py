@@ -13,7 +13,7 @@ from support.channels import Channel
 from support.models import OutboundEmail
 from support.outbox import send_queued_emails
 from tests.factories import SupportUserFactory, UserFactory
-from tests.upgrades.conftest import NOW, make_lines
+from tests.upgrades.conftest import NOW, follow_end_link, form_data, make_lines, post_forms
 from upgrades.models import CustomerNotice
 from upgrades.services.blanket import (
     apply_blanket_upgrade,
@@ -146,11 +146,12 @@ def test_the_disaster_ended_notice_says_which_lines_stay_fast(operator, smtp_ser
 
     # the operator ends it from the confirmation page, with a closing message
     client.force_login(operator)
-    question = client.get(f"/operator/disasters/{blanket.pk}/end/")
+    question = follow_end_link(client, blanket)
     assert 'name="message"' in question.text
+    (form,) = [f for f in post_forms(question.text) if f["action"].endswith("/end/")]
     client.post(
-        f"/operator/disasters/{blanket.pk}/end/",
-        {"confirm": "yes", "message": "秩父の地上局は通常運用に戻りました。"},
+        form["action"],
+        form_data(form["fields"], message="秩父の地上局は通常運用に戻りました。"),
     )
     end_blanket_grants(blanket_id=blanket.pk, now=timezone.now())
     send_queued_emails()
@@ -341,7 +342,7 @@ def test_ending_the_main_shock_hands_its_lines_to_the_aftershock_still_active(
     client.force_login(operator)
     ended_at = NOW + timedelta(hours=2)
     with time_machine.travel(ended_at, tick=False):
-        question = client.get(f"/operator/disasters/{main.pk}/end/")
+        question = follow_end_link(client, main)
     end_disaster(disaster=main.disaster, operator=operator, now=ended_at)
     end_blanket_grants(blanket_id=main.pk, now=ended_at)
     send_queued_emails()
