@@ -38,12 +38,13 @@ from aiosmtpd.controller import Controller
 REPO_ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO_ROOT))
 
-from bench.disaster import (  # noqa: E402 (the path above first)
+from bench.disaster import (  # noqa: E402
     DEFAULT_DATABASE_URL,
     bench_database,
     drop_database,
     recreate_database,
 )
+from tests.mailserver import free_port  # noqa: E402 (the path above first)
 
 LINES_PER_CUSTOMER = 10
 TARGET_SECONDS = 600  # every customer told within 10 minutes of the declaration
@@ -91,14 +92,6 @@ def serve(handler: CountingSMTP, port: int, ready, stop) -> None:
     ready.set()
     stop.wait()
     controller.stop()
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def load_customers(n_lines: int, today) -> tuple[int, object]:
@@ -347,16 +340,7 @@ def main() -> None:
             .values_list("pk", flat=True)[: args.baseline_sample]
         )
         with count_statements() as baseline_counter:
-            if os.environ.get("BENCH_PROFILE"):
-                import cProfile
-                import pstats
-
-                profiler = cProfile.Profile()
-                profiler.enable()
             baseline = simplest_design(sample)
-            if os.environ.get("BENCH_PROFILE"):
-                profiler.disable()
-                pstats.Stats(profiler).sort_stats("tottime").print_stats(25)
         baseline_rate = len(sample) / baseline if baseline else float("nan")
         baseline_total = customers / baseline_rate
         with connection.cursor() as cursor:
