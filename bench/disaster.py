@@ -318,8 +318,8 @@ def raw_declare(fleet: Fleet, now: datetime) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(
             "INSERT INTO incidents_disaster (title, nationwide, prefectures, message,"
-            " declared_at, declared_by_id, idempotency_key)"
-            " VALUES (%s, true, '[]', '', %s, %s, 'bench-declare') RETURNING id",
+            " message_en, closing_message, declared_at, declared_by_id, idempotency_key)"
+            " VALUES (%s, true, '[]', '', '', '', %s, %s, 'bench-declare') RETURNING id",
             [TITLE, now, fleet.operator.pk],
         )
         (disaster_id,) = cursor.fetchone()
