@@ -82,6 +82,13 @@ class Disaster(models.Model):
             return self.message_en
         return self.message
 
+    def covers(self, prefecture_field: str = "site__prefecture") -> Q:
+        """The filter of what lies in its area, on a queryset reaching a prefecture by
+        ``prefecture_field``: everything for a nationwide disaster."""
+        if self.nationwide:
+            return Q()
+        return Q(**{f"{prefecture_field}__in": self.prefectures})
+
     def prefecture_names(self) -> list[str]:
         return [Prefecture(code).label for code in self.prefectures]
 

@@ -127,9 +127,7 @@ def ask_to_recheck_after_disaster(*, disaster_id: int, now: datetime) -> int:
     """After a disaster ended, ask every customer in its scope to check its equipment
     (once per customer and disaster), then mark the disaster as asked."""
     disaster = Disaster.objects.get(pk=disaster_id)
-    sites = _sites_with_service(now)
-    if not disaster.nationwide:
-        sites = sites.filter(prefecture__in=disaster.prefectures)
+    sites = _sites_with_service(now).filter(disaster.covers("prefecture"))
     sent = 0
     for customer, customer_sites in _group_by_customer(sites).items():
         context = _context(

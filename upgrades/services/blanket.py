@@ -168,10 +168,27 @@ def _lines_in_scope(blanket: BlanketUpgrade):
         source=SpeedGrant.Source.BLANKET,
         state__in=SpeedGrant.BOOSTING,
     ).exclude(blanket_upgrade_id=blanket.pk)
-    lines = Subscription.objects.in_service(blanket.in_service_on).exclude(Exists(held_elsewhere))
-    if not blanket.disaster.nationwide:
-        lines = lines.filter(site__prefecture__in=blanket.disaster.prefectures)
-    return lines
+    return (
+        Subscription.objects.in_service(blanket.in_service_on)
+        .filter(blanket.disaster.covers())
+        .exclude(Exists(held_elsewhere))
+    )
+
+
+def _grant_pending(*, blanket_id: int, lines, now: datetime) -> int:
+    """One pending blanket grant for each of ``lines`` that the blanket does not hold yet:
+    one INSERT … SELECT, a re-run inserts nothing."""
+    return insert_from_select(
+        SpeedGrant,
+        ["subscription", "blanket_upgrade", "source", "state", "starts_at"],
+        lines.order_by().values_list(
+            "pk",
+            Value(blanket_id),
+            Value(SpeedGrant.Source.BLANKET),
+            Value(SpeedGrant.State.PENDING),
+            Value(now, output_field=DateTimeField()),
+        ),
+    )
 
 
 def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | None = None) -> int:
@@ -206,18 +223,8 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
             ) or lines.aggregate(last=Max("pk"))["last"]
             if upper is None or upper <= lower:
                 break
-            created += insert_from_select(
-                SpeedGrant,
-                ["subscription", "blanket_upgrade", "source", "state", "starts_at"],
-                lines.filter(pk__gt=lower, pk__lte=upper)
-                .order_by()
-                .values_list(
-                    "pk",
-                    Value(blanket.pk),
-                    Value(SpeedGrant.Source.BLANKET),
-                    Value(SpeedGrant.State.PENDING),
-                    Value(now, output_field=DateTimeField()),
-                ),
+            created += _grant_pending(
+                blanket_id=blanket.pk, lines=lines.filter(pk__gt=lower, pk__lte=upper), now=now
             )
             chunk = SpeedGrant.objects.filter(
                 blanket_upgrade_id=blanket.pk,
@@ -419,22 +426,12 @@ def _move_to_other_disasters(*, blanket_id: int, subscription_ids: list[int], no
     time (``_lines_in_scope``), and this hands it over. Statements: two per other
     active disaster, for the chunk."""
     for other in other_active_blankets(blanket_id=blanket_id, now=now):
-        lines = Subscription.objects.in_service(timezone.localdate(now)).filter(
-            pk__in=subscription_ids
+        lines = (
+            Subscription.objects.in_service(timezone.localdate(now))
+            .filter(pk__in=subscription_ids)
+            .filter(other.disaster.covers())
         )
-        if not other.disaster.nationwide:
-            lines = lines.filter(site__prefecture__in=other.disaster.prefectures)
-        insert_from_select(
-            SpeedGrant,
-            ["subscription", "blanket_upgrade", "source", "state", "starts_at"],
-            lines.order_by().values_list(
-                "pk",
-                Value(other.pk),
-                Value(SpeedGrant.Source.BLANKET),
-                Value(SpeedGrant.State.PENDING),
-                Value(now, output_field=DateTimeField()),
-            ),
-        )
+        _grant_pending(blanket_id=other.pk, lines=lines, now=now)
         queue_chunk_notices(
             kind=CustomerNotice.Kind.BLANKET_STARTED,
             grants=SpeedGrant.objects.filter(
