@@ -1,0 +1,47 @@
+"""The benchmarks still run (small): a schema change once broke bench/disaster.py's raw
+SQL and nothing noticed. Figures are not asserted here; the benchmarks print them."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db]
+
+
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess:
+    if connection.vendor != "postgresql":
+        pytest.skip("the benchmarks measure PostgreSQL")
+    settings = connection.settings_dict
+    url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/bcp_bench_ci"
+    env = {k: v for k, v in os.environ.items() if k != "DJANGO_ALLOW_ASYNC_UNSAFE"}
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *args],
+        cwd=BASE_DIR,
+        env={**env, "DATABASE_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def test_the_disaster_bench_runs_and_both_paths_agree():
+    result = run_bench("disaster.py", "--lines", "300", "--repeat", "1")
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Both paths left the same rows after each phase" in result.stdout
+
+
+@pytest.mark.worker
+def test_the_notifications_bench_tells_every_customer_once():
+    result = run_bench(
+        "notifications.py", "--lines", "300", "--broker", "redis://127.0.0.1:6379/13"
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "30  of 30 customers; repeats 0" in result.stdout
