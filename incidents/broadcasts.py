@@ -290,11 +290,13 @@ def _post_webhook_after_commit(message: MassMessage) -> None:
 
 
 def post_mass_message_webhook(*, message_id: int) -> bool:
-    """Post the message to the SMS / chat gateway once: the row is claimed by a conditional
-    update before the post, so a retried or doubled task does not post it again."""
+    """Post the message to the SMS / chat gateway once it is posted: a finished post is
+    never repeated. A post cut off half way ("posting": the worker died) is posted again
+    by the follow-up's next run, which only one worker holds at a time; the gateway may
+    then see it twice, which is better than never."""
     if not settings.MASS_MESSAGE_WEBHOOK_URL:
         return False
-    if not MassMessage.objects.filter(pk=message_id, webhook_status="").update(
+    if not MassMessage.objects.filter(pk=message_id, webhook_status__in=["", "posting"]).update(
         webhook_status="posting"
     ):
         return False

@@ -2,6 +2,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from incidents import broadcasts, readiness
+from support.followups import enqueue_on_commit
 
 
 @shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=10)
@@ -20,7 +21,8 @@ def ask_to_recheck_after_disasters() -> None:
         ask_to_recheck_after_disaster.delay(disaster_id)
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=10)
+# A follow-up of sending the message: retried with backoff by the outbox.
+@shared_task
 def queue_mass_message(message_id: int) -> None:
     broadcasts.queue_mass_message_deliveries(message_id=message_id, now=timezone.now())
 
@@ -28,7 +30,7 @@ def queue_mass_message(message_id: int) -> None:
 @shared_task
 def resume_mass_messages() -> None:
     for message_id in broadcasts.messages_to_resume(now=timezone.now()):
-        queue_mass_message.delay(message_id)
+        enqueue_on_commit(queue_mass_message, message_id)
 
 
 @shared_task

@@ -10,7 +10,7 @@ from portal.models import Heartbeat
 from portal.services import RECENT
 from portal.tasks import HEARTBEAT_NAME
 from subscriptions.models import Subscription
-from support.models import OutboundEmail
+from support.models import FollowUp, OutboundEmail
 from upgrades.models import BlanketUpgrade, CustomerNotice
 
 
@@ -39,6 +39,8 @@ def scheduler_status(*, now: datetime) -> SchedulerStatus:
 class Backlog:
     """Work waiting for the workers: what an operator looks at when something is stuck."""
 
+    follow_ups_waiting: int
+    oldest_follow_up_at: datetime | None
     emails_queued: int
     oldest_email_queued_at: datetime | None
     emails_failed: int
@@ -48,7 +50,12 @@ class Backlog:
 
     def as_dict(self, now: datetime) -> dict:
         oldest = self.oldest_email_queued_at
+        oldest_follow_up = self.oldest_follow_up_at
         return {
+            "follow_ups_waiting": self.follow_ups_waiting,
+            "oldest_follow_up_waiting_seconds": round((now - oldest_follow_up).total_seconds())
+            if oldest_follow_up
+            else None,
             "emails_queued": self.emails_queued,
             "oldest_email_waiting_seconds": round((now - oldest).total_seconds())
             if oldest
@@ -61,11 +68,14 @@ class Backlog:
 
 
 def backlog() -> Backlog:
-    """Five small queries, each on a partial or status index: cheap enough for /healthz."""
+    """Six small queries, each on a partial or status index: cheap enough for /healthz."""
+    follow_ups = FollowUp.objects.aggregate(count=Count("pk"), oldest=Min("created_at"))
     queued = OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED).aggregate(
         count=Count("pk"), oldest=Min("created_at")
     )
     return Backlog(
+        follow_ups_waiting=follow_ups["count"],
+        oldest_follow_up_at=follow_ups["oldest"],
         emails_queued=queued["count"],
         oldest_email_queued_at=queued["oldest"],
         emails_failed=OutboundEmail.objects.filter(status=OutboundEmail.Status.FAILED).count(),

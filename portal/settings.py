@@ -419,6 +419,27 @@ elif CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
         "polling_interval": 0.1,
     }
+# A web request publishing after its commit gives up on a dead broker within about a
+# second (the follow-up waits in the database, support/followups.py), not after minutes.
+CELERY_BROKER_CONNECTION_TIMEOUT = env.float("CELERY_BROKER_CONNECTION_TIMEOUT", default=2.0)
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+# Follow-ups (support/followups.py): the work a commit asks for is a row of that commit,
+# sent to the broker after it and again by beat every FOLLOWUP_RELAY_SECONDS while it
+# waits. A message out for longer than FOLLOWUP_REDELIVER_SECONDS without starting (lost
+# with a broker's restart) is sent again; a run holds its rows FOLLOWUP_LEASE_SECONDS at
+# a time (long runs renew it between chunks), so a dead worker's work starts again about
+# that long after it died. A failed run waits FOLLOWUP_BACKOFF_BASE_SECONDS, doubling to
+# FOLLOWUP_BACKOFF_MAX_SECONDS, with jitter.
+FOLLOWUP_RELAY_SECONDS = env.int("FOLLOWUP_RELAY_SECONDS", default=20)
+FOLLOWUP_REDELIVER_SECONDS = env.int("FOLLOWUP_REDELIVER_SECONDS", default=90)
+FOLLOWUP_LEASE_SECONDS = env.int("FOLLOWUP_LEASE_SECONDS", default=120)
+FOLLOWUP_BACKOFF_BASE_SECONDS = env.int("FOLLOWUP_BACKOFF_BASE_SECONDS", default=10)
+FOLLOWUP_BACKOFF_MAX_SECONDS = env.int("FOLLOWUP_BACKOFF_MAX_SECONDS", default=300)
 # One queue for everything; a test names its own so that no other worker takes its tasks.
 CELERY_TASK_DEFAULT_QUEUE = env.str("CELERY_QUEUE", default="celery")
 CELERY_TASK_IGNORE_RESULT = True  # tasks leave rows behind, not results
@@ -432,6 +453,12 @@ CELERY_BEAT_SCHEDULE = {
     # Every minute: proves beat and a worker are alive (shown on /healthz and the
     # operator dashboard). A missing heartbeat means scheduled jobs are not running.
     "heartbeat": {"task": "portal.tasks.record_heartbeat", "schedule": 60.0},
+    # Every 20 s: send to the broker the follow-ups it has not taken yet (it was down,
+    # lost them, or their worker died); README, "Reliability".
+    "relay-follow-ups": {
+        "task": "support.tasks.relay_follow_ups",
+        "schedule": float(FOLLOWUP_RELAY_SECONDS),
+    },
     # Every few minutes: return to normal the blanket grants nobody confirmed in time.
     "revert-expired-grants": {
         "task": "upgrades.tasks.revert_expired_grants",

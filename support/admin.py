@@ -10,6 +10,7 @@ from support.channels import Channel
 from support.models import (
     AfterHoursAlert,
     CannedReply,
+    FollowUp,
     Inquiry,
     InquiryMessage,
     OnCallShift,
@@ -118,6 +119,26 @@ class OutboundEmailAdmin(SafeActionsMixin, ReadOnlyAdmin):
             request,
             ngettext("%d e-mail queued again.", "%d e-mails queued again.", count) % count,
         )
+
+
+@admin.register(FollowUp)
+class FollowUpAdmin(ReadOnlyAdmin):
+    """Work waiting for a worker (support/followups.py): normally empty within seconds.
+    A row that stays shows why in its last error; the relay keeps sending it."""
+
+    list_display = ["task", "args", "created_at", "due_at", "started_at", "attempts", "relays"]
+    list_filter = ["task"]
+    fields = [
+        "task",
+        "args",
+        "created_at",
+        "due_at",
+        "started_at",
+        "relays",
+        "attempts",
+        "last_error",
+    ]
+    readonly_fields = fields
 
 
 @admin.register(AfterHoursAlert)

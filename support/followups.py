@@ -1,26 +1,202 @@
-"""Handing work to Celery after a commit, without letting a broker outage break the page.
+"""Follow-ups: work a commit makes necessary, recorded in that commit (an outbox of tasks).
 
-A follow-up (push speeds, grant a declaration's lines, send e-mail…) is sent to the broker
-once the transaction that made it necessary has committed. If the broker cannot take
-the message, the change is still committed and its follow-up is still due: each one is
-found again by a beat sweeper from the database's state (README, "Reliability"), so the
-page or API answers what was done instead of a 500.
+``enqueue_on_commit(task, *args)`` writes a ``FollowUp`` row in the caller's transaction
+and, once it has committed, sends the task to the broker. Nothing is lost between the
+commit and the broker: if the broker cannot take the message, or loses it, or the worker
+that took it dies, the row is still there and ``relay_due`` (beat, every
+``FOLLOWUP_RELAY_SECONDS``) sends it again. The page or API that made the change never
+sees a broker error; it answers what was done.
+
+The rows of one key (task and arguments) are one piece of work:
+
+* while a message for a key is out (sent, not started yet) or the key waits for its
+  backoff, new rows of the key wait with it, so 500 commits during an outage are one
+  run later, not 500;
+* a worker starting the task takes every waiting row of its key (``FollowUpTask``); the
+  run reads the database after that, so it covers every change those rows asked for.
+  Rows committed during the run wait for the next run;
+* a run that succeeds deletes its rows; one that fails gives them back with a bounded,
+  jittered backoff; one whose worker died is found by its lease (``due_at``), which long
+  runs renew with ``keep_alive()`` between chunks.
+
+Every task is idempotent (design brief), so the rare second run (a message redelivered
+after the row was already done) changes nothing.
 """
 
+import json
 import logging
+import random
+import time
+import uuid
+from contextvars import ContextVar
+from datetime import datetime, timedelta
 
+from celery.contrib.django.task import DjangoTask
+from django.conf import settings
 from django.db import transaction
+from django.db.models import F, Max, Min
+from django.utils import timezone
 
 logger = logging.getLogger(__name__)
 
+TASK_ID_PREFIX = "followup-"
+
+# The run this worker thread is in: (task id, last keep-alive on the monotonic clock).
+_current_run: ContextVar[tuple[str, float] | None] = ContextVar("followup_run", default=None)
+
+
+def key_of(task_name: str, args) -> str:
+    return f"{task_name}:{json.dumps(list(args), separators=(',', ':'))}"[:255]
+
 
 def enqueue_on_commit(task, *args) -> None:
-    """``task.delay(*args)`` after commit; a broker error is logged, never raised."""
+    """Record ``task(*args)`` in the current transaction; send it once that commits.
 
-    def send() -> None:
+    Outside a transaction the row is written at once and sent at once."""
+    from support.models import FollowUp
+
+    now = timezone.now()
+    key = key_of(task.name, args)
+    FollowUp.objects.create(task=task.name, args=list(args), key=key, created_at=now, due_at=now)
+    transaction.on_commit(lambda: relay_due(keys=[key]))
+
+
+def backoff(attempts: int) -> timedelta:
+    """The wait after the n-th failed run: doubling from the base, capped, and jittered
+    ("equal jitter": half the delay plus a random part of the other half) so work that
+    failed together does not come back at the same instant."""
+    delay = min(
+        settings.FOLLOWUP_BACKOFF_MAX_SECONDS,
+        settings.FOLLOWUP_BACKOFF_BASE_SECONDS * 2 ** max(attempts - 1, 0),
+    )
+    return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))  # noqa: S311
+
+
+def relay_due(*, keys: list[str] | None = None, now: datetime | None = None) -> int:
+    """Send to the broker one message per key whose work is due; returns how many.
+
+    A broker error stops the round quietly: the rows stay due, the next round sends them.
+    """
+    from portal.celery import app
+    from support.models import FollowUp
+
+    now = now or timezone.now()
+    waiting = FollowUp.objects.filter(started_at__isnull=True)
+    if keys is None:
+        # Runs whose worker died: their lease passed without a keep-alive or an end.
+        FollowUp.objects.filter(started_at__isnull=False, due_at__lte=now).update(
+            started_at=None,
+            run_id="",
+            due_at=now,
+            attempts=F("attempts") + 1,
+            last_error="the run stopped before it finished (worker lost)",
+        )
+    due = waiting.filter(due_at__lte=now)
+    if keys is not None:
+        due = due.filter(key__in=keys)
+    sent = 0
+    for key in due.order_by().values_list("key", flat=True).distinct()[:1000]:
+        # A message already out, or a backoff running: the due rows join it.
+        later = waiting.filter(key=key, due_at__gt=now).aggregate(at=Min("due_at"))["at"]
+        if later is not None:
+            waiting.filter(key=key, due_at__lte=now).update(due_at=later)
+            continue
+        row = waiting.filter(key=key).order_by("pk").first()
+        out_until = now + timedelta(seconds=settings.FOLLOWUP_REDELIVER_SECONDS)
+        # Conditional: of two relays at once, one sends.
+        if row is None or not waiting.filter(key=key, due_at__lte=now).update(
+            due_at=out_until, relays=F("relays") + 1
+        ):
+            continue
         try:
-            task.delay(*args)
-        except Exception:  # kombu/redis errors vary by transport; the sweeper catches up
-            logger.warning("could not enqueue %s%s; beat will catch up", task.name, args)
+            app.tasks[row.task].apply_async(
+                args=row.args, task_id=f"{TASK_ID_PREFIX}{uuid.uuid4().hex}"
+            )
+        except Exception:  # kombu/redis errors vary by transport
+            waiting.filter(key=key, due_at=out_until).update(due_at=now)
+            logger.warning("broker unavailable: %s waits in the database", key, exc_info=True)
+            break
+        sent += 1
+    return sent
 
-    transaction.on_commit(send)
+
+def keep_alive() -> None:
+    """Renew the lease of the follow-up this worker runs (call between chunks)."""
+    from support.models import FollowUp
+
+    run = _current_run.get()
+    if run is None:
+        return
+    run_id, last = run
+    if time.monotonic() - last < 15:
+        return
+    FollowUp.objects.filter(run_id=run_id).update(due_at=timezone.now() + _lease())
+    _current_run.set((run_id, time.monotonic()))
+
+
+def _lease() -> timedelta:
+    return timedelta(seconds=settings.FOLLOWUP_LEASE_SECONDS)
+
+
+class FollowUpTask(DjangoTask):
+    """The portal's task class: a message sent by ``relay_due`` takes its key's rows
+    before the run and settles them after it. Other calls (beat, tests) just run."""
+
+    def __call__(self, *args, **kwargs):
+        task_id = getattr(self.request, "id", None) or ""
+        if not task_id.startswith(TASK_ID_PREFIX):
+            return super().__call__(*args, **kwargs)
+        from support.models import FollowUp
+
+        now = timezone.now()
+        if not FollowUp.objects.filter(key=key_of(self.name, args), started_at__isnull=True).update(
+            started_at=now, run_id=task_id, due_at=now + _lease()
+        ):
+            # Done by an earlier message or running under another one right now.
+            logger.info("%s%s: nothing waits, already done", self.name, args)
+            return None
+        token = _current_run.set((task_id, time.monotonic()))
+        try:
+            result = super().__call__(*args, **kwargs)
+        except Exception as error:
+            self._give_back(task_id, args, error)
+            raise
+        except BaseException:
+            # The worker is stopping: the work is due again at once.
+            FollowUp.objects.filter(run_id=task_id).update(
+                started_at=None, run_id="", due_at=timezone.now()
+            )
+            raise
+        finally:
+            _current_run.reset(token)
+        FollowUp.objects.filter(run_id=task_id).delete()
+        return result
+
+    def _give_back(self, task_id: str, args, error: Exception) -> None:
+        """A failed run: its rows wait for the backoff, and a message timed for its end
+        is sent now (the relay sends one only if that message is lost)."""
+        from support.models import FollowUp
+
+        rows = FollowUp.objects.filter(run_id=task_id)
+        attempts = (rows.aggregate(most=Max("attempts"))["most"] or 0) + 1
+        wait = backoff(attempts)
+        now = timezone.now()
+        redeliver = timedelta(seconds=settings.FOLLOWUP_REDELIVER_SECONDS)
+        rows.update(
+            started_at=None,
+            run_id="",
+            attempts=attempts,
+            due_at=now + wait + redeliver,
+            relays=F("relays") + 1,
+            last_error=f"{type(error).__name__}: {error}"[:2000],
+        )
+        try:
+            self.apply_async(
+                args=args,
+                countdown=wait.total_seconds(),
+                task_id=f"{TASK_ID_PREFIX}{uuid.uuid4().hex}",
+            )
+        except Exception:  # the broker is down too: the relay sends it when due
+            FollowUp.objects.filter(key=key_of(self.name, args), started_at=None).update(
+                due_at=now + wait
+            )

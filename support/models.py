@@ -334,3 +334,45 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return self.subject or self.key
+
+
+class FollowUp(models.Model):
+    """Work a commit made necessary, recorded in that commit: a transactional outbox of
+    Celery tasks (support/followups.py).
+
+    The row is written in the transaction of the change; after commit it is sent to the
+    broker, and a beat job sends again whatever the broker did not take, lost, or a dead
+    worker left unfinished. The task removes the row when it has run. ``key`` (the task
+    and its arguments) merges the same work asked for many times while it waits: 500
+    declines while the network is down are one reconcile waiting, not 500. No unique
+    constraint on it: a transaction asking for work never waits on another's lock.
+    """
+
+    task = models.CharField(_("task"), max_length=200)
+    args = models.JSONField(_("arguments"), default=list, blank=True)
+    # The task and its arguments. Rows of one key are one piece of work: a run takes
+    # every row of its key that waits, and only one message per key is out at a time.
+    key = models.CharField(_("key"), max_length=255)
+    created_at = models.DateTimeField(_("asked for"))
+    # Sent to the broker (again) from then on: now for new work, later while a message
+    # is out or a worker runs it (its lease), later still after a failure (backoff).
+    due_at = models.DateTimeField(_("due"))
+    started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    # The Celery task id of the run that holds the row (its lease is ``due_at``).
+    run_id = models.CharField(max_length=64, blank=True, default="")
+    relays = models.PositiveIntegerField(_("messages sent"), default=0)
+    attempts = models.PositiveIntegerField(_("failed runs"), default=0)
+    last_error = models.TextField(_("last error"), blank=True)
+
+    class Meta:
+        verbose_name = _("follow-up")
+        verbose_name_plural = _("follow-ups")
+        ordering = ["due_at", "pk"]
+        indexes = [
+            models.Index(fields=["due_at"], name="support_followup_due_idx"),
+            models.Index(fields=["key"], name="support_followup_key_idx"),
+            models.Index(fields=["run_id"], name="support_followup_run_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task}{tuple(self.args)}"

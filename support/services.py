@@ -76,10 +76,12 @@ def _alert_text(alert: AfterHoursAlert, *, nobody_on_call: bool) -> tuple[str, s
 
 
 def post_after_hours_webhook(*, alert_id: int) -> bool:
-    """Post one alert to the chat / SMS gateway, once; returns whether this call did."""
+    """Post one alert to the chat / SMS gateway; returns whether this call did. A finished
+    post is never repeated; one cut off half way ("posting": the worker died) is posted
+    again by the follow-up's next run (at least once, like the broadcast webhook)."""
     if not settings.SUPPORT_ONCALL_WEBHOOK_URL:
         return False
-    if not AfterHoursAlert.objects.filter(pk=alert_id, webhook_status="").update(
+    if not AfterHoursAlert.objects.filter(pk=alert_id, webhook_status__in=["", "posting"]).update(
         webhook_status="posting"
     ):
         return False

@@ -2,7 +2,7 @@ from celery import shared_task
 from django.conf import settings
 from django.utils import timezone
 
-from support import outbox, services
+from support import followups, outbox, services
 
 
 @shared_task(soft_time_limit=60, time_limit=90)
@@ -20,3 +20,8 @@ def send_queued_emails() -> None:
     report = outbox.send_queued_emails(time_budget=settings.OUTBOX_TASK_SECONDS)
     if not report.errors and outbox.has_due_emails(now=timezone.now()):
         send_queued_emails.delay()
+
+
+@shared_task(soft_time_limit=60, time_limit=90)
+def relay_follow_ups() -> None:
+    followups.relay_due()

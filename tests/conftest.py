@@ -129,6 +129,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0011_outbox_roles", "add"),
     ("portal.accounts.migrations.0012_customer_notice_roles", "add"),
     ("portal.accounts.migrations.0013_mass_message_roles", "add"),
+    ("portal.accounts.migrations.0014_follow_up_roles", "add"),
 ]
 
 

@@ -1,30 +1,36 @@
-"""Thin Celery tasks: take ids, call a service, retry with backoff."""
+"""Thin Celery tasks: take ids, call a service.
+
+The tasks a commit asks for are follow-ups (support/followups.py): recorded with the
+commit, sent after it, retried with backoff by the outbox until a run succeeds.
+"""
 
 from celery import shared_task
 from django.utils import timezone
 
-from upgrades.provisioning import ProvisioningUnavailable, get_backend
+from support.followups import enqueue_on_commit
+from upgrades.provisioning import get_backend
 from upgrades.services import blanket, notices, provisioning
 
 
-# Both are idempotent and resume where they stopped; beat's resume_blanket_upgrades
-# re-runs them for anything a lost message or a crash left unfinished.
-@shared_task(autoretry_for=(Exception,), retry_backoff=10, retry_backoff_max=300, max_retries=20)
+# Both are idempotent and resume where they stopped.
+@shared_task
 def apply_blanket_upgrade(blanket_id: int) -> None:
     blanket.apply_blanket_upgrade(blanket_id=blanket_id, now=timezone.now())
 
 
-@shared_task(autoretry_for=(Exception,), retry_backoff=10, retry_backoff_max=300, max_retries=20)
+@shared_task
 def end_blanket_grants(blanket_id: int) -> None:
     blanket.end_blanket_grants(blanket_id=blanket_id, now=timezone.now())
 
 
 @shared_task
 def resume_blanket_upgrades() -> None:
+    """The last safety net: declarations and ends whose follow-up row itself is gone
+    (deleted by hand, or from before follow-ups were recorded)."""
     for blanket_id in blanket.unfinished_blanket_upgrades(now=timezone.now()):
-        apply_blanket_upgrade.delay(blanket_id)
+        enqueue_on_commit(apply_blanket_upgrade, blanket_id)
     for blanket_id in blanket.ended_blankets_with_boosting_grants():
-        end_blanket_grants.delay(blanket_id)
+        enqueue_on_commit(end_blanket_grants, blanket_id)
 
 
 @shared_task
@@ -42,11 +48,9 @@ def queue_stranded_notices() -> None:
     notices.queue_stranded_notices(now=timezone.now())
 
 
-@shared_task(
-    autoretry_for=(ProvisioningUnavailable,),
-    retry_backoff=5,
-    retry_backoff_max=300,
-    max_retries=None,
-)
+# One run at a time per request for it (the follow-up key merges them); a network
+# error fails the run and the outbox retries it with backoff. Beat runs it every minute
+# as well, for lines set aside by a failure.
+@shared_task
 def reconcile_speeds() -> None:
     provisioning.reconcile_speeds(backend=get_backend(), now=timezone.now())

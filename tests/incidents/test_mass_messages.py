@@ -22,6 +22,7 @@ from tests.factories import (
     SupportUserFactory,
     UserFactory,
 )
+from tests.followups import asked_for, run_follow_ups
 from tests.upgrades.conftest import form_data, make_lines, post_forms
 
 pytestmark = pytest.mark.django_db
@@ -39,22 +40,9 @@ def customer_at(prefecture: str, *, users: int = 1, start: date = date(2024, 4, 
     return customer
 
 
-@pytest.fixture
-def enqueued(monkeypatch):
-    """The queueing tasks asked for after commit (run them as the worker would)."""
-    asked: list[int] = []
-    monkeypatch.setattr(tasks.queue_mass_message, "delay", asked.append)
-    return asked
-
-
 def message_form(html: str) -> dict:
     """The page's message form (the other POST form is the log-out button)."""
     return next(f for f in post_forms(html) if "idempotency_key" in dict(f["fields"]))
-
-
-def run_worker(asked: list[int]) -> None:
-    for message_id in asked:
-        tasks.queue_mass_message(message_id)
 
 
 def queue_all() -> None:
@@ -81,7 +69,7 @@ def send(*, key="k", audience="prefectures", prefectures=("11",), disaster=None,
 
 
 def test_the_operator_previews_confirms_and_each_customer_in_scope_gets_one_email(
-    client, smtp_server, send_emails, enqueued, django_capture_on_commit_callbacks
+    client, smtp_server, send_emails, django_capture_on_commit_callbacks
 ):
     # given: two customers in Saitama (one with two users), one in Kochi, and one in
     # Saitama whose line starts next year
@@ -122,7 +110,7 @@ def test_the_operator_previews_confirms_and_each_customer_in_scope_gets_one_emai
     confirm = message_form(preview.text)
     with django_capture_on_commit_callbacks(execute=True):
         sent_page = client.post(confirm["action"], form_data(confirm["fields"]), follow=True)
-    run_worker(enqueued)
+    run_follow_ups(tasks.queue_mass_message)
     send_emails()
 
     # then: one e-mail per organisation in scope, to all its addresses, through SMTP
@@ -162,9 +150,7 @@ def test_the_disaster_page_links_to_a_message_for_its_customers(client):
     assert 'value="disaster" required id="id_audience_0" checked' in form
 
 
-def test_confirming_twice_sends_once(
-    client, send_emails, enqueued, django_capture_on_commit_callbacks
-):
+def test_confirming_twice_sends_once(client, send_emails, django_capture_on_commit_callbacks):
     customer_at("11")
     client.force_login(OperatorUserFactory())
     page = client.get(reverse("incidents:mass-message-form")).text
@@ -177,12 +163,12 @@ def test_confirming_twice_sends_once(
     with django_capture_on_commit_callbacks(execute=True):
         first = client.post(confirm["action"], form_data(confirm["fields"]))
         second = client.post(confirm["action"], form_data(confirm["fields"]), follow=True)
-    run_worker(enqueued)
-    run_worker(enqueued)  # the task retried too
+    assert len(asked_for(tasks.queue_mass_message)) == 1
+    run_follow_ups(tasks.queue_mass_message)
+    tasks.queue_mass_message(MassMessage.objects.get().pk)  # a message redelivered too
     sent = send_emails()
 
     assert first.status_code == 302
-    assert len(enqueued) == 1
     assert "送信済み" in second.text
     assert MassMessage.objects.count() == 1
     assert MassMessageDelivery.objects.count() == 1
@@ -190,7 +176,7 @@ def test_confirming_twice_sends_once(
 
 
 def test_running_the_queueing_again_or_after_a_crash_reaches_each_organisation_once(
-    send_emails, enqueued
+    send_emails,
 ):
     customers = [customer_at("13") for _ in range(5)]
     message = send(prefectures=["13"])
@@ -218,7 +204,7 @@ def test_running_the_queueing_again_or_after_a_crash_reaches_each_organisation_o
 
 
 def test_queueing_takes_a_constant_number_of_queries_per_chunk(
-    enqueued, django_assert_max_num_queries
+    django_assert_max_num_queries,
 ):
     for _ in range(12):
         customer_at("13", users=2)
@@ -232,7 +218,7 @@ def test_queueing_takes_a_constant_number_of_queries_per_chunk(
     assert MassMessageDelivery.objects.count() == 12
 
 
-def test_everyone_in_service_reaches_every_prefecture_but_not_lines_out_of_service(enqueued):
+def test_everyone_in_service_reaches_every_prefecture_but_not_lines_out_of_service():
     reached = [customer_at("01"), customer_at("47")]
     customer_at("13", start=date(timezone.localdate().year + 1, 1, 1))
 
@@ -246,7 +232,7 @@ def test_everyone_in_service_reaches_every_prefecture_but_not_lines_out_of_servi
 
 
 def test_customers_see_messages_sent_to_them_on_their_home_page(
-    client, enqueued, django_assert_max_num_queries
+    client, django_assert_max_num_queries
 ):
     saitama, kochi = customer_at("11"), customer_at("39")
     for n in range(7):
@@ -340,7 +326,7 @@ def test_an_ended_disaster_cannot_be_messaged_as_an_audience(client):
 
 
 def test_the_list_of_sent_messages_shows_counts_with_a_fixed_number_of_queries(
-    client, enqueued, django_assert_max_num_queries
+    client, django_assert_max_num_queries
 ):
     customer_at("11", users=2)
     for n in range(3):
@@ -363,7 +349,6 @@ def test_the_list_of_sent_messages_shows_counts_with_a_fixed_number_of_queries(
 def test_two_workers_at_once_queue_each_delivery_once(monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL's row locks and real concurrency, not sqlite")
-    monkeypatch.setattr(tasks.queue_mass_message, "delay", lambda message_id: None)
     customers = [customer_at("11") for _ in range(30)]
     message = send(prefectures=["11"])
     counts = []
@@ -400,7 +385,6 @@ def test_two_workers_at_once_queue_each_delivery_once(monkeypatch):
 def test_two_confirmations_at_once_send_one_message(monkeypatch):
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL's real concurrency, not sqlite")
-    monkeypatch.setattr(tasks.queue_mass_message, "delay", lambda message_id: None)
     customer_at("11")
     operator = OperatorUserFactory()
     results = []
@@ -445,8 +429,6 @@ def test_the_message_is_posted_once_to_the_chat_gateway_when_one_is_set(
         def log_message(self, *args):
             pass
 
-    posts: list[int] = []
-    monkeypatch.setattr(tasks.post_mass_message_webhook, "delay", posts.append)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Gateway)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     settings.MASS_MESSAGE_WEBHOOK_URL = f"http://127.0.0.1:{server.server_port}/hook"
@@ -456,15 +438,15 @@ def test_the_message_is_posted_once_to_the_chat_gateway_when_one_is_set(
         with django_capture_on_commit_callbacks(execute=True):
             queue_all()
             queue_all()  # queueing again finishes nothing twice
-        for message_id in posts:
-            tasks.post_mass_message_webhook(message_id)
+        posts = asked_for(tasks.post_mass_message_webhook)
+        run_follow_ups(tasks.post_mass_message_webhook)
         again = broadcasts.post_mass_message_webhook(message_id=message.pk)
     finally:
         server.shutdown()
         server.server_close()
 
     message.refresh_from_db()
-    assert posts == [message.pk] and again is False
+    assert posts == [(message.pk,)] and again is False
     assert len(received) == 1
     assert received[0]["subject"] == f"{SUBJECT} / Notice"
     assert received[0]["text"].startswith(BODY)
@@ -472,13 +454,12 @@ def test_the_message_is_posted_once_to_the_chat_gateway_when_one_is_set(
     assert message.webhook_status == "posted (204)"
 
 
-def test_without_a_gateway_nothing_is_posted(settings, monkeypatch, enqueued):
+def test_without_a_gateway_nothing_is_posted(settings, monkeypatch):
     settings.MASS_MESSAGE_WEBHOOK_URL = ""
-    posts: list[int] = []
-    monkeypatch.setattr(tasks.post_mass_message_webhook, "delay", posts.append)
     customer_at("11")
 
     message = send()
     queue_all()
 
-    assert posts == [] and not broadcasts.post_mass_message_webhook(message_id=message.pk)
+    assert asked_for(tasks.post_mass_message_webhook) == []
+    assert not broadcasts.post_mass_message_webhook(message_id=message.pk)
