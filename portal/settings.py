@@ -353,7 +353,21 @@ PROVISIONING_TOKEN = env.str("PROVISIONING_TOKEN", default="")
 PROVISIONING_TIMEOUT_SECONDS = env.float("PROVISIONING_TIMEOUT_SECONDS", default=10.0)
 PROVISIONING_BATCH_SIZE = env.int("PROVISIONING_BATCH_SIZE", default=500)
 PROVISIONING_LEASE_SECONDS = env.int("PROVISIONING_LEASE_SECONDS", default=120)
+# A batch the network fails or times out is set aside for a backoff that doubles with each
+# failure in a row, from BASE up to MAX, of which a random part up to half is taken off
+# (so batches set aside together do not all come back at once): an outage costs each
+# batch one POST per backoff, however many commits ask for a reconcile. A run gives up
+# after MAX_FAILED_BATCHES failed batches (the network is then likely down for all) and
+# claims no new batch after RUN_SECONDS, well inside the worker's 540 s soft time limit.
+PROVISIONING_BACKOFF_BASE_SECONDS = env.int("PROVISIONING_BACKOFF_BASE_SECONDS", default=15)
+PROVISIONING_BACKOFF_MAX_SECONDS = env.int("PROVISIONING_BACKOFF_MAX_SECONDS", default=600)
+PROVISIONING_MAX_FAILED_BATCHES = env.int("PROVISIONING_MAX_FAILED_BATCHES", default=2)
+PROVISIONING_RUN_SECONDS = env.int("PROVISIONING_RUN_SECONDS", default=240)
 RECONCILE_INTERVAL_SECONDS = env.int("RECONCILE_INTERVAL_SECONDS", default=60)
+if not 0 < PROVISIONING_BACKOFF_BASE_SECONDS <= PROVISIONING_BACKOFF_MAX_SECONDS:
+    raise ImproperlyConfigured("PROVISIONING_BACKOFF_BASE_SECONDS must be > 0 and <= MAX")
+if PROVISIONING_MAX_FAILED_BATCHES < 1:
+    raise ImproperlyConfigured("PROVISIONING_MAX_FAILED_BATCHES must be at least 1")
 if PROVISIONING_BACKEND not in {"recording", "http"}:
     raise ImproperlyConfigured("PROVISIONING_BACKEND must be 'recording' or 'http'")
 if PROVISIONING_BACKEND == "http" and not PROVISIONING_URL:

@@ -1,6 +1,6 @@
 """Customers, their sites and the 5-year subscriptions of the satellite BCP line."""
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.validators import MaxValueValidator, RegexValidator
@@ -150,6 +150,12 @@ class SubscriptionQuerySet(models.QuerySet):
             | Q(desired_upgraded=False, applied_upgraded=True)
         )
 
+    def due_for_provisioning(self, now: datetime) -> "SubscriptionQuerySet":
+        """Out-of-sync lines no reconcile run holds and no backoff sets aside at ``now``."""
+        return self.out_of_sync().filter(
+            Q(provisioning_lease_until__isnull=True) | Q(provisioning_lease_until__lt=now)
+        )
+
 
 class Subscription(models.Model):
     """A site's 5-year contract for the BCP line."""
@@ -194,8 +200,14 @@ class Subscription(models.Model):
     desired_version = models.PositiveIntegerField(_("speed change number"), default=0)
     desired_cause = models.CharField(_("reason for the speed"), max_length=200, blank=True)
     applied_upgraded = models.BooleanField(_("upgraded on the network"), default=False)
-    # A reconcile run holds the line until then while it talks to the network.
+    # Until then no reconcile run claims the line: one run holds it while it talks to the
+    # network, or the network failed it and it waits out its backoff.
     provisioning_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Attempts the network failed in a row (0 once applied); the backoff grows with it.
+    # A database default too: lines inserted by raw SQL (the benchmarks) start at 0.
+    provisioning_failures = models.PositiveSmallIntegerField(
+        default=0, db_default=0, editable=False
+    )
 
     objects = SubscriptionQuerySet.as_manager()
 
@@ -217,10 +229,11 @@ class Subscription(models.Model):
             # in_service(): active subscriptions whose term has not ended, and the admin's
             # status / expiry filters.
             models.Index(fields=["status", "term_end"], name="subscr_sub_status_term_idx"),
-            # The reconcile job's "lines whose network speed differs from the wanted one":
-            # small while things are calm, whatever the size of the table.
+            # The reconcile job's "lines whose network speed differs from the wanted one",
+            # claimed in this order (lines the network failed least first): small while
+            # things are calm, whatever the size of the table.
             models.Index(
-                fields=["id"],
+                fields=["provisioning_failures", "id"],
                 condition=Q(desired_upgraded=True, applied_upgraded=False)
                 | Q(desired_upgraded=False, applied_upgraded=True),
                 name="subscr_sub_out_of_sync_idx",

@@ -2,6 +2,7 @@
 
 import json
 import threading
+import time
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -9,13 +10,23 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeNetwork:
     """Answers 503 to the first ``fail_first`` batches (an outage), then applies them.
 
-    ``applied`` counts each change id the network took; ``speeds`` is the line speeds
-    the network now runs.
+    Set ``down`` to answer 503 to everything from now on, and ``slow_lines`` to answer
+    batches holding any of those lines only after ``delay`` seconds: the network applies
+    such a batch, but a client with a shorter timeout does not hear it.
+
+    ``requests`` counts the POSTs and ``batches`` lists the lines of each; ``posted`` counts
+    each change id POSTed, ``applied`` each change id the network took; ``speeds`` is the
+    line speeds the network now runs.
     """
 
-    def __init__(self, fail_first: int = 0):
+    def __init__(self, fail_first: int = 0, *, slow_lines=(), delay: float = 0.5):
         self.fail_first = fail_first
+        self.down = False
+        self.slow_lines = set(slow_lines)
+        self.delay = delay
         self.requests = 0
+        self.batches: list[list[str]] = []
+        self.posted: Counter[str] = Counter()
         self.applied: Counter[str] = Counter()
         self.speeds: dict[str, int] = {}
         self.lock = threading.Lock()
@@ -23,17 +34,27 @@ class FakeNetwork:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self):
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                changes = json.loads(self.rfile.read(int(self.headers["Content-Length"])))[
+                    "changes"
+                ]
                 with network.lock:
                     network.requests += 1
-                    failing = network.requests <= network.fail_first
+                    network.batches.append([change["line"] for change in changes])
+                    network.posted.update(change["change_id"] for change in changes)
+                    failing = network.down or network.requests <= network.fail_first
+                    slow = any(change["line"] in network.slow_lines for change in changes)
                     if not failing:
-                        for change in body["changes"]:
+                        for change in changes:
                             network.applied[change["change_id"]] += 1
                             network.speeds[change["line"]] = change["speed_kbps"]
-                self.send_response(503 if failing else 200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
+                if slow:
+                    time.sleep(network.delay)
+                try:
+                    self.send_response(503 if failing else 200)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the client gave up waiting: the answer is lost, not the change
 
             def log_message(self, *args):
                 pass

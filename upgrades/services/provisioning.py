@@ -1,12 +1,23 @@
 """Reconciling: move each line's speed on the network towards the wanted one.
 
-A run takes a batch of out-of-sync lines under a short lease (committed, so no database
-transaction stays open while the network is called), sends the batch, and records what
-the network confirmed. If the network fails, the leases are released and the error goes
-up so the task retries with backoff; nothing is marked applied that was not. Re-running
-once everything agrees changes nothing.
+A run claims a batch of due out-of-sync lines under a short lease (committed, so no
+database transaction stays open while the network is called), sends the batch, and records
+what the network confirmed; nothing is marked applied that was not. Re-running once
+everything agrees changes nothing.
+
+The network may be down, or sick for some lines only. A batch it fails (an error, a refused
+connection, a timeout) is set aside: the lease becomes a backoff that doubles with each
+failure in a row, capped and jittered, and no run claims those lines before it ends. The
+run goes on with other lines, lines that failed least first, so one slow batch does not
+hold back the rest; after a few failed batches it gives up, as the network is then likely
+down for everyone. A reconcile asked for by each commit during an outage thus finds the
+failed lines not yet due and POSTs nothing for them: POSTs grow with the outage's length,
+not with the number of commits. While lines wait out a backoff, a run ends by raising
+``ReconcileIncomplete`` so that its caller comes back.
 """
 
+import logging
+import random
 import time
 import uuid
 from dataclasses import dataclass
@@ -14,27 +25,65 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
+from django.db.models import Min
 
 from subscriptions.models import Subscription
 from upgrades.models import ProvisioningChange
 from upgrades.provisioning import ProvisioningUnavailable, SpeedChange
 from upgrades.services.requests import mark_applied_requests
 
+logger = logging.getLogger(__name__)
+
+# Subscription.provisioning_failures is a PositiveSmallIntegerField; the backoff is capped
+# long before, so the count only has to stay in range.
+MAX_COUNTED_FAILURES = 32767
+
 
 @dataclass(frozen=True)
 class ReconcileResult:
-    applied: int
-    batches: int
+    applied: int  # changes the network confirmed
+    batches: int  # batches the network confirmed
+    set_aside: int = 0  # batches the network failed in this run
+    more: bool = False  # the run stopped on a budget while lines were still due
+    # When the first line the network failed (in this run or before) ends its backoff.
+    retry_at: datetime | None = None
+
+
+class ReconcileIncomplete(ProvisioningUnavailable):
+    """Lines wait out a backoff after the network failed them; try again at ``retry_at``.
+
+    What the run did push is recorded; ``result`` says how much.
+    """
+
+    def __init__(self, result: ReconcileResult):
+        super().__init__(
+            f"{result.set_aside} batch(es) set aside, {result.applied} change(s) applied, "
+            f"lines wait until {result.retry_at:%H:%M:%S}"
+        )
+        self.result = result
+
+
+def set_aside_delay(failures: int) -> timedelta:
+    """How long lines the network failed ``failures`` times in a row wait before a retry.
+
+    The delay doubles from PROVISIONING_BACKOFF_BASE_SECONDS up to
+    PROVISIONING_BACKOFF_MAX_SECONDS; "equal jitter" keeps half of it and draws the other
+    half at random, so batches that failed together come back spread out, and never
+    sooner than half the delay.
+    """
+    ceiling = settings.PROVISIONING_BACKOFF_MAX_SECONDS
+    delay = min(ceiling, settings.PROVISIONING_BACKOFF_BASE_SECONDS * 2 ** min(failures - 1, 30))
+    return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))  # noqa: S311 (not a secret)
 
 
 def _claim_batch(*, now: datetime, batch_size: int, lease: timedelta) -> list[dict]:
     with transaction.atomic():
         rows = list(
-            Subscription.objects.out_of_sync()
-            .filter(Q(provisioning_lease_until__isnull=True) | Q(provisioning_lease_until__lt=now))
+            Subscription.objects.due_for_provisioning(now)
             .select_for_update(skip_locked=True, of=("self",))
-            .order_by("pk")
+            # Lines the network failed least go first: a batch that keeps failing waits
+            # behind the others instead of using up every run's attempts.
+            .order_by("provisioning_failures", "pk")
             .values(
                 "pk",
                 "contract_number",
@@ -42,6 +91,7 @@ def _claim_batch(*, now: datetime, batch_size: int, lease: timedelta) -> list[di
                 "desired_version",
                 "desired_cause",
                 "applied_upgraded",
+                "provisioning_failures",
                 "plan__normal_kbps",
                 "plan__upgraded_kbps",
             )[:batch_size]
@@ -57,21 +107,86 @@ def _speed(row: dict, upgraded: bool) -> int:
     return row["plan__upgraded_kbps"] if upgraded else row["plan__normal_kbps"]
 
 
+def _set_aside(rows: list[dict], *, failed_at: datetime, error: Exception) -> None:
+    # The batch keeps together: one failure count (its worst line's) and one return time,
+    # so it comes back as one POST rather than as lines scattered over many.
+    failures = min(max(row["provisioning_failures"] for row in rows) + 1, MAX_COUNTED_FAILURES)
+    delay = set_aside_delay(failures)
+    Subscription.objects.filter(pk__in=[row["pk"] for row in rows]).update(
+        provisioning_lease_until=failed_at + delay, provisioning_failures=failures
+    )
+    logger.warning(
+        "provisioning: %d line(s) set aside for %d s after %d failure(s) in a row: %s",
+        len(rows),
+        delay.total_seconds(),
+        failures,
+        error,
+    )
+
+
+def _record_applied(rows: list[dict], *, now: datetime) -> None:
+    batch = uuid.uuid4()
+    with transaction.atomic():
+        for upgraded in (True, False):
+            Subscription.objects.filter(
+                pk__in=[row["pk"] for row in rows if row["desired_upgraded"] is upgraded]
+            ).update(
+                applied_upgraded=upgraded, provisioning_lease_until=None, provisioning_failures=0
+            )
+        ProvisioningChange.objects.bulk_create(
+            [
+                ProvisioningChange(
+                    subscription_id=row["pk"],
+                    version=row["desired_version"],
+                    upgraded=row["desired_upgraded"],
+                    from_kbps=_speed(row, row["applied_upgraded"]),
+                    to_kbps=_speed(row, row["desired_upgraded"]),
+                    cause=row["desired_cause"] or "-",
+                    batch=batch,
+                    applied_at=now,
+                )
+                for row in rows
+            ],
+            ignore_conflicts=True,
+        )
+
+
 def reconcile_speeds(
     *, backend, now: datetime, batch_size: int | None = None, max_batches: int | None = None
 ) -> ReconcileResult:
-    """Push every out-of-sync line's wanted speed to the network, batch by batch."""
+    """Push every due out-of-sync line's wanted speed to the network, batch by batch.
+
+    A batch the network fails is set aside for its backoff and the run goes on with other
+    lines, up to PROVISIONING_MAX_FAILED_BATCHES failed batches. A run claims no new batch
+    after PROVISIONING_RUN_SECONDS (or ``max_batches`` batches) and then says whether
+    lines are still due (``more``), so the caller can ask for another run.
+
+    While out-of-sync lines wait out a backoff (set aside by this run or an earlier one),
+    the run ends by raising ``ReconcileIncomplete`` (a ``ProvisioningUnavailable``) after
+    recording what the network took, so the caller keeps retrying, with its own backoff,
+    until every line is through; ``retry_at`` says when the first one is due. The lines
+    set aside stay set aside whoever asks: an early retry costs queries, not a POST.
+    """
     batch_size = batch_size or settings.PROVISIONING_BATCH_SIZE
     lease = timedelta(seconds=settings.PROVISIONING_LEASE_SECONDS)
-    applied = batches = 0
+    applied = batches = set_aside = 0
+    more = False
     started = time.monotonic()
-    while max_batches is None or batches < max_batches:
-        # The lease runs from this claim, not from the start of a long run.
-        claimed_at = now + timedelta(seconds=time.monotonic() - started)
-        rows = _claim_batch(now=claimed_at, batch_size=batch_size, lease=lease)
+    while True:
+        elapsed = time.monotonic() - started
+        # A lease, or a backoff, runs from its own moment, not from the start of the run.
+        at = now + timedelta(seconds=elapsed)
+        tried = batches + set_aside
+        if (
+            (max_batches is not None and tried >= max_batches)
+            or (tried and elapsed >= settings.PROVISIONING_RUN_SECONDS)
+            or set_aside >= settings.PROVISIONING_MAX_FAILED_BATCHES
+        ):
+            more = Subscription.objects.due_for_provisioning(at).exists()
+            break
+        rows = _claim_batch(now=at, batch_size=batch_size, lease=lease)
         if not rows:
             break
-        ids = [row["pk"] for row in rows]
         try:
             backend.apply(
                 [
@@ -83,33 +198,24 @@ def reconcile_speeds(
                     for row in rows
                 ]
             )
-        except ProvisioningUnavailable:
-            Subscription.objects.filter(pk__in=ids).update(provisioning_lease_until=None)
-            raise
-        batch = uuid.uuid4()
-        with transaction.atomic():
-            for upgraded in (True, False):
-                Subscription.objects.filter(
-                    pk__in=[row["pk"] for row in rows if row["desired_upgraded"] is upgraded]
-                ).update(applied_upgraded=upgraded, provisioning_lease_until=None)
-            ProvisioningChange.objects.bulk_create(
-                [
-                    ProvisioningChange(
-                        subscription_id=row["pk"],
-                        version=row["desired_version"],
-                        upgraded=row["desired_upgraded"],
-                        from_kbps=_speed(row, row["applied_upgraded"]),
-                        to_kbps=_speed(row, row["desired_upgraded"]),
-                        cause=row["desired_cause"] or "-",
-                        batch=batch,
-                        applied_at=now,
-                    )
-                    for row in rows
-                ],
-                ignore_conflicts=True,
-            )
+        except ProvisioningUnavailable as error:
+            failed_at = now + timedelta(seconds=time.monotonic() - started)
+            _set_aside(rows, failed_at=failed_at, error=error)
+            set_aside += 1
+            continue
+        _record_applied(rows, now=now)
         applied += len(rows)
         batches += 1
     # Also when nothing was pushed: a request whose lines were already fast is applied.
     mark_applied_requests(now=now)
-    return ReconcileResult(applied=applied, batches=batches)
+    retry_at = (
+        Subscription.objects.out_of_sync()
+        .filter(provisioning_failures__gt=0, provisioning_lease_until__gte=at)
+        .aggregate(first=Min("provisioning_lease_until"))["first"]
+    )
+    result = ReconcileResult(
+        applied=applied, batches=batches, set_aside=set_aside, more=more, retry_at=retry_at
+    )
+    if retry_at is not None:
+        raise ReconcileIncomplete(result)
+    return result
