@@ -29,7 +29,7 @@ from django.utils.translation import gettext as _
 from incidents.models import Disaster, MassMessage, MassMessageDelivery
 from subscriptions.models import Customer, Subscription
 from subscriptions.prefectures import Prefecture
-from support.followups import enqueue_on_commit
+from support.followups import enqueue_on_commit, keep_alive
 from support.mail import recipients_by_customer
 from support.models import OutboundEmail
 from support.outbox import fold_header, queue_emails
@@ -205,6 +205,7 @@ def queue_mass_message_deliveries(
     queued = 0
     chunks = 0
     while max_chunks is None or chunks < max_chunks:
+        keep_alive()
         chunks += 1
         with transaction.atomic():
             message = MassMessage.objects.select_for_update().filter(pk=message_id).first()

@@ -30,7 +30,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
-from support.followups import enqueue_on_commit
+from support.followups import enqueue_on_commit, keep_alive
 from support.models import OutboundEmail
 
 logger = logging.getLogger(__name__)
@@ -289,6 +289,7 @@ def send_queued_emails(
     started = time.monotonic()
     with _commits_without_waiting_for_disk():
         while ids := _claim(now=timezone.now(), batch_size=batch_size):
+            keep_alive()
             rows = list(OutboundEmail.objects.filter(pk__in=ids).order_by("pk"))
             composed = _compose(rows)
             _save_composed(rows, composed)

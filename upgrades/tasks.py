@@ -48,9 +48,12 @@ def queue_stranded_notices() -> None:
     notices.queue_stranded_notices(now=timezone.now())
 
 
-# One run at a time per request for it (the follow-up key merges them); a network
-# error fails the run and the outbox retries it with backoff. Beat runs it every minute
-# as well, for lines set aside by a failure.
+# Requests for a run merge while one waits (the follow-up key). A batch the network
+# fails is set aside for its own backoff and the run raises at the end, so the outbox
+# retries it with backoff too; beat runs it every minute as well. A run that stopped on
+# its time budget asks for the next one.
 @shared_task
 def reconcile_speeds() -> None:
-    provisioning.reconcile_speeds(backend=get_backend(), now=timezone.now())
+    result = provisioning.reconcile_speeds(backend=get_backend(), now=timezone.now())
+    if result.more:
+        enqueue_on_commit(reconcile_speeds)

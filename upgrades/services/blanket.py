@@ -25,7 +25,7 @@ from subscriptions.models import Subscription
 from subscriptions.prefectures import Prefecture
 from support.calendar import is_after_hours
 from support.channels import Channel
-from support.followups import enqueue_on_commit
+from support.followups import enqueue_on_commit, keep_alive
 from support.models import OutboundEmail
 from upgrades.bulk import insert_from_select, refresh_statistics
 from upgrades.models import BlanketUpgrade, BlanketUpgradeEvent, CustomerNotice, SpeedGrant
@@ -209,6 +209,7 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
     )
     created = 0
     while True:
+        keep_alive()  # a long run keeps its follow-up (support/followups.py)
         with transaction.atomic():
             locked = BlanketUpgrade.objects.select_for_update().get(pk=blanket_id)
             if locked.status != BlanketUpgrade.Status.APPLYING:
@@ -339,6 +340,7 @@ def _finish_grants_in_chunks(
     while True:  # passes over the grants, until one moves nothing
         moved_in_pass, after = 0, 0
         while True:  # chunks, by primary key: each starts where the last one ended
+            keep_alive()  # a long run keeps its follow-up (support/followups.py)
             with transaction.atomic():
                 rows = list(
                     # FOR NO KEY UPDATE: a notice being inserted for a grant (a foreign-

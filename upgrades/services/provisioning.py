@@ -28,6 +28,7 @@ from django.db import transaction
 from django.db.models import Min
 
 from subscriptions.models import Subscription
+from support.followups import keep_alive
 from upgrades.models import ProvisioningChange
 from upgrades.provisioning import ProvisioningUnavailable, SpeedChange
 from upgrades.services.requests import mark_applied_requests
@@ -173,6 +174,7 @@ def reconcile_speeds(
     more = False
     started = time.monotonic()
     while True:
+        keep_alive()
         elapsed = time.monotonic() - started
         # A lease, or a backoff, runs from its own moment, not from the start of the run.
         at = now + timedelta(seconds=elapsed)
