@@ -19,20 +19,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from types import SimpleNamespace
 
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection
 
 from subscriptions.models import Subscription
-from support import tasks as support_tasks
+from support import followups
 from support.channels import Channel
 from support.models import OutboundEmail
 from support.outbox import send_queued_emails
 from tests.factories import CustomerFactory, UserFactory
 from tests.upgrades.conftest import NOW, make_lines
-from upgrades import tasks
 from upgrades.models import BlanketUpgradeEvent, CustomerNotice, ProvisioningChange, SpeedGrant
 from upgrades.provisioning import RecordingBackend
 from upgrades.services.blanket import (
@@ -77,19 +75,22 @@ def _postgresql_only():
 
 @pytest.fixture(autouse=True)
 def enqueued(monkeypatch) -> list[str]:
-    """The tasks the services queue on commit, recorded instead of sent to the broker.
+    """The follow-ups the services ask for on commit (support/followups.py), recorded
+    instead of sent to the broker.
 
     In a transactional test on-commit callbacks really run; without this they would
     write messages into the broker that a worker might run against this database.
     """
     sent: list[str] = []
-    for name in ("apply_blanket_upgrade", "end_blanket_grants", "reconcile_speeds"):
-        monkeypatch.setattr(
-            tasks, name, SimpleNamespace(delay=lambda *args, _name=name: sent.append(_name))
-        )
-    monkeypatch.setattr(
-        support_tasks, "send_queued_emails", SimpleNamespace(delay=lambda: sent.append("send"))
-    )
+    short = {"support.tasks.send_queued_emails": "send"}
+
+    def record(*, keys, now=None):
+        for key in keys:
+            name = key.split(":")[0]
+            sent.append(short.get(name, name.rsplit(".", 1)[-1]))
+        return 0
+
+    monkeypatch.setattr(followups, "relay_due", record)
     return sent
 
 
