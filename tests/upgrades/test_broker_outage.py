@@ -40,6 +40,8 @@ def broker_that_is_down(monkeypatch):
     time.sleep(0.3)
     # Celery keeps its connection and producer pools per broker URL: forget them so the
     # next publish connects to this broker.
+    # Celery reads CELERY_BROKER_URL from the environment before its own setting (CI).
+    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{port}/0")
     monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{port}/0")
     monkeypatch.setattr(celery_app.conf, "broker_connection_max_retries", 1)
     monkeypatch.setattr(celery_app, "_pool", None)
