@@ -154,6 +154,8 @@ def send_mass_message(
     """
     existing = MassMessage.objects.filter(idempotency_key=idempotency_key).first()
     if existing is not None:
+        if not existing.is_queued:  # a replay asks again for the queueing still due
+            _queue_after_commit(existing.pk)
         return existing
     if not subject_ja.strip() or not body_ja.strip():
         raise ValidationError(_("The Japanese subject and message are required."))
@@ -188,7 +190,7 @@ def send_mass_message(
 def _queue_after_commit(message_id: int) -> None:
     from incidents import tasks
 
-    # A broker that is down only delays it: beat's resume-mass-messages finds it.
+    # A follow-up row of this commit: a broker that is down only delays it.
     enqueue_on_commit(tasks.queue_mass_message, message_id)
 
 

@@ -7,9 +7,10 @@ from support.models import FollowUp
 
 
 def asked_for(task) -> list[tuple]:
-    """The arguments of each waiting follow-up of ``task``, oldest first."""
+    """The work of ``task`` waiting for a worker: the arguments of each, oldest first.
+    Rows asking for the same work (same arguments) are one piece of work: it runs once."""
     rows = FollowUp.objects.filter(task=task.name, started_at__isnull=True).order_by("pk")
-    return [tuple(args) for args in rows.values_list("args", flat=True)]
+    return list(dict.fromkeys(tuple(args) for args in rows.values_list("args", flat=True)))
 
 
 def run_follow_ups(task) -> int:
@@ -17,7 +18,7 @@ def run_follow_ups(task) -> int:
     message would (the run takes the rows of its key and deletes them when it succeeds);
     returns how many runs there were."""
     runs = 0
-    for args in dict.fromkeys(asked_for(task)):
+    for args in asked_for(task):
         task.apply(args=args, task_id=f"{TASK_ID_PREFIX}{uuid.uuid4().hex}").get()
         runs += 1
     return runs

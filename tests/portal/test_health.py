@@ -1,3 +1,4 @@
+import re
 from datetime import timedelta
 
 import pytest
@@ -62,6 +63,12 @@ def test_healthz_and_the_dashboard_show_the_work_waiting(client):
     assert body["backlog"]["lines_out_of_sync"] == 1
     waiting = dashboard.split('id="backlog"')[1].split("</dl>")[0]
     assert "<dd>2 (" in waiting and "<dd>1</dd>" in waiting
+    # each queued e-mail asked a worker to send (a follow-up of its commit, not run yet)
+    assert body["backlog"]["follow_ups_waiting"] == 2
+    assert 7 * 60 <= body["backlog"]["oldest_follow_up_waiting_seconds"] < 8 * 60
+    link = re.search(r'<dd><a href="([^"]+)">2</a> \(', waiting).group(1)
+    listed = client.get(link)
+    assert listed.status_code == 200 and "support.tasks.send_queued_emails" in listed.text
 
 
 def test_a_second_beat_process_shows_on_healthz_and_the_dashboard(client):

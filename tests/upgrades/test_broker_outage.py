@@ -9,15 +9,15 @@ import shutil
 import subprocess
 import time
 from contextlib import contextmanager
-from datetime import timedelta
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from portal.celery import app as celery_app
 from subscriptions.models import Subscription
+from support.models import FollowUp
 from tests.factories import OperatorUserFactory, UserFactory
+from tests.followups import asked_for, run_follow_ups
 from tests.mailserver import free_port
 from tests.upgrades.conftest import form_data, make_lines, post_forms
 from upgrades import tasks
@@ -76,11 +76,37 @@ def test_a_declaration_while_the_broker_is_down_answers_and_is_granted_later(
     assert response["Location"].endswith(f"/operator/disasters/{blanket.pk}/")
     assert blanket.status == "applying" and not blanket.grants.exists()
 
-    # and once beat's safety net runs (the broker back), every line is granted once
-    with time_machine.travel(timezone.now() + timedelta(minutes=6), tick=False):
-        for blanket_id in tasks.blanket.unfinished_blanket_upgrades(now=timezone.now()):
-            tasks.apply_blanket_upgrade.apply(args=[blanket_id]).get()
+    # and its granting waits as a follow-up of the declaration's commit, which the relay
+    # sends when the broker is back: every line is granted once
+    assert asked_for(tasks.apply_blanket_upgrade) == [(blanket.pk,)]
+    run_follow_ups(tasks.apply_blanket_upgrade)
     assert SpeedGrant.objects.filter(blanket_upgrade=blanket).count() == len(lines)
+    assert asked_for(tasks.apply_blanket_upgrade) == []
+
+
+def test_submitting_the_declaration_again_asks_again_for_the_granting_still_due(
+    client, monkeypatch, django_capture_on_commit_callbacks
+):
+    make_lines(2)
+    client.force_login(OperatorUserFactory())
+    page = client.get("/operator/disasters/new/").text
+    form = next(f for f in post_forms(page) if "idempotency_key" in dict(f["fields"]))
+    data = form_data(form["fields"], title="秩父豪雨", nationwide="on", window_days="3")
+    with broker_that_is_down(monkeypatch), django_capture_on_commit_callbacks(execute=True):
+        client.post(form["action"], data)
+    blanket = BlanketUpgrade.objects.get()
+    # the follow-up is gone (deleted by hand, or recorded before follow-ups existed)
+    FollowUp.objects.all().delete()
+
+    # when the operator submits the same form again (back, then submit)
+    with broker_that_is_down(monkeypatch), django_capture_on_commit_callbacks(execute=True):
+        again = client.post(form["action"], data)
+
+    # then nothing new is declared, and the granting it still waits for is asked again
+    assert again.status_code == 302 and BlanketUpgrade.objects.count() == 1
+    assert asked_for(tasks.apply_blanket_upgrade) == [(blanket.pk,)]
+    run_follow_ups(tasks.apply_blanket_upgrade)
+    assert SpeedGrant.objects.filter(blanket_upgrade=blanket).count() == 2
 
 
 def test_a_decline_while_the_broker_is_down_is_taken_and_reaches_the_network_later(
@@ -108,6 +134,7 @@ def test_a_decline_while_the_broker_is_down_is_taken_and_reaches_the_network_lat
     assert response.status_code == 302
     assert SpeedGrant.objects.get().state == "declined"
     assert Subscription.objects.out_of_sync().filter(pk=line.pk).exists()
-    # until beat's reconcile job (every minute) pushes it
-    tasks.reconcile_speeds.apply().get()
+    # until the follow-up the decline's commit recorded runs, once the broker is back
+    assert asked_for(tasks.reconcile_speeds) == [()]
+    run_follow_ups(tasks.reconcile_speeds)
     assert not Subscription.objects.out_of_sync().exists()

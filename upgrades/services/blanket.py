@@ -75,7 +75,7 @@ def declare_disaster(
             .first()
         )
         if already is not None:
-            return already.blanket_upgrade
+            return _resume_granting(already.blanket_upgrade)
         codes = check_disaster_scope(title=title, nationwide=nationwide, prefectures=prefectures)
         if not confirm_overlap:
             overlaps = overlapping_disasters(nationwide=nationwide, prefectures=codes)
@@ -92,7 +92,7 @@ def declare_disaster(
             now=now,
         )
         if not created:
-            return disaster.blanket_upgrade
+            return _resume_granting(disaster.blanket_upgrade)
         blanket = BlanketUpgrade.objects.create(
             disaster=disaster,
             deadline=now + timedelta(days=window_days),
@@ -110,6 +110,16 @@ def declare_disaster(
                 "window_days": window_days,
             },
         )
+        from upgrades import tasks
+
+        enqueue_on_commit(tasks.apply_blanket_upgrade, blanket.pk)
+    return blanket
+
+
+def _resume_granting(blanket: BlanketUpgrade) -> BlanketUpgrade:
+    """A replayed declaration (the same token) declares nothing new, but asks again for
+    the granting it still waits for: merged with the follow-up already waiting, if any."""
+    if blanket.status == BlanketUpgrade.Status.APPLYING:
         from upgrades import tasks
 
         enqueue_on_commit(tasks.apply_blanket_upgrade, blanket.pk)
@@ -302,6 +312,12 @@ def end_disaster(*, disaster: Disaster, operator, now: datetime, message: str = 
     ``message`` is the operator's closing word in the "disaster ended" e-mails."""
     with transaction.atomic():
         if not close_disaster(disaster=disaster, ended_by=operator, now=now, message=message):
+            # A replay (a second click): the grants still boosting lines are asked for
+            # again, merged with the follow-up already waiting, if any.
+            if SpeedGrant.objects.boosting().filter(blanket_upgrade__disaster=disaster).exists():
+                from upgrades import tasks
+
+                enqueue_on_commit(tasks.end_blanket_grants, disaster.blanket_upgrade.pk)
             raise ValidationError(_("This disaster has already ended."))
         blanket = BlanketUpgrade.objects.select_for_update().get(disaster=disaster)
         BlanketUpgrade.objects.filter(pk=blanket.pk).update(
