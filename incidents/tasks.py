@@ -10,7 +10,8 @@ def remind_unchecked_sites() -> None:
     readiness.remind_unchecked_sites(now=timezone.now())
 
 
-@shared_task(autoretry_for=(OSError,), retry_backoff=60, max_retries=10)
+# A follow-up of the hourly sweeper: retried with backoff by the outbox.
+@shared_task
 def ask_to_recheck_after_disaster(disaster_id: int) -> None:
     readiness.ask_to_recheck_after_disaster(disaster_id=disaster_id, now=timezone.now())
 
@@ -18,7 +19,7 @@ def ask_to_recheck_after_disaster(disaster_id: int) -> None:
 @shared_task
 def ask_to_recheck_after_disasters() -> None:
     for disaster_id in readiness.disasters_due_for_recheck(now=timezone.now()):
-        ask_to_recheck_after_disaster.delay(disaster_id)
+        enqueue_on_commit(ask_to_recheck_after_disaster, disaster_id)
 
 
 # A follow-up of sending the message: retried with backoff by the outbox.
