@@ -102,16 +102,23 @@ def relay_due(*, keys: list[str] | None = None, now: datetime | None = None) -> 
             waiting.filter(key=key, due_at__lte=now).update(due_at=later)
             continue
         row = waiting.filter(key=key).order_by("pk").first()
+        if row is None:
+            continue
+        task = app.tasks.get(row.task)
+        if task is None:  # renamed or removed by a deployment: shown, not retried hot
+            waiting.filter(key=key).update(
+                due_at=now + timedelta(days=1), last_error=f"no task named {row.task}"
+            )
+            logger.error("follow-up %s names no task; it waits for staff", key)
+            continue
         out_until = now + timedelta(seconds=settings.FOLLOWUP_REDELIVER_SECONDS)
         # Conditional: of two relays at once, one sends.
-        if row is None or not waiting.filter(key=key, due_at__lte=now).update(
+        if not waiting.filter(key=key, due_at__lte=now).update(
             due_at=out_until, relays=F("relays") + 1
         ):
             continue
         try:
-            app.tasks[row.task].apply_async(
-                args=row.args, task_id=f"{TASK_ID_PREFIX}{uuid.uuid4().hex}"
-            )
+            task.apply_async(args=row.args, task_id=f"{TASK_ID_PREFIX}{uuid.uuid4().hex}")
         except Exception:  # kombu/redis errors vary by transport
             waiting.filter(key=key, due_at=out_until).update(due_at=now)
             logger.warning("broker unavailable: %s waits in the database", key, exc_info=True)

@@ -179,3 +179,19 @@ def test_backoff_doubles_to_its_cap_with_jitter(settings):
         waits = {backoff(attempts).total_seconds() for _ in range(50)}
         assert all(delay / 2 <= wait <= delay for wait in waits)
         assert len(waits) > 40, "jittered, so work failed together comes back apart"
+
+
+def test_a_follow_up_naming_no_task_is_set_aside_and_does_not_block_the_others(broker):
+    FollowUp.objects.create(
+        task="upgrades.tasks.renamed_away", args=[], key="upgrades.tasks.renamed_away:[]",
+        created_at=timezone.now(), due_at=timezone.now(),
+    )  # fmt: skip
+    broker.down = True
+    enqueue_on_commit(probe, 11)  # refused now, due for the relay
+    broker.down = False
+
+    assert relay_due() == 1
+    assert [args for args, _, _ in broker] == [(11,)]
+    lost = FollowUp.objects.get(task="upgrades.tasks.renamed_away")
+    assert lost.last_error == "no task named upgrades.tasks.renamed_away"
+    assert lost.due_at > timezone.now() + timedelta(hours=23)
