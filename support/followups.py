@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Max, Min
 from django.utils import timezone
 
@@ -145,6 +145,19 @@ def _lease() -> timedelta:
     return timedelta(seconds=settings.FOLLOWUP_LEASE_SECONDS)
 
 
+def _drop_broken_connection() -> None:
+    """A run that failed because its database connection broke (a failover, a cut) gives
+    its rows back over a new connection: on the broken one the give-back fails too, and
+    the work would wait for its lease instead of its backoff."""
+    if (
+        connection.connection is not None
+        and connection.errors_occurred
+        and not connection.in_atomic_block
+        and not connection.is_usable()
+    ):
+        connection.close()
+
+
 class FollowUpTask(DjangoTask):
     """The portal's task class: a message sent by ``relay_due`` takes its key's rows
     before the run and settles them after it. Other calls (beat, tests) just run."""
@@ -166,6 +179,7 @@ class FollowUpTask(DjangoTask):
         try:
             result = super().__call__(*args, **kwargs)
         except Exception as error:
+            _drop_broken_connection()
             self._give_back(task_id, args, error)
             raise
         except BaseException:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 import redis
+from django.db import connection
 from django.utils import timezone
 
 from portal.celery import app as celery_app
@@ -147,6 +148,32 @@ class Fleet:
     def __init__(self, worker: Process, beat: Process | None, queue: str):
         self.worker, self.beat, self.queue = worker, beat, queue
 
+    def terminate_worker_connections(self) -> int:
+        """Cut the worker's database connections from the server side, as a failover, an
+        idle-session timeout or an administrator's pg_terminate_backend does; returns how
+        many were cut. Only the worker's: this process's connection and the beat's are
+        left alone (each process connects under a name of its own)."""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity"
+                " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+                " AND application_name = %s",
+                [application_name("worker", self.queue)],
+            )
+            return cursor.fetchone()[0]
+
+
+def application_name(process: str, queue: str) -> str:
+    """What a fleet's process calls itself to PostgreSQL (pg_stat_activity)."""
+    return f"{process}-{queue}"
+
+
+def named(database_url: str, name: str) -> str:
+    """``database_url`` with an application name (django-environ passes it to libpq)."""
+    if not database_url.startswith("postgres"):
+        return database_url
+    return f"{database_url}{'&' if '?' in database_url else '?'}application_name={name}"
+
 
 @contextmanager
 def fleet(monkeypatch, broker: RedisBroker, *, beat: bool = True, **environment: str):
@@ -168,9 +195,18 @@ def fleet(monkeypatch, broker: RedisBroker, *, beat: bool = True, **environment:
     }
     env.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
     quiet = ["--without-gossip", "--without-mingle", "--without-heartbeat"]
-    worker = Process(["worker", "-P", "solo", "-Q", queue, *quiet], env, "worker")
+
+    def env_of(process: str) -> dict:
+        return {
+            **env,
+            "DATABASE_URL": named(env["DATABASE_URL"], application_name(process, queue)),
+        }
+
+    worker = Process(["worker", "-P", "solo", "-Q", queue, *quiet], env_of("worker"), "worker")
     beat_process = (
-        Process(["beat", "-s", str(Path(workdir.name, "schedule"))], env, "beat") if beat else None
+        Process(["beat", "-s", str(Path(workdir.name, "schedule"))], env_of("beat"), "beat")
+        if beat
+        else None
     )
     with ExitStack() as stack:
         stack.callback(workdir.cleanup)
