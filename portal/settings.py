@@ -241,7 +241,9 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 # one SMTP connection; a failed attempt is retried after OUTBOX_RETRY_SECONDS, doubling
 # up to an hour, and shown to staff as failed after OUTBOX_MAX_ATTEMPTS.
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", default=200)
-OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+# Renewed every 30 s while a batch is sent: a sender that dies leaves its batch's rest
+# for at most this long.
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=120)
 OUTBOX_RETRY_SECONDS = env.int("OUTBOX_RETRY_SECONDS", default=30)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", default=12)
 # One sender run sends for at most this long, then hands over to the next run.

@@ -36,6 +36,8 @@ from support.models import OutboundEmail
 logger = logging.getLogger(__name__)
 
 SUBJECT_MAX = 250
+# A sender renews its batch's lease this often while it sends (below OUTBOX_LEASE_SECONDS).
+LEASE_RENEWAL_SECONDS = 30
 
 
 @dataclass(frozen=True)
@@ -206,7 +208,13 @@ def _send_batch(rows: list[OutboundEmail], report: SendReport) -> None:
     error: Exception | None = None
     try:
         connection.open()
+        renewed = time.monotonic()
         for index, row in enumerate(ready):
+            if time.monotonic() - renewed > LEASE_RENEWAL_SECONDS:
+                # A slow server: the batch's rest stays this sender's. A sender that dies
+                # leaves it for at most one lease, not for the time a whole batch takes.
+                _renew_lease(ready[index:])
+                renewed = time.monotonic()
             message = EmailMessage(
                 row.subject, row.body, to=row.to, headers={"Message-ID": message_id(row)}
             )
@@ -239,6 +247,13 @@ def _send_batch(rows: list[OutboundEmail], report: SendReport) -> None:
             connection.close()
     if error is not None:
         report.errors.append(f"{type(error).__name__}: {error}")
+
+
+def _renew_lease(rows: list[OutboundEmail]) -> None:
+    lease_until = timezone.now() + timedelta(seconds=settings.OUTBOX_LEASE_SECONDS)
+    OutboundEmail.objects.filter(
+        pk__in=[row.pk for row in rows], status=OutboundEmail.Status.QUEUED
+    ).update(lease_until=lease_until)
 
 
 def _save_composed(rows: list[OutboundEmail], composed: list[OutboundEmail]) -> None:
@@ -326,9 +341,13 @@ def _commits_without_waiting_for_disk():
 
 
 def has_due_emails(*, now: datetime) -> bool:
-    return OutboundEmail.objects.filter(
-        status=OutboundEmail.Status.QUEUED, send_after__lte=now
-    ).exists()
+    """Whether a sender would find work now: rows held by another sender (or by a dead
+    one, until its lease ends) do not count, so a run does not call the next in a loop."""
+    return (
+        OutboundEmail.objects.filter(status=OutboundEmail.Status.QUEUED, send_after__lte=now)
+        .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
+        .exists()
+    )
 
 
 def retry_now(*, emails) -> int:

@@ -160,3 +160,36 @@ def test_two_senders_at_once_send_each_email_once(smtp_server, settings):
     assert all(report.sent for report in reports)  # both took a share
     received = sorted(m["to"][0] for m in smtp_server.messages)
     assert received == sorted(f"user{n}@town.example.jp" for n in range(60))
+
+
+def test_a_slow_server_does_not_let_the_rest_of_a_batch_fall_out_of_its_lease(
+    smtp_server, monkeypatch, settings
+):
+    from support import outbox
+
+    settings.OUTBOX_LEASE_SECONDS = 60
+    for n in range(3):
+        queue_email(key=f"slow:{n}", to=[f"u{n}@town.example.jp"], subject="s", body="b")
+    clock = iter([0.0, 0.0, 31.0, 31.0, 62.0, 62.0, 93.0, 93.0, 124.0])
+    monkeypatch.setattr(outbox.time, "monotonic", lambda: next(clock, 200.0))
+    leases = []
+    real_renew = outbox._renew_lease
+    monkeypatch.setattr(
+        outbox, "_renew_lease", lambda rows: (leases.append(len(rows)), real_renew(rows))
+    )
+
+    outbox.send_queued_emails()
+
+    assert leases, "the lease of the rows still to send was renewed while sending"
+    assert OutboundEmail.objects.filter(status="sent").count() == 3
+    assert not outbox.has_due_emails(now=timezone.now())
+
+
+def test_rows_a_dead_sender_holds_do_not_make_the_next_run_loop(settings):
+    from support import outbox
+
+    queue_email(key="held", to=["a@town.example.jp"], subject="s", body="b")
+    OutboundEmail.objects.update(lease_until=timezone.now() + timedelta(minutes=2))
+
+    assert not outbox.has_due_emails(now=timezone.now())
+    assert outbox.has_due_emails(now=timezone.now() + timedelta(minutes=3))
