@@ -134,6 +134,7 @@ class FollowUpAdmin(ReadOnlyAdmin):
         "created_at",
         "due_at",
         "started_at",
+        "hold_until",
         "relays",
         "attempts",
         "last_error",

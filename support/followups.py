@@ -34,7 +34,7 @@ from datetime import datetime, timedelta
 from celery.contrib.django.task import DjangoTask
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import F, Max, Min
+from django.db.models import F, Max, Min, Q
 from django.utils import timezone
 
 logger = logging.getLogger(__name__)
@@ -97,9 +97,13 @@ def relay_due(*, keys: list[str] | None = None, now: datetime | None = None) -> 
     sent = 0
     for key in due.order_by().values_list("key", flat=True).distinct()[:1000]:
         # A message already out, or a backoff running: the due rows join it.
-        later = waiting.filter(key=key, due_at__gt=now).aggregate(at=Min("due_at"))["at"]
-        if later is not None:
-            waiting.filter(key=key, due_at__lte=now).update(due_at=later)
+        later = waiting.filter(key=key, due_at__gt=now).aggregate(
+            at=Min("due_at"), hold=Max("hold_until")
+        )
+        if later["at"] is not None:
+            waiting.filter(key=key, due_at__lte=now).update(
+                due_at=later["at"], hold_until=later["hold"]
+            )
             continue
         row = waiting.filter(key=key).order_by("pk").first()
         if row is None:
@@ -135,8 +139,8 @@ def keep_alive() -> None:
     if run is None:
         return
     run_id, last = run
-    if time.monotonic() - last < 15:
-        return
+    if time.monotonic() - last < settings.FOLLOWUP_LEASE_SECONDS / 4:
+        return  # renewed a quarter of a lease ago at most: still well inside it
     FollowUp.objects.filter(run_id=run_id).update(due_at=timezone.now() + _lease())
     _current_run.set((run_id, time.monotonic()))
 
@@ -169,10 +173,12 @@ class FollowUpTask(DjangoTask):
         from support.models import FollowUp
 
         now = timezone.now()
-        if not FollowUp.objects.filter(key=key_of(self.name, args), started_at__isnull=True).update(
-            started_at=now, run_id=task_id, due_at=now + _lease()
-        ):
-            # Done by an earlier message or running under another one right now.
+        # Not rows waiting out a failed run's backoff: the retry timed for its end (or
+        # the relay after it) takes them. One second of slack for the clocks of workers.
+        waiting = FollowUp.objects.filter(key=key_of(self.name, args), started_at__isnull=True)
+        free = Q(hold_until__isnull=True) | Q(hold_until__lte=now + timedelta(seconds=1))
+        if not waiting.filter(free).update(started_at=now, run_id=task_id, due_at=now + _lease()):
+            # Done by an earlier message, running under another one, or backing off.
             logger.info("%s%s: nothing waits, already done", self.name, args)
             return None
         token = _current_run.set((task_id, time.monotonic()))
@@ -202,14 +208,19 @@ class FollowUpTask(DjangoTask):
         attempts = (rows.aggregate(most=Max("attempts"))["most"] or 0) + 1
         wait = backoff(attempts)
         now = timezone.now()
+        held = now + wait
         redeliver = timedelta(seconds=settings.FOLLOWUP_REDELIVER_SECONDS)
         rows.update(
             started_at=None,
             run_id="",
             attempts=attempts,
-            due_at=now + wait + redeliver,
             relays=F("relays") + 1,
             last_error=f"{type(error).__name__}: {error}"[:2000],
+        )
+        # With the work asked for during the run (its message may be out already): one
+        # retry after the backoff, however many commits asked meanwhile.
+        FollowUp.objects.filter(key=key_of(self.name, args), started_at__isnull=True).update(
+            hold_until=held, due_at=held + redeliver
         )
         try:
             self.apply_async(

@@ -358,6 +358,9 @@ class FollowUp(models.Model):
     # is out or a worker runs it (its lease), later still after a failure (backoff).
     due_at = models.DateTimeField(_("due"))
     started_at = models.DateTimeField(_("started"), null=True, blank=True)
+    # After a failed run: no run takes the row before then (its backoff), whatever
+    # message comes; the retry timed for then does.
+    hold_until = models.DateTimeField(_("backing off until"), null=True, blank=True)
     # The Celery task id of the run that holds the row (its lease is ``due_at``).
     run_id = models.CharField(max_length=64, blank=True, default="")
     relays = models.PositiveIntegerField(_("messages sent"), default=0)

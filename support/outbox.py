@@ -27,7 +27,7 @@ from hashlib import sha256
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
 from django.db import connection, transaction
-from django.db.models import F, Q
+from django.db.models import F, Min, Q
 from django.utils import timezone
 
 from support.followups import enqueue_on_commit, keep_alive
@@ -348,6 +348,13 @@ def has_due_emails(*, now: datetime) -> bool:
         .filter(Q(lease_until__isnull=True) | Q(lease_until__lt=now))
         .exists()
     )
+
+
+def next_lease_end(*, now: datetime) -> datetime | None:
+    """When the first row another sender holds comes free (None: no row is held)."""
+    return OutboundEmail.objects.filter(
+        status=OutboundEmail.Status.QUEUED, lease_until__gte=now
+    ).aggregate(first=Min("lease_until"))["first"]
 
 
 def retry_now(*, emails) -> int:

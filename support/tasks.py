@@ -18,8 +18,14 @@ def post_after_hours_webhook(alert_id: int) -> None:
 )
 def send_queued_emails() -> None:
     report = outbox.send_queued_emails(time_budget=settings.OUTBOX_TASK_SECONDS)
-    if not report.errors and outbox.has_due_emails(now=timezone.now()):
+    if report.errors:
+        return  # the rows wait for their backoff; beat's run finds them
+    now = timezone.now()
+    if outbox.has_due_emails(now=now):
         send_queued_emails.delay()
+    elif (lease_end := outbox.next_lease_end(now=now)) is not None:
+        # Rows another sender holds: if it died, they are this run's once its lease ends.
+        send_queued_emails.apply_async(countdown=max((lease_end - now).total_seconds(), 1))
 
 
 @shared_task(soft_time_limit=60, time_limit=90)

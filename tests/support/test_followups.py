@@ -6,6 +6,7 @@ stopped and restarted, is in tests/reliability/."""
 from datetime import timedelta
 
 import pytest
+import time_machine
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
@@ -124,6 +125,16 @@ def test_a_failed_run_waits_for_its_backoff_and_sends_a_timed_retry(broker, sett
     assert len(broker) == 2
     assert relay_due() == 0
     assert row.due_at > before + timedelta(seconds=countdown)
+    # a message that comes before the backoff ends (sent during the run) runs nothing
+    runs.clear()
+    deliver(broker[0])
+    assert runs == []
+    # the timed retry, at the end of the backoff, runs once for all that waits
+    later = timezone.now() + timedelta(seconds=countdown)
+    with time_machine.travel(later, tick=False), pytest.raises(ConnectionError):
+        deliver(broker[1])
+    assert runs == [(5,)]
+    assert FollowUp.objects.get(key=row.key, pk=row.pk).attempts == 2
 
 
 def test_work_asked_for_during_a_run_waits_for_the_next_run(broker, monkeypatch):
@@ -161,7 +172,7 @@ def test_a_long_run_keeps_its_lease_between_chunks(broker, monkeypatch):
     leases = []
 
     def long_run(line, fail=False):
-        monkeypatch.setattr(followups.time, "monotonic", lambda: 10_000.0)  # 15 s later…
+        monkeypatch.setattr(followups.time, "monotonic", lambda: 10_000.0)  # a while later…
         followups.keep_alive()
         leases.append(FollowUp.objects.get().due_at)
 
