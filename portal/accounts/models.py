@@ -1,5 +1,7 @@
 """Login users: customer users belong to one organisation; staff belong to none."""
 
+import unicodedata
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
@@ -16,17 +18,32 @@ class Role(models.TextChoices):
     OPERATOR = "operator", _("Operator")
 
 
+def canonical_email(email: str) -> str:
+    """The one form of an e-mail address that logins, lockouts and storage compare.
+
+    Unicode's NFKC then case folding: full-width letters, the Kelvin sign and the long s
+    become the ASCII letters they stand for, and case stops mattering. Everything that
+    decides "is this the same account" must use this and only this; a comparison of its
+    own (PostgreSQL's UPPER() maps the dotless i, U+0131, to I, Python's lower() does not) lets an
+    attacker reach one account under names the lockout counts apart.
+    """
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", email.strip()).casefold())
+
+
 class UserManager(BaseUserManager["User"]):
     use_in_migrations = True
 
     def get_by_natural_key(self, email: str) -> "User":
-        # People type their address as they remember it; the login must not care.
-        return self.get(email__iexact=email)
+        # People type their address as they remember it; the login must not care. Lower()
+        # of a stored (canonical) address is that address, and it is what the unique
+        # index holds, so the lookup uses it; the database's case-insensitive comparison
+        # would match the dotless i (U+0131) to i and reach another address than the lockout's.
+        return self.alias(email_lower=Lower("email")).get(email_lower=canonical_email(email))
 
     def create_user(self, email: str, password: str | None = None, **fields) -> "User":
         if not email:
             raise ValueError("A user needs an e-mail address.")
-        user = self.model(email=self.normalize_email(email).lower(), **fields)
+        user = self.model(email=self.model.normalize_username(email), **fields)
         user.set_password(password)
         user.save(using=self._db)
         return user
@@ -84,6 +101,11 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    @classmethod
+    def normalize_username(cls, username: str) -> str:
+        # Called by clean() (admin forms) and create_user(): stored as logins compare it.
+        return canonical_email(username) if isinstance(username, str) else username
 
     def get_full_name(self) -> str:
         return self.full_name or self.email
