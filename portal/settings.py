@@ -188,6 +188,10 @@ AXES_CLIENT_IP_CALLABLE = "portal.accounts.throttling.client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+# Password-reset e-mails an hour, per address and per client address (see
+# portal.accounts.throttling.allow_password_reset); further requests see the same page.
+PASSWORD_RESET_PER_ADDRESS = env.int("PASSWORD_RESET_PER_ADDRESS", default=3)
+PASSWORD_RESET_PER_IP = env.int("PASSWORD_RESET_PER_IP", default=10)
 
 # --- Internationalisation and time ----------------------------------------------------
 

@@ -6,7 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from incidents.api import SiteCheckInView, StatusView
 from portal import views
-from portal.accounts.forms import OutboxPasswordResetForm
+from portal.accounts.views import ThrottledPasswordResetView
 from portal.api import router
 from support.views import ContactView
 
@@ -21,7 +21,7 @@ auth_patterns = [
     ),
     path(
         "password/reset/",
-        auth_views.PasswordResetView.as_view(form_class=OutboxPasswordResetForm),
+        ThrottledPasswordResetView.as_view(),
         name="password_reset",
     ),
     path(

@@ -1,6 +1,9 @@
 """How django-axes names the account behind a login attempt."""
 
+import hashlib
+
 from django.conf import settings
+from django.core.cache import cache
 
 from portal.accounts.models import canonical_email
 
@@ -40,3 +43,34 @@ def client_ip(request) -> str | None:
         if len(forwarded) >= proxies:
             return forwarded[-proxies]
     return request.META.get("REMOTE_ADDR")
+
+
+PASSWORD_RESET_WINDOW_SECONDS = 60 * 60
+
+
+def allow_password_reset(*, email: str, ip: str | None) -> bool:
+    """Whether a password-reset request may send its e-mail: at most
+    ``PASSWORD_RESET_PER_ADDRESS`` an hour for one address (in its canonical form, so
+    "Sato@" and its full-width form count together) and ``PASSWORD_RESET_PER_IP`` an hour from one
+    client address.
+
+    Every request counts, for an address with an account or without, so the answer
+    (and the page the person sees, which is the same either way) tells nothing about
+    which addresses have accounts. Counted in the shared cache, in windows of an hour
+    from a key's first request.
+    """
+    address = hashlib.sha256(canonical_email(email).encode()).hexdigest()
+    counts = [(_count(f"password-reset:address:{address}"), settings.PASSWORD_RESET_PER_ADDRESS)]
+    if ip:
+        counts.append((_count(f"password-reset:ip:{ip}"), settings.PASSWORD_RESET_PER_IP))
+    return all(count <= limit for count, limit in counts)
+
+
+def _count(key: str) -> int:
+    """One more request under ``key``; returns how many there were in the window."""
+    cache.add(key, 0, timeout=PASSWORD_RESET_WINDOW_SECONDS)
+    try:
+        return cache.incr(key)
+    except ValueError:  # expired between add() and incr()
+        cache.set(key, 1, timeout=PASSWORD_RESET_WINDOW_SECONDS)
+        return 1

@@ -1,12 +1,15 @@
-"""Login lockout and long names (issue 10, OWASP ASVS L2).
+"""Login lockout, long names and password-reset limits (issue 10, OWASP ASVS L2).
 
 The look-alike tests matter most on PostgreSQL, whose case-insensitive comparison maps
 the dotless i (U+0131) to I and the long s (U+017F) to S; CI runs this file there too.
 """
 
+import re
+
 import pytest
 from django.urls import reverse
 
+from support.models import OutboundEmail
 from tests.factories import PASSWORD, SupportUserFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -168,3 +171,72 @@ def test_over_long_addresses_still_lock_out_after_the_failure_limit(client, sett
         login(client, LONG_NAME, "whatever")
 
     assert login(client, LONG_NAME, "whatever").status_code == 429
+
+
+def request_reset(client, email, **extra):
+    return client.post(reverse("password_reset"), {"email": email}, follow=True, **extra)
+
+
+def page(response) -> str:
+    # The CSRF token of the page's language form changes with every response.
+    return re.sub(r'name="csrfmiddlewaretoken" value="[^"]+"', "", response.content.decode())
+
+
+def queued_resets():
+    return OutboundEmail.objects.filter(key__startswith="password-reset:").count()
+
+
+def test_the_fourth_reset_request_for_an_address_within_the_hour_sends_nothing(client, settings):
+    UserFactory(email=ADDRESS)
+    pages = [request_reset(client, ADDRESS) for _ in range(settings.PASSWORD_RESET_PER_ADDRESS)]
+    assert queued_resets() == settings.PASSWORD_RESET_PER_ADDRESS
+
+    # Another spelling of the same address counts with it.
+    limited = request_reset(client, "Shiro.Chichibu@example.jp")
+
+    assert queued_resets() == settings.PASSWORD_RESET_PER_ADDRESS
+    assert limited.redirect_chain == pages[0].redirect_chain
+    assert page(limited) == page(pages[0])
+
+
+def test_reset_requests_come_back_after_the_hour(client, settings, time_machine):
+    UserFactory(email=ADDRESS)
+    time_machine.move_to("2026-03-11 14:46:00+09:00", tick=False)
+    for _ in range(settings.PASSWORD_RESET_PER_ADDRESS + 1):
+        request_reset(client, ADDRESS)
+
+    time_machine.shift(60 * 60 + 1)
+    request_reset(client, ADDRESS)
+
+    assert queued_resets() == settings.PASSWORD_RESET_PER_ADDRESS + 1
+
+
+def test_one_address_over_its_limit_does_not_hold_back_another(client, settings):
+    UserFactory(email=ADDRESS)
+    UserFactory(email="colleague@example.jp")
+    for _ in range(settings.PASSWORD_RESET_PER_ADDRESS + 2):
+        request_reset(client, ADDRESS)
+
+    request_reset(client, "colleague@example.jp")
+
+    assert OutboundEmail.objects.filter(to=["colleague@example.jp"]).count() == 1
+
+
+def test_reset_requests_from_one_client_are_limited_across_addresses(client, settings):
+    emails = [UserFactory().email for _ in range(settings.PASSWORD_RESET_PER_IP + 1)]
+
+    for email in emails:
+        request_reset(client, email)
+
+    assert queued_resets() == settings.PASSWORD_RESET_PER_IP
+
+
+def test_a_reset_for_an_unknown_address_shows_the_same_page_and_counts_too(client, settings):
+    UserFactory(email=ADDRESS)
+    known = request_reset(client, ADDRESS)
+    for _ in range(settings.PASSWORD_RESET_PER_ADDRESS + 1):
+        unknown = request_reset(client, "nobody@example.jp")
+
+    assert unknown.redirect_chain == known.redirect_chain
+    assert page(unknown) == page(known)
+    assert queued_resets() == 1
