@@ -258,7 +258,7 @@ class MassMessageFormView(OperatorRequiredMixin, View):
     def get(self, request):
         initial = {}
         disaster_id = request.GET.get("disaster", "")
-        if disaster_id.isdigit():
+        if disaster_id.isascii() and disaster_id.isdigit() and len(disaster_id) < 19:
             disaster = Disaster.objects.active().filter(pk=int(disaster_id)).first()
             if disaster is not None:
                 initial = {"audience": MassMessage.Audience.DISASTER, "disaster": disaster.pk}
