@@ -287,6 +287,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    # The client's address for the API throttles, read as for logins (TRUSTED_PROXY_COUNT);
+    # unset, DRF would take a client's own X-Forwarded-For and one client could rotate it.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "BCP Portal API",
@@ -531,6 +534,34 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=9, minute=0),
     },
 }
+# --- Cache ----------------------------------------------------------------------------
+
+# The API throttles count here, so the cache is shared by every web process (per-process
+# memory would give each of 4 workers its own quota). Production: Redis, by default the
+# broker's; embedded: a table of the database, so `make run` needs no server.
+CACHE_URL = env.str(
+    "CACHE_URL",
+    default=CELERY_BROKER_URL
+    if PRODUCTION and CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else "",
+)
+if PRODUCTION and not CACHE_URL:
+    raise ImproperlyConfigured("CACHE_URL (Redis) must be set when the broker is not Redis")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "portal",
+        }
+        if CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "portal_cache",
+        }
+    )
+}
+
 # Beyond this age the heartbeat counts as missing.
 HEARTBEAT_STALE_AFTER = timedelta(minutes=env.int("HEARTBEAT_STALE_MINUTES", default=5))
 
