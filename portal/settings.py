@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "axes",
     # Ours, top of the dependency direction first.
     "portal",
@@ -92,12 +93,16 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Before anything reads the body: a body too large is refused unread (413).
+    "portal.request_limits.RequestBodyLimitMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.private_pages.PrivateCacheControlMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by the backend into a page.
@@ -223,6 +228,25 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")
 DAMAGE_PHOTO_MAX_BYTES = env.int("DAMAGE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)
 DAMAGE_PHOTO_MAX_COUNT = 5
+# Well below Pillow's decompression-bomb limit (89 MP warns, 179 MP refuses); a phone's
+# camera takes 12 to 50 MP.
+DAMAGE_PHOTO_MAX_PIXELS = env.int("DAMAGE_PHOTO_MAX_PIXELS", default=50_000_000)
+# The largest request body read at all: a damage report's photos and its text. Larger
+# bodies are refused with 413 before they are read (portal/request_limits.py); the
+# reverse proxy should refuse them even earlier (README, "Production deployment").
+MAX_REQUEST_BODY_BYTES = env.int(
+    "MAX_REQUEST_BODY_BYTES", default=DAMAGE_PHOTO_MAX_BYTES * DAMAGE_PHOTO_MAX_COUNT + 1024 * 1024
+)
+# Form fields (everything but files) of one request; the longest text anyone sends is a
+# 10,000-character mass message.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Files up to this size stay in memory, larger ones go to a temporary file on disk.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "portal.request_limits.BodyLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- E-mail ---------------------------------------------------------------------------
 
@@ -258,6 +282,21 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts only from the portal's own files, never
+# inline, so injected markup cannot run. Inline styles stay allowed: the progress bars'
+# widths, the admin's widgets and Swagger UI's page set them, and a style runs no code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
