@@ -135,3 +135,13 @@ def test_logged_in_pages_are_kept_in_no_cache(client, customer_user):
 
     assert home["Cache-Control"] == "private, no-store"
     assert reports["Cache-Control"] == "private, no-store"
+
+
+def test_the_refusal_is_in_the_visitors_language(client, customer_user):
+    client.force_login(customer_user)
+    client.cookies["django_language"] = "en"
+
+    response = post_report(client, customer_user, [], CONTENT_LENGTH=ONE_GB)
+
+    assert response.status_code == 413
+    assert "The upload is too large" in response.text
