@@ -21,13 +21,17 @@ from incidents.services import (
 )
 from subscriptions.models import Site
 from support.access import IsCustomerUser
+from support.api import CHOICE_ERRORS
 from support.channels import Channel
 
 
 class CheckInInput(serializers.Serializer):
     mail_ok = serializers.BooleanField(required=False, allow_null=True, default=None)
     equipment = serializers.ChoiceField(
-        choices=CheckIn.Equipment.choices, required=False, default=CheckIn.Equipment.UNKNOWN
+        choices=CheckIn.Equipment.choices,
+        required=False,
+        default=CheckIn.Equipment.UNKNOWN,
+        error_messages=CHOICE_ERRORS,
     )
 
 

@@ -3,6 +3,8 @@ the upgrades app's business (it calls these)."""
 
 import hashlib
 import secrets
+import uuid
+import warnings
 from collections.abc import Iterable
 from datetime import date, datetime
 
@@ -158,21 +160,36 @@ def site_for_token(token: str):
 
 
 PHOTO_FORMATS = {"JPEG": "image/jpeg", "PNG": "image/png"}
+# The file name a photo is stored and served under ends in the detected type, never in
+# the uploader's own extension (a JPEG/HTML polyglot named x.html stays a .jpg).
+PHOTO_EXTENSIONS = {"image/jpeg": "jpg", "image/png": "png"}
 
 
 def check_photo(upload) -> str:
-    """The photo's content type if it is a JPEG or PNG within the size limit, else a
-    ValidationError saying what is wrong (the bytes are checked, not the file name)."""
+    """The photo's content type if it is a JPEG or PNG within the size and pixel limits,
+    else a ValidationError saying what is wrong (the bytes are checked, not the file
+    name). The pixels are read from the header: a 17 KB PNG can claim 144 megapixels,
+    which would take gigabytes to decode when the photo is opened."""
     if upload.size > settings.DAMAGE_PHOTO_MAX_BYTES:
         raise ValidationError(
             _("%(name)s is too large: at most %(mb)s MB per photo.")
             % {"name": upload.name, "mb": settings.DAMAGE_PHOTO_MAX_BYTES // (1024 * 1024)}
         )
+    too_many_pixels = ValidationError(
+        _("%(name)s has too many pixels: at most %(mp)s megapixels per photo.")
+        % {"name": upload.name, "mp": settings.DAMAGE_PHOTO_MAX_PIXELS // 1_000_000}
+    )
     try:
         upload.seek(0)
-        with Image.open(upload) as image:
-            image.verify()
-            kind = image.format
+        with warnings.catch_warnings():
+            # Pillow only warns between its two bomb limits; here that is a refusal too.
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(upload) as image:
+                image.verify()
+                kind = image.format
+                width, height = image.size
+    except (Image.DecompressionBombWarning, Image.DecompressionBombError) as error:
+        raise too_many_pixels from error
     except Exception as error:  # Pillow raises many kinds for a file that is no image
         raise ValidationError(
             _("%(name)s is not a JPEG or PNG photo.") % {"name": upload.name}
@@ -181,6 +198,8 @@ def check_photo(upload) -> str:
         upload.seek(0)
     if kind not in PHOTO_FORMATS:
         raise ValidationError(_("%(name)s is not a JPEG or PNG photo.") % {"name": upload.name})
+    if width * height > settings.DAMAGE_PHOTO_MAX_PIXELS:
+        raise too_many_pixels
     return PHOTO_FORMATS[kind]
 
 
@@ -222,6 +241,7 @@ def report_damage(
             outage=current_outage(),
         )
         for photo, kind in zip(photos, kinds, strict=True):
+            photo.name = f"{uuid.uuid4().hex}.{PHOTO_EXTENSIONS[kind]}"
             DamagePhoto.objects.create(
                 report=report, image=photo, content_type=kind, size=photo.size
             )

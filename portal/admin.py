@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
 from portal.models import Heartbeat
+from support.admin import SafeActionsMixin
 
 admin.site.site_header = _("BCP Portal support desk")
 admin.site.site_title = _("BCP Portal support desk")
@@ -9,7 +10,7 @@ admin.site.index_title = _("Support desk")
 
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(admin.ModelAdmin):
+class HeartbeatAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["name", "beat_at", "count"]
     readonly_fields = ["name", "beat_at", "count"]
 

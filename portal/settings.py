@@ -80,6 +80,7 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "csp",
     "axes",
     # Ours, top of the dependency direction first.
     "portal",
@@ -95,9 +96,14 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
+    # Before anything reads the body (CSRF reads the form): a body too large is refused
+    # unread (413), in the visitor's language.
+    "portal.request_limits.RequestBodyLimitMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.private_pages.PrivateCacheControlMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by the backend into a page.
@@ -227,6 +233,25 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=VAR_DIR / "media")
 PRIVATE_MEDIA_ROOT = env.path("PRIVATE_MEDIA_ROOT", default=VAR_DIR / "private")
 DAMAGE_PHOTO_MAX_BYTES = env.int("DAMAGE_PHOTO_MAX_BYTES", default=5 * 1024 * 1024)
 DAMAGE_PHOTO_MAX_COUNT = 5
+# Well below Pillow's decompression-bomb limit (89 MP warns, 179 MP refuses); a phone's
+# camera takes 12 to 50 MP.
+DAMAGE_PHOTO_MAX_PIXELS = env.int("DAMAGE_PHOTO_MAX_PIXELS", default=50_000_000)
+# The largest request body read at all: a damage report's photos and its text. Larger
+# bodies are refused with 413 before they are read (portal/request_limits.py); the
+# reverse proxy should refuse them even earlier (README, "Production deployment").
+MAX_REQUEST_BODY_BYTES = env.int(
+    "MAX_REQUEST_BODY_BYTES", default=DAMAGE_PHOTO_MAX_BYTES * DAMAGE_PHOTO_MAX_COUNT + 1024 * 1024
+)
+# Form fields (everything but files) of one request; the longest text anyone sends is a
+# 10,000-character mass message.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+# Files up to this size stay in memory, larger ones go to a temporary file on disk.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+FILE_UPLOAD_HANDLERS = [
+    "portal.request_limits.BodyLimitUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
 
 # --- E-mail ---------------------------------------------------------------------------
 
@@ -262,6 +287,21 @@ SESSION_COOKIE_AGE = 60 * 60 * 12
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 X_FRAME_OPTIONS = "DENY"
+# Content-Security-Policy (django-csp): scripts only from the portal's own files, never
+# inline, so injected markup cannot run. Inline styles stay allowed: the progress bars'
+# widths, the admin's widgets and Swagger UI's page set them, and a style runs no code.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 if PRODUCTION:
     SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
     SESSION_COOKIE_SECURE = True
@@ -291,6 +331,9 @@ REST_FRAMEWORK = {
     "PAGE_SIZE": 50,
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    # The client's address for the API throttles, read as for logins (TRUSTED_PROXY_COUNT);
+    # unset, DRF would take a client's own X-Forwarded-For and one client could rotate it.
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "BCP Portal API",
@@ -535,6 +578,34 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": crontab(hour=9, minute=0),
     },
 }
+# --- Cache ----------------------------------------------------------------------------
+
+# The API throttles count here, so the cache is shared by every web process (per-process
+# memory would give each of 4 workers its own quota). Production: Redis, by default the
+# broker's; embedded: a table of the database, so `make run` needs no server.
+CACHE_URL = env.str(
+    "CACHE_URL",
+    default=CELERY_BROKER_URL
+    if PRODUCTION and CELERY_BROKER_URL.startswith(("redis://", "rediss://"))
+    else "",
+)
+if PRODUCTION and not CACHE_URL:
+    raise ImproperlyConfigured("CACHE_URL (Redis) must be set when the broker is not Redis")
+CACHES = {
+    "default": (
+        {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": CACHE_URL,
+            "KEY_PREFIX": "portal",
+        }
+        if CACHE_URL
+        else {
+            "BACKEND": "django.core.cache.backends.db.DatabaseCache",
+            "LOCATION": "portal_cache",
+        }
+    )
+}
+
 # Beyond this age the heartbeat counts as missing.
 HEARTBEAT_STALE_AFTER = timedelta(minutes=env.int("HEARTBEAT_STALE_MINUTES", default=5))
 

@@ -34,7 +34,7 @@ class SiteInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(admin.ModelAdmin):
+class CustomerAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["code", "name", "kind", "phone", "email", "created_at"]
     list_filter = ["kind"]
     search_fields = ["code", "name", "phone", "email"]
@@ -43,7 +43,7 @@ class CustomerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Site)
-class SiteAdmin(admin.ModelAdmin):
+class SiteAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["name", "customer", "prefecture", "address", "contact_phone", "antenna_serial"]
     list_filter = ["prefecture"]
     list_select_related = ["customer"]
@@ -65,7 +65,7 @@ class SiteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Plan)
-class PlanAdmin(admin.ModelAdmin):
+class PlanAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["name", "normal_kbps", "upgraded_kbps"]
     search_fields = ["name"]
 
@@ -162,7 +162,7 @@ class SubscriptionAdmin(SafeActionsMixin, admin.ModelAdmin):
 
 
 @admin.register(ExtensionOffer)
-class ExtensionOfferAdmin(admin.ModelAdmin):
+class ExtensionOfferAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "name",
         "extends_until",

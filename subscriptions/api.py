@@ -147,7 +147,7 @@ class InvoiceViewSet(viewsets.ReadOnlyModelViewSet):
 
     @extend_schema(responses={(200, "application/pdf"): OpenApiTypes.BINARY})
     @action(detail=True, methods=["get"])
-    def pdf(self, request, pk=None):
+    def pdf(self, request, pk=None, format=None):
         invoice = self.get_object()
         response = HttpResponse(
             render_invoice_pdf(invoice, language=request.LANGUAGE_CODE),
@@ -185,7 +185,7 @@ class QuoteViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=None, responses={201: InvoiceOutputSerializer})
     @action(detail=True, methods=["post"])
-    def accept(self, request, pk=None):
+    def accept(self, request, pk=None, format=None):
         invoice = services.accept_quote(
             quote=self.get_object(), by=request.user, now=timezone.now()
         )

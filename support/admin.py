@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
@@ -22,22 +23,36 @@ from support.services import assign_inquiries, close_inquiry, open_inquiry, repl
 MAX_ID = 2**63 - 1
 
 
+def is_database_id(value: str) -> bool:
+    # isdigit() alone is true for "²" and other non-ASCII digits, which int() refuses.
+    return value.isascii() and value.isdigit() and 0 < int(value) <= MAX_ID
+
+
 class SafeActionsMixin:
     """Drops selected ids that cannot be database ids before an admin action runs them
-    (an absurd number in a forged form would otherwise overflow the query: a 500)."""
+    (an absurd number or "abc" in a forged form would otherwise fail the query: a 500),
+    and refuses list filters holding a NUL byte (PostgreSQL refuses them in any query)
+    with a message instead of a 500."""
+
+    def changelist_view(self, request, extra_context=None):
+        if any(
+            "\x00" in key or any("\x00" in value for value in values)
+            for key, values in request.GET.lists()
+        ):
+            messages.error(request, _("That filter is not valid; the full list is shown."))
+            return HttpResponseRedirect(request.path)
+        return super().changelist_view(request, extra_context)
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)
-        if any(not s.isdigit() or not 0 < int(s) <= MAX_ID for s in selected):
+        usable = [s for s in selected if is_database_id(s)]
+        if len(usable) != len(selected):
             request.POST = request.POST.copy()
-            request.POST.setlist(
-                admin.helpers.ACTION_CHECKBOX_NAME,
-                [s for s in selected if s.isdigit() and 0 < int(s) <= MAX_ID],
-            )
+            request.POST.setlist(admin.helpers.ACTION_CHECKBOX_NAME, usable)
         return super().response_action(request, queryset)
 
 
-class ReadOnlyAdmin(admin.ModelAdmin):
+class ReadOnlyAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Rows written by services only (audit, events, declarations): look, never edit."""
 
     show_full_result_count = False
@@ -53,13 +68,13 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(CannedReply)
-class CannedReplyAdmin(admin.ModelAdmin):
+class CannedReplyAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["title"]
     search_fields = ["title", "body"]
 
 
 @admin.register(OnCallShift)
-class OnCallShiftAdmin(admin.ModelAdmin):
+class OnCallShiftAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["staff", "starts_at", "ends_at"]
     list_select_related = ["staff"]
     autocomplete_fields = ["staff"]
@@ -85,7 +100,7 @@ def email_state(email: OutboundEmail | None) -> str:
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(SafeActionsMixin, ReadOnlyAdmin):
+class OutboundEmailAdmin(ReadOnlyAdmin):
     """Every e-mail the portal sent or will send; failed ones with their error."""
 
     list_display = ["created_at", "subject", "recipients", "status", "attempts", "sent_at"]
@@ -143,7 +158,7 @@ class FollowUpAdmin(ReadOnlyAdmin):
 
 
 @admin.register(AfterHoursAlert)
-class AfterHoursAlertAdmin(admin.ModelAdmin):
+class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["received_at", "contact_kind", "summary", "email_sent", "nobody_on_call"]
     list_select_related = ["email"]
     list_filter = ["contact_kind", "nobody_on_call"]

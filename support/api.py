@@ -7,6 +7,7 @@ from django.apps import apps
 from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
@@ -17,6 +18,10 @@ from support.admin import MAX_ID
 from support.channels import Channel
 from support.models import Inquiry, InquiryMessage
 from support.services import customer_follow_up, open_inquiry
+
+# DRF's own message repeats the value sent; a lone surrogate ("\ud800" in JSON) cannot
+# be encoded in the answer, so a bad choice became a 500. This message repeats nothing.
+CHOICE_ERRORS = {"invalid_choice": gettext_lazy("This is not one of the allowed values.")}
 
 
 @extend_schema_field(
@@ -117,7 +122,7 @@ class InquiryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
 
     @extend_schema(request=FollowUpInput, responses={201: InquiryDetailOutput})
     @action(detail=True, methods=["post"], url_path="follow-up")
-    def follow_up(self, request, pk=None):
+    def follow_up(self, request, pk=None, format=None):
         inquiry = self.get_object()
         data = FollowUpInput(data=request.data)
         data.is_valid(raise_exception=True)

@@ -53,7 +53,7 @@ class InquiryForm(forms.Form):
     def clean_site(self):
         # A forged id beyond the database's integers must be a form error, not a 500.
         raw = self.data.get("site", "")
-        if raw and (not str(raw).isdigit() or int(raw) > MAX_ID):
+        if raw and (not (str(raw).isascii() and str(raw).isdigit()) or int(raw) > MAX_ID):
             raise forms.ValidationError(self.fields["site"].error_messages["invalid_choice"])
         return self.cleaned_data["site"]
 

@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from subscriptions.prefectures import Prefecture
 from support.access import IsCustomerUser
+from support.api import CHOICE_ERRORS
 from support.channels import Channel
 from upgrades import selectors
 from upgrades.forms import MAX_ID
@@ -42,7 +43,9 @@ class UpgradeRequestInput(serializers.Serializer):
     sites = serializers.ListField(
         child=serializers.IntegerField(min_value=1, max_value=MAX_ID), allow_empty=False
     )
-    reason = serializers.ChoiceField(choices=UpgradeRequest.Reason.choices)
+    reason = serializers.ChoiceField(
+        choices=UpgradeRequest.Reason.choices, error_messages=CHOICE_ERRORS
+    )
     note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
 
 
@@ -81,7 +84,7 @@ class UpgradeRequestViewSet(
 
     @extend_schema(request=None, responses=UpgradeRequestOutput)
     @action(detail=True, methods=["post"])
-    def cancel(self, request, pk=None):
+    def cancel(self, request, pk=None, format=None):
         upgrade_request = self.get_object()
         cancel_upgrade_request(upgrade_request=upgrade_request, by=request.user, now=timezone.now())
         return Response(UpgradeRequestOutput(upgrade_request).data)
@@ -149,7 +152,7 @@ class GrantViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.Ge
 
     @extend_schema(request=AnswerInput, responses=GrantOutput(many=True))
     @action(detail=False, methods=["post"])
-    def answer(self, request):
+    def answer(self, request, format=None):
         data = AnswerInput(data=request.data)
         data.is_valid(raise_exception=True)
         grants = SpeedGrant.objects.for_customer(request.user.customer_id)
@@ -216,7 +219,9 @@ class DeclareInput(serializers.Serializer):
     title = serializers.CharField(max_length=200)
     nationwide = serializers.BooleanField(default=False)
     prefectures = serializers.ListField(
-        child=serializers.ChoiceField(choices=Prefecture.choices), required=False, default=list
+        child=serializers.ChoiceField(choices=Prefecture.choices, error_messages=CHOICE_ERRORS),
+        required=False,
+        default=list,
     )
     window_days = serializers.IntegerField(min_value=1, max_value=30, required=False)
     message = serializers.CharField(required=False, allow_blank=True, default="")
@@ -272,7 +277,7 @@ class DisasterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=ExtendInput, responses=DisasterOutput)
     @action(detail=True, methods=["post"])
-    def extend(self, request, pk=None):
+    def extend(self, request, pk=None, format=None):
         data = ExtendInput(data=request.data)
         data.is_valid(raise_exception=True)
         blanket = extend_deadline(
@@ -285,7 +290,7 @@ class DisasterViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets
 
     @extend_schema(request=EndDisasterInput, responses=DisasterOutput)
     @action(detail=True, methods=["post"])
-    def end(self, request, pk=None):
+    def end(self, request, pk=None, format=None):
         blanket = self.get_object()
         data = EndDisasterInput(data=request.data)
         data.is_valid(raise_exception=True)

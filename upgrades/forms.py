@@ -18,7 +18,7 @@ class IdChoiceField(forms.ModelMultipleChoiceField):
 
     def clean(self, value):
         for item in value or []:
-            if not str(item).isdigit() or not 0 < int(item) <= MAX_ID:
+            if not (str(item).isascii() and str(item).isdigit()) or not 0 < int(item) <= MAX_ID:
                 raise forms.ValidationError(
                     self.error_messages["invalid_pk_value"],
                     code="invalid_pk_value",

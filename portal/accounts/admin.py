@@ -6,6 +6,7 @@ from rest_framework.authtoken.models import TokenProxy
 
 from portal.accounts.models import User
 from portal.accounts.services import give_customer_role
+from support.admin import SafeActionsMixin
 
 # DRF's token admin shows every key in full, and a key is a login: no one browses them.
 # A user who loses a token gets a new one through the API's token endpoint.
@@ -25,7 +26,7 @@ class PortalUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(DjangoUserAdmin):
+class UserAdmin(SafeActionsMixin, DjangoUserAdmin):
     form = PortalUserChangeForm
     add_form = PortalUserCreationForm
     ordering = ["email"]
