@@ -23,11 +23,14 @@ def _fast_password_hashing(settings):
 
 
 @pytest.fixture(autouse=True)
-def _empty_cache():
-    # Rate limits count in the cache (password resets): each test starts with none spent.
+def _empty_cache(django_db_setup, django_db_blocker):
+    # Rate limits count in the cache (password resets, throttles): each test starts with
+    # none spent. The cache is a table of the test database (embedded mode), emptied here
+    # for tests without database access too.
     from django.core.cache import cache
 
-    cache.clear()
+    with django_db_blocker.unblock():
+        cache.clear()
 
 
 @pytest.fixture(scope="session", autouse=True)
