@@ -9,6 +9,7 @@ from datetime import timedelta
 
 from axes.helpers import get_cool_off
 from django.contrib.auth import authenticate
+from django.contrib.auth.signals import user_logged_in
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -122,13 +123,14 @@ class ObtainTokenView(APIView):
     def post(self, request):
         serializer = ObtainTokenSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
+        user = serializer.validated_data["user"]
         try:
-            token, secret = issue_api_token(
-                user=serializer.validated_data["user"],
-                client=serializer.validated_data["client"],
-            )
+            token, secret = issue_api_token(user=user, client=serializer.validated_data["client"])
         except DjangoValidationError as error:
             raise serializers.ValidationError({"non_field_errors": error.messages}) from error
+        # A login like the form's: django-axes forgets the earlier failures, and
+        # last_login moves.
+        user_logged_in.send(sender=user.__class__, request=request, user=user)
         data = {"token": secret, "id": token.pk, "client": token.client, "expiry": token.expiry}
         return Response(IssuedTokenSerializer(data).data)
 

@@ -102,6 +102,20 @@ def test_a_locked_out_login_gets_429_with_a_clear_message_even_with_the_right_pa
     assert not ApiToken.objects.exists()
 
 
+def test_a_successful_token_login_forgets_the_earlier_failures(alice, settings):
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        log_in(alice.email, "wrong-password")
+    assert log_in(alice.email).status_code == 200
+
+    for _ in range(settings.AXES_FAILURE_LIMIT - 1):
+        log_in(alice.email, "wrong-password")
+    response = log_in(alice.email)
+
+    assert response.status_code == 200
+    alice.refresh_from_db()
+    assert alice.last_login is not None
+
+
 def test_a_lockout_message_is_in_japanese_by_default(alice, settings):
     for _ in range(settings.AXES_FAILURE_LIMIT):
         log_in(alice.email, "wrong-password")
