@@ -7,6 +7,7 @@ from rest_framework.routers import DefaultRouter
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from incidents.api import DamageReportViewSet
+from portal.tokens_api import ApiTokenViewSet
 from subscriptions.api import InvoiceViewSet, QuoteViewSet, SubscriptionViewSet
 from support.api import InquiryViewSet
 from upgrades.api import DisasterViewSet, GrantViewSet, UpgradeRequestViewSet
@@ -20,6 +21,7 @@ router.register("upgrade-requests", UpgradeRequestViewSet, basename="upgrade-req
 router.register("grants", GrantViewSet, basename="grant")
 router.register("operator/disasters", DisasterViewSet, basename="disaster")
 router.register("inquiries", InquiryViewSet, basename="inquiry")
+router.register("auth/tokens", ApiTokenViewSet, basename="api-token")
 
 
 def exception_handler(exc, context):

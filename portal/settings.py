@@ -77,7 +77,7 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
@@ -178,6 +178,8 @@ AUTH_PASSWORD_VALIDATORS = [
     },
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+    # Not a rule: Django's hook for a changed password, which revokes the API tokens.
+    {"NAME": "portal.accounts.tokens.RevokeApiTokensOnPasswordChange"},
 ]
 
 AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
@@ -322,8 +324,10 @@ if PRODUCTION:
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
+        # First: DRF answers a missing or bad credential with the first class's
+        # WWW-Authenticate challenge (401); with the session class first it was a 403.
+        "knox.auth.TokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -335,6 +339,23 @@ REST_FRAMEWORK = {
     # unset, DRF would take a client's own X-Forwarded-For and one client could rotate it.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
+# API tokens (django-rest-knox, portal/accounts/tokens.py): one per client, stored as a
+# digest, valid API_TOKEN_TTL_DAYS from issue; the owner lists and revokes them, and a
+# password change or reset revokes them all.
+API_TOKEN_TTL_DAYS = env.int("API_TOKEN_TTL_DAYS", default=30)
+if API_TOKEN_TTL_DAYS < 1:
+    raise ImproperlyConfigured("API_TOKEN_TTL_DAYS must be at least 1")
+KNOX_TOKEN_MODEL = "accounts.ApiToken"  # noqa: S105 (a model name, not a secret)
+# knox's migrations would make a table for knox's own token model, which ApiToken
+# replaces: without them Django makes none (it never creates a swapped-out model).
+MIGRATION_MODULES = {"knox": None}
+REST_KNOX = {
+    "TOKEN_TTL": timedelta(days=API_TOKEN_TTL_DAYS),
+    "AUTH_HEADER_PREFIX": "Token",  # the scheme clients already send
+}
+# A user may hold this many live tokens: a script that logs in on every run must not
+# fill the table (and each API call looks at all of the caller's tokens).
+API_TOKENS_PER_USER = env.int("API_TOKENS_PER_USER", default=20)
 SPECTACULAR_SETTINGS = {
     "TITLE": "BCP Portal API",
     "DESCRIPTION": "Customer and operator API of the satellite BCP line portal.",

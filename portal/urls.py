@@ -2,12 +2,12 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
-from rest_framework.authtoken.views import obtain_auth_token
 
 from incidents.api import SiteCheckInView, StatusView
 from portal import views
-from portal.accounts.views import ThrottledPasswordResetView
+from portal.accounts.views import ApiTokensView, ThrottledPasswordResetView
 from portal.api import router
+from portal.tokens_api import ObtainTokenView
 from support.views import ContactView
 
 auth_patterns = [
@@ -34,6 +34,7 @@ auth_patterns = [
         auth_views.PasswordResetConfirmView.as_view(),
         name="password_reset_confirm",
     ),
+    path("api-tokens/", ApiTokensView.as_view(), name="api-tokens"),
     path(
         "password/reset/complete/",
         auth_views.PasswordResetCompleteView.as_view(),
@@ -55,7 +56,7 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("admin/", admin.site.urls),
     path("api/v1/", include(router.urls)),
-    path("api/v1/auth/token/", obtain_auth_token, name="api-token"),
+    path("api/v1/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/v1/check-in/", SiteCheckInView.as_view(), name="check-in-api"),
     path("api/v1/status/", StatusView.as_view(), name="status-api"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

@@ -2,15 +2,14 @@ from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 from django.utils.translation import gettext_lazy as _
-from rest_framework.authtoken.models import TokenProxy
 
 from portal.accounts.models import User
 from portal.accounts.services import give_customer_role
 from support.admin import SafeActionsMixin
 
-# DRF's token admin shows every key in full, and a key is a login: no one browses them.
-# A user who loses a token gets a new one through the API's token endpoint.
-admin.site.unregister(TokenProxy)
+# API tokens (ApiToken) have no admin on purpose: a token is a login, and only its owner
+# lists or revokes it (the "API access" page and the API). django-rest-knox's own token
+# admin registers knox's model, which ApiToken swaps out, so Django skips it.
 
 
 class PortalUserCreationForm(UserCreationForm):

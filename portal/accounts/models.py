@@ -8,6 +8,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from knox.models import AbstractAuthToken
+from knox.settings import CONSTANTS
 
 
 class Role(models.TextChoices):
@@ -116,3 +118,28 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def is_operator(self) -> bool:
         return self.has_perm("accounts.access_operator_dashboard")
+
+
+class ApiToken(AbstractAuthToken):
+    """A login to the REST API, for one client of one user (django-rest-knox's token).
+
+    Only a digest of the secret is stored (the client sees the secret once, when it gets
+    it). Knox keys the row by that digest; here a plain id names a token in the owner's
+    list and revoke links instead, so the digest never leaves the database.
+    """
+
+    digest = models.CharField(max_length=CONSTANTS.DIGEST_LENGTH, unique=True)
+    client = models.CharField(
+        _("client"),
+        max_length=100,
+        blank=True,
+        help_text=_("The device or program that uses the token, as its owner named it."),
+    )
+
+    class Meta:
+        verbose_name = _("API token")
+        verbose_name_plural = _("API tokens")
+        ordering = ["-created"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.client or self.pk})"

@@ -5,9 +5,9 @@ from datetime import timedelta
 import pytest
 from django.urls import reverse
 from django.utils import timezone
-from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
+from portal.accounts.tokens import issue_api_token
 from tests.factories import (
     PASSWORD,
     OperatorUserFactory,
@@ -89,9 +89,9 @@ def test_api_answers_404_for_another_organisations_subscription(alice, bobs_subs
 
 
 def test_api_accepts_a_token_and_describes_the_subscription(alice):
-    token = Token.objects.create(user=alice)
+    _token, secret = issue_api_token(user=alice)
     api = APIClient()
-    api.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    api.credentials(HTTP_AUTHORIZATION=f"Token {secret}")
 
     response = api.get("/api/v1/subscriptions/")
 
@@ -211,19 +211,19 @@ def test_customer_obtains_an_api_token_with_email_and_password(alice):
     assert wrong.status_code == 400
     assert "non_field_errors" in wrong.json()
     assert right.status_code == 200
-    assert right.json()["token"] == Token.objects.get(user=alice).key
+    assert alice.auth_token_set.get().pk == right.json()["id"]
 
 
 @pytest.mark.parametrize("factory", [SupportUserFactory, OperatorUserFactory])
 def test_staff_cannot_browse_customers_api_tokens(client, factory, alice):
-    Token.objects.create(user=alice)
+    issue_api_token(user=alice)
     client.force_login(factory())
 
-    response = client.get("/admin/authtoken/tokenproxy/")
-
-    assert response.status_code == 404
+    for url in ["/admin/knox/authtoken/", "/admin/accounts/apitoken/"]:
+        assert client.get(url).status_code == 404
+    assert b"apitoken" not in client.get(reverse("admin:index")).content.lower()
     assert not factory._meta.model.objects.filter(
-        groups__permissions__codename="view_tokenproxy"
+        groups__permissions__content_type__model="apitoken"
     ).exists()
 
 

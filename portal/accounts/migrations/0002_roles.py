@@ -2,6 +2,10 @@
 
 The lists are frozen here, as a migration must be; a later migration that changes a
 role adds or removes permissions itself.
+
+Support once also had DRF's "view token" permission (taken away again by 0003); DRF's
+token app is gone since the API moved to django-rest-knox (0016), so this migration no
+longer names it nor depends on it: a fresh database could not resolve either.
 """
 
 from django.contrib.auth.management import create_permissions
@@ -16,7 +20,6 @@ SUPPORT = [
     "subscriptions.view_subscription",
     "subscriptions.view_plan",
     "portal.view_heartbeat",
-    "authtoken.view_tokenproxy",
 ]
 ROLES = {
     "customer": ["accounts.access_customer_portal"],
@@ -62,7 +65,6 @@ class Migration(migrations.Migration):
     dependencies = [
         ("accounts", "0001_initial"),
         ("auth", "0012_alter_user_first_name_max_length"),
-        ("authtoken", "0004_alter_tokenproxy_options"),
         ("portal", "0001_initial"),
         ("subscriptions", "0001_initial"),
     ]
