@@ -81,6 +81,9 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Ours, top of the dependency direction first.
     "portal",
     "portal.accounts",
@@ -98,6 +101,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks the session's user verified by a second factor (request.user.is_verified()),
+    # then ours sends staff (and customers who opted in) to enrol or verify before any page.
+    "django_otp.middleware.OTPMiddleware",
+    "portal.accounts.middleware.SecondFactorMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes asks: it turns a lockout raised by the backend into a page.
@@ -188,6 +195,15 @@ AXES_CLIENT_IP_CALLABLE = "portal.accounts.throttling.client_ip"
 AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
 AXES_RESET_ON_SUCCESS = True
 AXES_VERBOSE = False
+
+# Second factor (django-otp): TOTP apps, with single-use recovery codes as the fallback.
+OTP_TOTP_ISSUER = "BCP Portal"
+# Each wrong code doubles the wait before the next attempt on that device (1, 2, 4 … s).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+# The admin never shows TOTP secrets or recovery codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+MFA_RECOVERY_CODES = 10
 
 # --- Internationalisation and time ----------------------------------------------------
 

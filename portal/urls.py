@@ -6,6 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 
 from incidents.api import SiteCheckInView, StatusView
 from portal import views
+from portal.accounts import views as account_views
 from portal.accounts.forms import OutboxPasswordResetForm
 from portal.api import router
 from support.views import ContactView
@@ -38,6 +39,14 @@ auth_patterns = [
         "password/reset/complete/",
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
+    ),
+    path("mfa/", account_views.AccountView.as_view(), name="mfa-account"),
+    path("mfa/setup/", account_views.SetupView.as_view(), name="mfa-setup"),
+    path("mfa/verify/", account_views.VerifyView.as_view(), name="mfa-verify"),
+    path(
+        "mfa/recovery-codes/",
+        account_views.RecoveryCodesView.as_view(),
+        name="mfa-recovery-codes",
     ),
 ]
 
