@@ -262,3 +262,22 @@ def test_support_cannot_reset_a_second_factor(client):
     assert TOTPDevice.objects.filter(user=colleague).exists()
     assert not SecondFactorReset.objects.exists()
     assert not LogEntry.objects.exists()
+
+
+def test_an_operator_without_the_second_factor_cannot_reset_one(client):
+    # given an operator who logged in with the password only
+    operator = OperatorUserFactory()
+    enrolled(operator)
+    client.password_only_login(operator)
+
+    # when they post the reset action on their own account
+    response = client.post(
+        "/admin/accounts/user/",
+        {"action": "reset_second_factor", "_selected_action": [operator.pk]},
+    )
+
+    # then they are sent to verify first, and nothing is reset
+    assert response.status_code == 302
+    assert response.url == "/accounts/mfa/verify/"
+    assert TOTPDevice.objects.filter(user=operator).exists()
+    assert not SecondFactorReset.objects.exists()
