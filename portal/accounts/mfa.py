@@ -169,6 +169,27 @@ def regenerate_recovery_codes(*, user: User) -> list[str]:
         return _new_recovery_codes(user=user)
 
 
+def _remove_devices(*, user: User) -> int:
+    removed = 0
+    for model in (TOTPDevice, StaticDevice):
+        devices = model.objects.filter(user=user)
+        removed += devices.count()
+        devices.delete()
+    return removed
+
+
+@transaction.atomic
+def turn_off_second_factor(*, request: HttpRequest, token: str) -> None:
+    """A customer who opted in may opt out, with a current code; staff may not."""
+    user = request.user
+    if must_enrol(user):
+        raise SecondFactorError("staff keep their second factor")
+    if not user.is_verified() or not verify_second_factor(request=request, token=token):
+        raise SecondFactorError("wrong code")
+    _remove_devices(user=user)
+    request.session[SESSION_REQUIRED_KEY] = False
+
+
 @transaction.atomic
 def reset_second_factor(*, user: User, by: User) -> SecondFactorReset:
     """Remove a colleague's authenticator and recovery codes, recorded with who and when.
@@ -180,9 +201,5 @@ def reset_second_factor(*, user: User, by: User) -> SecondFactorReset:
     """
     if not by.has_perm("accounts.reset_second_factor"):
         raise SecondFactorError("not allowed")
-    removed = 0
-    for model in (TOTPDevice, StaticDevice):
-        devices = model.objects.filter(user=user)
-        removed += devices.count()
-        devices.delete()
+    removed = _remove_devices(user=user)
     return SecondFactorReset.objects.create(user=user, reset_by=by, devices_removed=removed)

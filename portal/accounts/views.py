@@ -1,6 +1,7 @@
 """The second-factor pages: set up an authenticator, verify at login, recovery codes."""
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.shortcuts import redirect, render
 from django.utils.decorators import method_decorator
@@ -125,11 +126,32 @@ class AccountView(LoginRequiredMixin, View):
     template_name = "registration/mfa_account.html"
 
     def get(self, request):
+        return self._render(request, CodeForm())
+
+    def post(self, request):
+        """Turning it off (customers only), confirmed with a current code."""
+        form = CodeForm(request.POST)
+        if form.is_valid():
+            if wait := mfa.seconds_to_wait(user=request.user):
+                form.add_error("code", _throttled_message(wait))
+            else:
+                try:
+                    mfa.turn_off_second_factor(request=request, token=form.cleaned_data["code"])
+                except mfa.SecondFactorError:
+                    form.add_error("code", _("That code is not right."))
+                else:
+                    messages.success(request, _("The second factor is off."))
+                    return redirect("mfa-account")
+        return self._render(request, form, status=400)
+
+    def _render(self, request, form, status=200):
         context = {
             "enrolled": mfa.has_second_factor(request.user),
+            "may_turn_off": not mfa.must_enrol(request.user),
             "recovery_codes_left": mfa.remaining_recovery_codes(user=request.user),
+            "form": form,
         }
-        return render(request, self.template_name, context)
+        return render(request, self.template_name, context, status=status)
 
 
 @method_decorator(never_cache, name="dispatch")

@@ -281,3 +281,34 @@ def test_an_operator_without_the_second_factor_cannot_reset_one(client):
     assert response.url == "/accounts/mfa/verify/"
     assert TOTPDevice.objects.filter(user=operator).exists()
     assert not SecondFactorReset.objects.exists()
+
+
+def test_a_customer_turns_the_second_factor_off_with_a_code(client):
+    customer = UserFactory()
+    device = enrolled(customer)
+    client.force_login(customer)
+    assert "Turn off" in client.get("/accounts/mfa/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+
+    wrong = client.post("/accounts/mfa/", {"code": "000000"})
+    assert wrong.status_code == 400
+    assert TOTPDevice.objects.filter(user=customer).exists()
+
+    with time_machine.travel(timezone.now() + timedelta(seconds=2), tick=False):
+        done = client.post("/accounts/mfa/", {"code": code_for(device)})
+    assert done.status_code == 302
+    assert not TOTPDevice.objects.filter(user=customer).exists()
+    client.post("/accounts/logout/")
+    assert log_in_with_password(client, customer.email).status_code == 200
+
+
+def test_staff_cannot_turn_the_second_factor_off(client):
+    operator = OperatorUserFactory()
+    client.force_login(operator)
+    device = TOTPDevice.objects.get(user=operator)
+
+    page = client.get("/accounts/mfa/", HTTP_ACCEPT_LANGUAGE="en").content.decode()
+    response = client.post("/accounts/mfa/", {"code": code_for(device)})
+
+    assert "Turn off" not in page
+    assert response.status_code == 400
+    assert TOTPDevice.objects.filter(user=operator).exists()
