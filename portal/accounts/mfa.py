@@ -116,7 +116,10 @@ def confirm_authenticator(*, request: HttpRequest, token: str) -> list[str]:
 
 
 def verify_second_factor(*, request: HttpRequest, token: str) -> bool:
-    """A code from the authenticator (six digits) or a recovery code, which is used up."""
+    """A code from the authenticator (six digits) or a recovery code, which is used up.
+
+    Raises ``SecondFactorError`` for a wrong code.
+    """
     token = "".join(token.split()).lower()
     user = request.user
     if token.isdigit() and len(token) == 6:
@@ -127,7 +130,7 @@ def verify_second_factor(*, request: HttpRequest, token: str) -> bool:
         if _verify(device, token):
             _log_in_second_factor(request, device)
             return True
-    return False
+    raise SecondFactorError("wrong code")
 
 
 def _seconds_locked(device) -> int:
@@ -178,16 +181,19 @@ def _remove_devices(*, user: User) -> int:
     return removed
 
 
-@transaction.atomic
-def turn_off_second_factor(*, request: HttpRequest, token: str) -> None:
+def turn_off_second_factor(*, request: HttpRequest, token: str) -> bool:
     """A customer who opted in may opt out, with a current code; staff may not."""
     user = request.user
     if must_enrol(user):
         raise SecondFactorError("staff keep their second factor")
-    if not user.is_verified() or not verify_second_factor(request=request, token=token):
-        raise SecondFactorError("wrong code")
-    _remove_devices(user=user)
+    if not user.is_verified():
+        raise SecondFactorError("not verified")
+    # Outside a transaction of its own: a wrong code's throttle count must stay.
+    verify_second_factor(request=request, token=token)
+    with transaction.atomic():
+        _remove_devices(user=user)
     request.session[SESSION_REQUIRED_KEY] = False
+    return True
 
 
 @transaction.atomic

@@ -1,5 +1,8 @@
 """The second-factor pages: set up an authenticator, verify at login, recovery codes."""
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -12,6 +15,8 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 
 from portal.accounts import mfa
+
+T = TypeVar("T")
 
 
 class CodeForm(forms.Form):
@@ -33,12 +38,26 @@ def _next_url(request) -> str:
     return "/"
 
 
-def _throttled_message(seconds: int) -> str:
-    return ngettext(
-        "Too many wrong codes. Try again in %(seconds)d second.",
-        "Too many wrong codes. Try again in %(seconds)d seconds.",
-        seconds,
-    ) % {"seconds": seconds}
+def _try_code(form: CodeForm, *, wait: int, attempt: Callable[[str], T], wrong: str) -> T | None:
+    """Run ``attempt`` with the posted code unless the throttle still holds; None on failure.
+
+    ``attempt`` raises ``SecondFactorError`` for a wrong code; the form then says ``wrong``.
+    """
+    if not form.is_valid():
+        return None
+    if wait:
+        message = ngettext(
+            "Too many wrong codes. Try again in %(seconds)d second.",
+            "Too many wrong codes. Try again in %(seconds)d seconds.",
+            wait,
+        ) % {"seconds": wait}
+        form.add_error("code", message)
+        return None
+    try:
+        return attempt(form.cleaned_data["code"])
+    except mfa.SecondFactorError:
+        form.add_error("code", wrong)
+        return None
 
 
 @method_decorator(never_cache, name="dispatch")
@@ -58,24 +77,15 @@ class SetupView(LoginRequiredMixin, View):
 
     def post(self, request):
         form = CodeForm(request.POST)
-        if form.is_valid():
-            if wait := mfa.seconds_to_wait_for_pending(user=request.user):
-                form.add_error("code", _throttled_message(wait))
-            else:
-                try:
-                    codes = mfa.confirm_authenticator(
-                        request=request, token=form.cleaned_data["code"]
-                    )
-                except mfa.SecondFactorError:
-                    form.add_error(
-                        "code", _("That code is not right. Enter the code your app shows now.")
-                    )
-                else:
-                    return render(
-                        request,
-                        "registration/mfa_recovery_codes.html",
-                        {"codes": codes, "next": _next_url(request)},
-                    )
+        codes = _try_code(
+            form,
+            wait=mfa.seconds_to_wait_for_pending(user=request.user),
+            attempt=lambda code: mfa.confirm_authenticator(request=request, token=code),
+            wrong=_("That code is not right. Enter the code your app shows now."),
+        )
+        if codes:
+            context = {"codes": codes, "next": _next_url(request)}
+            return render(request, "registration/mfa_recovery_codes.html", context)
         return self._render(request, form, status=400)
 
     def _render(self, request, form, status=200):
@@ -108,13 +118,14 @@ class VerifyView(LoginRequiredMixin, View):
 
     def post(self, request):
         form = CodeForm(request.POST)
-        if form.is_valid():
-            if wait := mfa.seconds_to_wait(user=request.user):
-                form.add_error("code", _throttled_message(wait))
-            elif mfa.verify_second_factor(request=request, token=form.cleaned_data["code"]):
-                return redirect(_next_url(request))
-            else:
-                form.add_error("code", _("That code is not right."))
+        verified = _try_code(
+            form,
+            wait=mfa.seconds_to_wait(user=request.user),
+            attempt=lambda code: mfa.verify_second_factor(request=request, token=code),
+            wrong=_("That code is not right."),
+        )
+        if verified:
+            return redirect(_next_url(request))
         context = {"form": form, "next": _next_url(request)}
         return render(request, self.template_name, context, status=400)
 
@@ -131,17 +142,15 @@ class AccountView(LoginRequiredMixin, View):
     def post(self, request):
         """Turning it off (customers only), confirmed with a current code."""
         form = CodeForm(request.POST)
-        if form.is_valid():
-            if wait := mfa.seconds_to_wait(user=request.user):
-                form.add_error("code", _throttled_message(wait))
-            else:
-                try:
-                    mfa.turn_off_second_factor(request=request, token=form.cleaned_data["code"])
-                except mfa.SecondFactorError:
-                    form.add_error("code", _("That code is not right."))
-                else:
-                    messages.success(request, _("The second factor is off."))
-                    return redirect("mfa-account")
+        turned_off = _try_code(
+            form,
+            wait=mfa.seconds_to_wait(user=request.user),
+            attempt=lambda code: mfa.turn_off_second_factor(request=request, token=code),
+            wrong=_("That code is not right."),
+        )
+        if turned_off:
+            messages.success(request, _("The second factor is off."))
+            return redirect("mfa-account")
         return self._render(request, form, status=400)
 
     def _render(self, request, form, status=200):
