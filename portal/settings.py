@@ -82,6 +82,9 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "csp",
     "axes",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp.plugins.otp_static",
     # Ours, top of the dependency direction first.
     "portal",
     "portal.accounts",
@@ -102,6 +105,10 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Marks the session's user verified by a second factor (request.user.is_verified()),
+    # then ours sends staff (and customers who opted in) to enrol or verify before any page.
+    "django_otp.middleware.OTPMiddleware",
+    "portal.accounts.middleware.SecondFactorMiddleware",
     "portal.private_pages.PrivateCacheControlMiddleware",
     "csp.middleware.CSPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -200,6 +207,15 @@ AXES_VERBOSE = False
 # portal.accounts.throttling.allow_password_reset); further requests see the same page.
 PASSWORD_RESET_PER_ADDRESS = env.int("PASSWORD_RESET_PER_ADDRESS", default=3)
 PASSWORD_RESET_PER_IP = env.int("PASSWORD_RESET_PER_IP", default=10)
+
+# Second factor (django-otp): TOTP apps, with single-use recovery codes as the fallback.
+OTP_TOTP_ISSUER = "BCP Portal"
+# Each wrong code doubles the wait before the next attempt on that device (1, 2, 4 … s).
+OTP_TOTP_THROTTLE_FACTOR = 1
+OTP_STATIC_THROTTLE_FACTOR = 1
+# The admin never shows TOTP secrets or recovery codes.
+OTP_ADMIN_HIDE_SENSITIVE_DATA = True
+MFA_RECOVERY_CODES = 10
 
 # --- Internationalisation and time ----------------------------------------------------
 

@@ -20,6 +20,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from portal.accounts import mfa
 from portal.accounts.models import ApiToken
 from portal.accounts.tokens import (
     issue_api_token,
@@ -69,6 +70,16 @@ class ObtainTokenSerializer(serializers.Serializer):
         allow_blank=True,
         default="",
     )
+    code = serializers.CharField(
+        label=_("Second-factor code"),
+        help_text=_(
+            "For an account with a second factor: a current code of the authenticator app "
+            "or a recovery code."
+        ),
+        write_only=True,
+        required=False,
+        default="",
+    )
 
     def validate(self, attrs):
         request = self.context["request"]
@@ -79,6 +90,15 @@ class ObtainTokenSerializer(serializers.Serializer):
                 raise LockedOut(wait=get_cool_off(request) or timedelta(minutes=1))
             raise serializers.ValidationError(
                 _("Unable to log in with provided credentials."), code="authorization"
+            )
+        if mfa.must_enrol(user):
+            # A token got with the password alone would skip the staff's second factor.
+            raise exceptions.PermissionDenied(
+                _("Staff accounts cannot get API tokens; use the portal's staff pages.")
+            )
+        if mfa.has_second_factor(user) and not mfa.check_code(user=user, token=attrs["code"]):
+            raise serializers.ValidationError(
+                {"code": _("This account uses a second factor: send a current code.")}
             )
         attrs["user"] = user
         return attrs

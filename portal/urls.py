@@ -5,6 +5,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from incidents.api import SiteCheckInView, StatusView
 from portal import views
+from portal.accounts import mfa_views as account_views
 from portal.accounts.views import ApiTokensView, ThrottledPasswordResetView
 from portal.api import router
 from portal.tokens_api import ObtainTokenView
@@ -39,6 +40,14 @@ auth_patterns = [
         "password/reset/complete/",
         auth_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
+    ),
+    path("mfa/", account_views.AccountView.as_view(), name="mfa-account"),
+    path("mfa/setup/", account_views.SetupView.as_view(), name="mfa-setup"),
+    path("mfa/verify/", account_views.VerifyView.as_view(), name="mfa-verify"),
+    path(
+        "mfa/recovery-codes/",
+        account_views.RecoveryCodesView.as_view(),
+        name="mfa-recovery-codes",
     ),
 ]
 

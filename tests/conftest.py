@@ -33,6 +33,43 @@ def _empty_cache(django_db_setup, django_db_blocker):
         cache.clear()
 
 
+@pytest.fixture(autouse=True)
+def _staff_logins_pass_the_second_factor(monkeypatch):
+    """``client.force_login(staff)`` gives a session verified by a second factor, as after
+    the verify page: staff pages need one (portal/accounts/mfa.py), and the tests that
+    log staff in are about something else. tests/portal/test_mfa.py logs in with the
+    password only (``password_only_login``) to show what happens without it.
+    """
+    from django.test import Client
+
+    password_only = Client.force_login
+
+    def force_login(self, user, backend=None):
+        password_only(self, user, backend)
+        verify_second_factor(self, user)
+
+    monkeypatch.setattr(Client, "force_login", force_login)
+    monkeypatch.setattr(Client, "password_only_login", password_only, raising=False)
+
+
+def verify_second_factor(client, user):
+    """Mark the client's session verified with the user's authenticator (made if need be)."""
+    from django_otp import DEVICE_ID_SESSION_KEY
+    from django_otp.plugins.otp_totp.models import TOTPDevice
+
+    from portal.accounts import mfa
+
+    if not (mfa.must_enrol(user) or mfa.has_second_factor(user)):
+        return
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name="authenticator", confirmed=True)
+    session = client.session
+    session[DEVICE_ID_SESSION_KEY] = device.persistent_id
+    session[mfa.SESSION_REQUIRED_KEY] = True
+    session.save()
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _tests_own_celery_queue():
     # Tasks enqueued by tests go to a queue of their own: a `make run` worker on the same
@@ -141,6 +178,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0012_customer_notice_roles", "add"),
     ("portal.accounts.migrations.0013_mass_message_roles", "add"),
     ("portal.accounts.migrations.0014_follow_up_roles", "add"),
+    ("portal.accounts.migrations.0018_second_factor_roles", "add"),
 ]
 
 

@@ -88,6 +88,7 @@ class User(AbstractBaseUser, PermissionsMixin):
         permissions = [
             ("access_customer_portal", _("Can use the customer portal")),
             ("access_operator_dashboard", _("Can use the operator dashboard")),
+            ("reset_second_factor", _("Can reset a colleague's second factor")),
         ]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="%(app_label)s_%(class)s_email_ci_unique"),
@@ -143,3 +144,30 @@ class ApiToken(AbstractAuthToken):
 
     def __str__(self) -> str:
         return f"{self.user} ({self.client or self.pk})"
+
+
+class SecondFactorReset(models.Model):
+    """Who removed whose second factor, and when (the owner enrols again at next login)."""
+
+    user = models.ForeignKey(
+        User,
+        on_delete=models.CASCADE,
+        related_name="second_factor_resets",
+        verbose_name=_("user"),
+    )
+    reset_by = models.ForeignKey(
+        User,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("reset by"),
+    )
+    reset_at = models.DateTimeField(_("reset at"), default=timezone.now)
+    devices_removed = models.PositiveSmallIntegerField(_("devices removed"), default=0)
+
+    class Meta:
+        verbose_name = _("second-factor reset")
+        verbose_name_plural = _("second-factor resets")
+        ordering = ["-reset_at"]
+
+    def __str__(self) -> str:
+        return f"{self.user} ({self.reset_at:%Y-%m-%d %H:%M})"

@@ -390,3 +390,31 @@ def test_a_login_that_upgrades_the_password_hash_keeps_the_tokens(alice, setting
     alice.refresh_from_db()
     assert alice.password != old_hash
     assert works(secret)
+
+
+# --- The second factor ------------------------------------------------------------------
+
+
+def test_staff_get_no_token_with_the_password_alone():
+    operator = OperatorUserFactory(email="ops@operator.example.jp")
+
+    response = log_in(operator.email)
+
+    assert response.status_code == 403
+    assert not ApiToken.objects.filter(user=operator).exists()
+
+
+def test_a_customer_with_a_second_factor_sends_a_current_code_for_a_token(alice):
+    from tests.portal.test_mfa import code_for, enrolled
+
+    device = enrolled(alice)
+
+    without = log_in(alice.email)
+    wrong = log_in(alice.email, code="000000" if code_for(device) != "000000" else "111111")
+    # after the throttle's wait for the wrong code (one second)
+    with time_machine.travel(timezone.now() + timedelta(seconds=3)):
+        right = log_in(alice.email, code=code_for(device))
+
+    assert without.status_code == wrong.status_code == 400
+    assert "code" in str(without.json())
+    assert right.status_code == 200 and works(right.json()["token"])

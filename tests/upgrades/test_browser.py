@@ -1,7 +1,10 @@
 """The disaster flow in a real browser: operator declares, customer keeps, dashboard moves."""
 
+import base64
+
 import pytest
 from django.utils import timezone
+from django_otp.oath import totp
 from playwright.sync_api import Browser, expect
 
 from tests.factories import PASSWORD, OperatorUserFactory, UserFactory
@@ -15,6 +18,15 @@ def log_in(page, url, email):
     page.get_by_label("メールアドレス").fill(email)
     page.get_by_label("パスワード").fill(PASSWORD)
     page.get_by_role("button", name="ログイン").click()
+
+
+def enrol_second_factor(page):
+    """Staff at first login: type the key into an authenticator, enter its code."""
+    key = page.locator("#manual-key").inner_text().replace(" ", "")
+    page.get_by_label("コード").fill(f"{totp(base64.b32decode(key)):06d}")
+    page.get_by_role("button", name="確認").click()
+    expect(page.get_by_role("heading", name="リカバリーコード")).to_be_visible()
+    page.get_by_role("link", name="保管しました。続ける").click()
 
 
 @pytest.mark.browser
@@ -31,6 +43,7 @@ def test_operator_declares_customer_keeps_and_the_dashboard_follows(
 
     # the operator declares from the dashboard
     log_in(operator_page, live_server.url, "ops@example.com")
+    enrol_second_factor(operator_page)
     operator_page.get_by_role("link", name="大規模災害を宣言").click()
     operator_page.get_by_label("タイトル").fill("令和8年 秩父豪雨")
     operator_page.get_by_label("埼玉県").check()
