@@ -61,3 +61,6 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+# A URL no route matches under /api/ answers in the API's error envelope.
+handler404 = "portal.api.not_found"
