@@ -4,7 +4,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_standardized_errors.openapi_serializers import ErrorResponse403Serializer
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
@@ -49,16 +51,14 @@ class SiteCheckInView(APIView):
 
     @extend_schema(
         request=CheckInInput,
-        responses={201: None},
+        responses={201: None, 403: ErrorResponse403Serializer},
         parameters=[OpenApiParameter("Authorization", str, OpenApiParameter.HEADER, required=True)],
     )
     def post(self, request):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         site = site_for_token(token.strip()) if scheme == "SiteToken" and token else None
         if site is None:
-            return Response(
-                {"detail": "Unknown or revoked site token."}, status=status.HTTP_403_FORBIDDEN
-            )
+            raise PermissionDenied("Unknown or revoked site token.")
         data = CheckInInput(data=request.data)
         data.is_valid(raise_exception=True)
         check_in = record_check_in(
@@ -124,7 +124,7 @@ class DamageReportOutput(serializers.ModelSerializer):
 
 class DamageReportInput(serializers.Serializer):
     site = serializers.IntegerField(min_value=1, max_value=2**63 - 1)
-    description = serializers.CharField(max_length=4000)
+    description = serializers.CharField(min_length=1, max_length=4000)
     photos = serializers.ListField(child=serializers.FileField(), required=False, default=list)
 
 

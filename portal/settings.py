@@ -81,6 +81,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "drf_standardized_errors",
     "axes",
     "django_otp",
     "django_otp.plugins.otp_totp",
@@ -349,12 +350,21 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "portal.api.exception_handler",
+    # One error envelope for every API error, documented per operation in the schema
+    # (drf-standardized-errors); portal.api's handler class adds the domain's errors.
+    "DEFAULT_SCHEMA_CLASS": "drf_standardized_errors.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "drf_standardized_errors.handler.exception_handler",
     # The client's address for the API throttles, read as for logins (TRUSTED_PROXY_COUNT);
     # unset, DRF would take a client's own X-Forwarded-For and one client could rotate it.
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
 }
+DRF_STANDARDIZED_ERRORS = {
+    "EXCEPTION_HANDLER_CLASS": "portal.api.DomainExceptionHandler",
+    # The 4xx a client can cause; a 500 is a defect, not part of the contract.
+    "ALLOWED_ERROR_STATUS_CODES": ["400", "401", "403", "404", "405", "406", "415", "429"],
+    "ERROR_SCHEMAS": {"400": "portal.api.ErrorResponse400Serializer"},
+}
+_ERRORS = "drf_standardized_errors.openapi_serializers"
 # API tokens (django-rest-knox, portal/accounts/tokens.py): one per client, stored as a
 # digest, valid API_TOKEN_TTL_DAYS from issue; the owner lists and revokes them, and a
 # password change or reset revokes them all.
@@ -388,7 +398,20 @@ SPECTACULAR_SETTINGS = {
         "InvoiceStatusEnum": "subscriptions.models.Invoice.Status",
         "UpgradeRequestStatusEnum": "upgrades.models.UpgradeRequest.Status",
         "BlanketUpgradeStatusEnum": "upgrades.models.BlanketUpgrade.Status",
+        # The error envelope's enums (drf-standardized-errors' documented setup).
+        "ValidationErrorEnum": f"{_ERRORS}.ValidationErrorEnum.choices",
+        "ClientErrorEnum": f"{_ERRORS}.ClientErrorEnum.choices",
+        "ServerErrorEnum": f"{_ERRORS}.ServerErrorEnum.choices",
+        "ErrorCode401Enum": f"{_ERRORS}.ErrorCode401Enum.choices",
+        "ErrorCode403Enum": f"{_ERRORS}.ErrorCode403Enum.choices",
+        "ErrorCode404Enum": f"{_ERRORS}.ErrorCode404Enum.choices",
+        "ErrorCode405Enum": f"{_ERRORS}.ErrorCode405Enum.choices",
+        "ErrorCode406Enum": f"{_ERRORS}.ErrorCode406Enum.choices",
+        "ErrorCode415Enum": f"{_ERRORS}.ErrorCode415Enum.choices",
+        "ErrorCode429Enum": f"{_ERRORS}.ErrorCode429Enum.choices",
+        "ErrorCode500Enum": f"{_ERRORS}.ErrorCode500Enum.choices",
     },
+    "POSTPROCESSING_HOOKS": ["drf_standardized_errors.openapi_hooks.postprocess_schema_enums"],
 }
 
 # --- The service ----------------------------------------------------------------------

@@ -73,3 +73,6 @@ urlpatterns = [
     # the page runs under the same Content-Security-Policy as every other (no inline script).
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
 ]
+
+# A URL no route matches under /api/ answers in the API's error envelope.
+handler404 = "portal.api.not_found"

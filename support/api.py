@@ -56,15 +56,15 @@ class InquiryDetailOutput(InquiryOutput):
 
 
 class InquiryInput(serializers.Serializer):
-    subject = serializers.CharField(max_length=200)
-    body = serializers.CharField(max_length=5000)
+    subject = serializers.CharField(min_length=1, max_length=200)
+    body = serializers.CharField(min_length=1, max_length=5000)
     site = serializers.IntegerField(
         min_value=1, max_value=MAX_ID, required=False, allow_null=True, default=None
     )
 
 
 class FollowUpInput(serializers.Serializer):
-    body = serializers.CharField(max_length=5000)
+    body = serializers.CharField(min_length=1, max_length=5000)
 
 
 class InquiryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):

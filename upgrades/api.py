@@ -175,7 +175,7 @@ class DisasterOutput(serializers.ModelSerializer):
         source="disaster.prefectures", child=serializers.CharField()
     )
     declared_at = serializers.DateTimeField(source="disaster.declared_at")
-    ended_at = serializers.DateTimeField(source="disaster.ended_at")
+    ended_at = serializers.DateTimeField(source="disaster.ended_at", allow_null=True)
     stage = serializers.SerializerMethodField(
         help_text="status, or deadline_passed once an active upgrade's deadline is over"
     )
@@ -216,7 +216,7 @@ class DisasterListOutput(DisasterOutput):
 
 
 class DeclareInput(serializers.Serializer):
-    title = serializers.CharField(max_length=200)
+    title = serializers.CharField(min_length=1, max_length=200)
     nationwide = serializers.BooleanField(default=False)
     prefectures = serializers.ListField(
         child=serializers.ChoiceField(choices=Prefecture.choices, error_messages=CHOICE_ERRORS),
@@ -232,6 +232,7 @@ class DeclareInput(serializers.Serializer):
         help_text="The message in English, shown to customers reading in English.",
     )
     idempotency_key = serializers.CharField(
+        min_length=1,
         max_length=64,
         required=False,
         help_text="Send the same key again to retry safely: the disaster is declared once.",

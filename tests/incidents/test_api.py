@@ -68,5 +68,7 @@ def test_bad_or_foreign_damage_reports_get_400_and_are_not_saved():
     )
 
     assert (foreign.status_code, not_image.status_code) == (400, 400)
-    assert "photos" in not_image.json()
+    # the service's own rule (a Django ValidationError) in the one error envelope
+    assert not_image.json()["type"] == "validation_error"
+    assert [e["attr"] for e in not_image.json()["errors"]] == ["photos"]
     assert not DamageReport.objects.exists()

@@ -209,7 +209,7 @@ def test_customer_obtains_an_api_token_with_email_and_password(alice):
     right = api.post("/api/v1/auth/token/", {"username": alice.email, "password": PASSWORD})
 
     assert wrong.status_code == 400
-    assert "non_field_errors" in wrong.json()
+    assert wrong.json()["errors"][0]["attr"] == "non_field_errors"
     assert right.status_code == 200
     assert alice.auth_token_set.get().pk == right.json()["id"]
 

@@ -54,7 +54,8 @@ def test_bad_request_bodies_get_400_with_field_errors(customer_user, body):
     response = api_for(customer_user).post("/api/v1/upgrade-requests/", body, format="json")
 
     assert response.status_code == 400
-    assert set(response.json()) <= {"sites", "reason"}
+    assert response.json()["type"] == "validation_error"
+    assert {e["attr"].split(".")[0] for e in response.json()["errors"]} <= {"sites", "reason"}
     assert not UpgradeRequest.objects.exists()
 
 
@@ -69,7 +70,8 @@ def test_another_organisations_site_is_refused_and_their_requests_unseen(custome
         "/api/v1/upgrade-requests/", {"sites": [other.pk], "reason": "disaster"}, format="json"
     )
 
-    assert refused.status_code == 400 and "sites" in refused.json()
+    assert refused.status_code == 400
+    assert [e["attr"] for e in refused.json()["errors"]] == ["sites"]
     assert api.get(f"/api/v1/upgrade-requests/{theirs.pk}/").status_code == 404
     assert api.get("/api/v1/upgrade-requests/").json()["results"] == []
 
@@ -101,7 +103,8 @@ def test_declaring_over_an_active_disaster_needs_confirm_overlap():
     )
 
     assert refused.status_code == 400
-    assert "地震" in refused.json()["confirm_overlap"][0]
+    (error,) = refused.json()["errors"]
+    assert error["attr"] == "confirm_overlap" and "地震" in error["detail"]
     assert declared.status_code == 201
     assert BlanketUpgrade.objects.count() == 2
 
@@ -145,7 +148,8 @@ def test_operator_extends_and_ends_over_the_api():
     ended_again = api.post(f"/api/v1/operator/disasters/{declared['id']}/end/")
 
     assert extended.status_code == 200
-    assert too_early.status_code == 400 and "deadline" in too_early.json()
+    assert too_early.status_code == 400
+    assert [e["attr"] for e in too_early.json()["errors"]] == ["deadline"]
     assert ended.json()["status"] == "ended"
     assert ended_again.status_code == 400
 
