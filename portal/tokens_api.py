@@ -14,6 +14,11 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_standardized_errors.openapi_serializers import (
+    ErrorResponse403Serializer,
+    ErrorResponse429Serializer,
+    ValidationErrorResponseSerializer,
+)
 from rest_framework import exceptions, mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
@@ -135,8 +140,20 @@ class ObtainTokenView(APIView):
         request=ObtainTokenSerializer,
         responses={
             200: IssuedTokenSerializer,
-            400: OpenApiResponse(description=_("Wrong e-mail or password.")),
-            429: OpenApiResponse(description=_("Too many failed log-ins: locked for now.")),
+            400: OpenApiResponse(
+                response=ValidationErrorResponseSerializer,
+                description=_("Wrong e-mail or password."),
+            ),
+            403: OpenApiResponse(
+                response=ErrorResponse403Serializer,
+                description=_(
+                    "Staff accounts cannot get API tokens; use the portal's staff pages."
+                ),
+            ),
+            429: OpenApiResponse(
+                response=ErrorResponse429Serializer,
+                description=_("Too many failed log-ins: locked for now."),
+            ),
         },
         auth=[],
     )

@@ -20,11 +20,15 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
+from django_otp.plugins.otp_static.models import StaticDevice
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
 from incidents.broadcasts import send_mass_message
 from incidents.models import Outage
 from incidents.services import report_damage
+from portal.accounts.models import SecondFactorReset
+from portal.accounts.tokens import issue_api_token
 from subscriptions.services import accept_quote, quote_extension
 from support.channels import Channel
 from support.models import CannedReply, OnCallShift
@@ -135,6 +139,13 @@ class World:
         )
         ProvisioningChangeFactory(subscription=line)
         CustomerNoticeFactory(customer=site.customer, blanket_upgrade=self.blanket)
+        # second factors (staff) and their reset record; a customer's API token
+        self.authenticator = TOTPDevice.objects.create(
+            user=self.support, name="authenticator", confirmed=True
+        )
+        StaticDevice.objects.create(user=self.support, name="recovery codes", confirmed=True)
+        SecondFactorReset.objects.create(user=self.support, reset_by=self.operator)
+        self.api_token, _secret = issue_api_token(user=self.customer_a, client="matrix")
 
 
 # The id each route is asked with: customer A's object, or the staff's.
@@ -181,6 +192,9 @@ ARGUMENTS = {
     },
     "admin:auth_user_password_change": lambda w: {"id": w.customer_a.pk},
     "admin:subscriptions_invoice_record_payment": lambda w: {"pk": w.invoice.pk},
+    "admin:otp_totp_totpdevice_config": lambda w: {"pk": w.authenticator.pk},
+    "admin:otp_totp_totpdevice_qrcode": lambda w: {"pk": w.authenticator.pk},
+    "api-token-detail": lambda w: {"pk": w.api_token.pk},
 }
 
 
@@ -195,11 +209,11 @@ CUSTOMER_FORM_ACTION = row(LOGIN, 405, 405, 403, 403, post_b=404)  # POST-only
 OPERATOR_PAGE = row(LOGIN, 403, 403, 403, 200)
 OPERATOR_FORM_ACTION = row(LOGIN, 403, 403, 403, 405)
 SIGNED_LINK = row(200, 200, 200, 200, 200)  # the token is the key, not a login
-# Session-authenticated API: DRF answers 403 to an anonymous caller (no 401 challenge).
-CUSTOMER_API = row(403, 200, 404, 403, 403)
-CUSTOMER_API_ACTION = row(403, 405, 405, 403, 403, post_b=404)
-OPERATOR_API = row(403, 403, 403, 403, 200)
-OPERATOR_API_ACTION = row(403, 403, 403, 403, 405)
+# The API challenges an anonymous caller to send its token (401 with WWW-Authenticate).
+CUSTOMER_API = row(401, 200, 404, 403, 403)
+CUSTOMER_API_ACTION = row(401, 405, 405, 403, 403, post_b=404)
+OPERATOR_API = row(401, 403, 403, 403, 200)
+OPERATOR_API_ACTION = row(401, 403, 403, 403, 405)
 STAFF_ONLY_ADMIN = row(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 200, 200)
 
 EXPECTED = {
@@ -244,6 +258,11 @@ EXPECTED = {
     # only a superuser sets another user's password
     "admin:auth_user_password_change": row(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 403),
     "admin:subscriptions_invoice_record_payment": STAFF_ONLY_ADMIN,
+    # a second factor's secret: nobody's to see but the superuser's
+    "admin:otp_totp_totpdevice_config": row(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 403),
+    "admin:otp_totp_totpdevice_qrcode": row(ADMIN_LOGIN, ADMIN_LOGIN, ADMIN_LOGIN, 403, 403),
+    # revoke (DELETE) only, by its owner: another's token is not found
+    "api-token-detail": row(401, 405, 405, 405, 405, post_b=405),
 }
 ADMIN_OBJECT_VIEWS = {"change": "view", "history": "view", "delete": "delete"}
 
