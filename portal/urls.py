@@ -9,7 +9,11 @@ from portal.accounts import mfa_views as account_views
 from portal.accounts.views import ApiTokensView, ThrottledPasswordResetView
 from portal.api import router
 from portal.tokens_api import ObtainTokenView
+from support.admin import guard_every_admin
 from support.views import ContactView
+
+# Django's and the libraries' admins get the project's guard against forged input too.
+guard_every_admin(admin.site)
 
 auth_patterns = [
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),

@@ -52,6 +52,18 @@ class SafeActionsMixin:
         return super().response_action(request, queryset)
 
 
+def guard_every_admin(site: admin.AdminSite) -> None:
+    """Give every registered admin, Django's and libraries' too (groups, axes, OTP
+    devices), the same guard against forged ids and NUL bytes: called once the admins are
+    all registered (portal/urls.py)."""
+    for model, model_admin in list(site._registry.items()):
+        if isinstance(model_admin, SafeActionsMixin):
+            continue
+        guarded = type(type(model_admin).__name__, (SafeActionsMixin, type(model_admin)), {})
+        site.unregister(model)
+        site.register(model, guarded)
+
+
 class ReadOnlyAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Rows written by services only (audit, events, declarations): look, never edit."""
 

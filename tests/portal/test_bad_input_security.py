@@ -128,3 +128,23 @@ def test_a_nul_byte_in_an_admin_list_filter_shows_a_message(client):
     assert response.status_code == 200
     assert response.redirect_chain[-1][0] == reverse("admin:subscriptions_site_changelist")
     assert "フィルター" in response.text or "filter" in response.text
+
+
+def test_no_admin_list_answers_500_to_forged_ids_or_a_nul_byte(client, django_user_model):
+    # every registered admin, Django's (groups) and the libraries' (axes, OTP) included
+    from django.contrib import admin
+
+    root = django_user_model.objects.create_superuser(email="root@example.com", password="x")
+    client.force_login(root)
+    client.raise_request_exception = False
+    failed = []
+    for model in admin.site._registry:
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/"
+        for forged in ["²", "abc", "99999999999999999999"]:
+            answer = client.post(url, {"action": "delete_selected", "_selected_action": [forged]})
+            if answer.status_code >= 500:
+                failed.append((url, forged))
+        if client.get(url, {"q": "\x00"}).status_code >= 500:
+            failed.append((url, "NUL"))
+
+    assert not failed
