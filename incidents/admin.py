@@ -111,6 +111,8 @@ class DamagePhotoInline(admin.TabularInline):
 
     @admin.display(description=_("photo"))
     def link(self, obj: DamagePhoto) -> str:
+        if obj.pk is None:  # the empty form of the inline (a superuser may add)
+            return ""
         return format_html(
             '<a href="{}">{}</a>', reverse("incidents:damage-photo", args=[obj.pk]), obj.pk
         )

@@ -9,7 +9,7 @@ from django.db.models import Q
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
-from django.urls import path
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
@@ -236,7 +236,14 @@ class InvoiceAdmin(SafeActionsMixin, admin.ModelAdmin):
         ]
 
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        extra_context = {**(extra_context or {}), "record_payment_url": "record-payment/"}
+        # An absolute URL: the change page's own address may or may not end with "change/".
+        if object_id.isascii() and object_id.isdigit():
+            extra_context = {
+                **(extra_context or {}),
+                "record_payment_url": reverse(
+                    "admin:subscriptions_invoice_record_payment", args=[int(object_id)]
+                ),
+            }
         return super().change_view(request, object_id, form_url, extra_context)
 
     def record_payment_view(self, request, pk: int):

@@ -142,3 +142,27 @@ def test_the_damage_queue_assigns_and_keeps_its_query_count(client, django_asser
 
     assert many == few
     assert set(DamageReport.objects.values_list("assignee", flat=True)) == {staff.pk}
+
+
+def test_a_superuser_opens_a_damage_report_and_its_photo_from_the_admin(client, django_user_model):
+    # the superuser may add photos: the inline's empty form used to make every page a 500
+    from incidents.services import report_damage
+    from support.channels import Channel
+
+    site = SiteFactory()
+    report = report_damage(
+        site=site, description="傾き", photos=[png()], channel=Channel.API,
+        now=datetime(2026, 11, 24, 10, tzinfo=ZoneInfo("Asia/Tokyo")),
+    )  # fmt: skip
+    client.force_login(
+        django_user_model.objects.create_superuser(email="root@example.com", password="x")
+    )
+
+    listed = client.get(reverse("admin:incidents_damagereport_changelist"))
+    page = client.get(reverse("admin:incidents_damagereport_change", args=[report.pk]))
+
+    assert listed.status_code == page.status_code == 200
+    photo = report.photos.get()
+    link = reverse("incidents:damage-photo", args=[photo.pk])
+    assert f'href="{link}"' in page.text
+    assert client.get(link).status_code == 200

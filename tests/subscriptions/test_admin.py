@@ -2,6 +2,7 @@
 
 import csv
 import io
+import re
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -27,7 +28,12 @@ def invoice():
 
 def test_support_records_the_exact_payment_and_the_extension_takes_effect(client, invoice):
     client.force_login(SupportUserFactory())
-    url = reverse("admin:subscriptions_invoice_record_payment", args=[invoice.pk])
+    # from the invoice list, its change page, then the "record a payment" button
+    listed = client.get(reverse("admin:subscriptions_invoice_changelist")).text
+    change = re.search(rf'href="([^"]*/subscriptions/invoice/{invoice.pk}/change/)"', listed)
+    page = client.get(change.group(1)).text
+    url = re.search(r'<a href="([^"]+)">入金を記録</a>', page).group(1)
+    assert client.get(url).status_code == 200  # the form, not the admin index
 
     wrong = client.post(url, {"amount_yen": 300_000, "paid_on": "2019-03-20", "reference": "A1"})
     right = client.post(url, {"amount_yen": 302_500, "paid_on": "2019-03-20", "reference": "A1"})
