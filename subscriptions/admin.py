@@ -145,7 +145,17 @@ class SubscriptionAdmin(SafeActionsMixin, admin.ModelAdmin):
         "site__customer__code",
     ]
     autocomplete_fields = ["site"]
-    readonly_fields = ["term_end", "extended_until", "created_at"]
+    # Speeds change only through the services (a request, a disaster, a revert): they
+    # record the change for the network and its audit. Shown here, never edited.
+    readonly_fields = [
+        "term_end",
+        "extended_until",
+        "created_at",
+        "desired_upgraded",
+        "desired_version",
+        "desired_cause",
+        "applied_upgraded",
+    ]
     show_full_result_count = False
 
     @admin.display(description=_("customer"), ordering="site__customer__name")

@@ -93,3 +93,27 @@ def test_support_cannot_edit_an_issued_invoice(client, invoice):
 
     invoice.refresh_from_db()
     assert invoice.total_yen == 302_500
+
+
+def test_an_operator_cannot_change_a_lines_speed_in_the_subscription_admin(client):
+    from tests.factories import OperatorUserFactory
+    from tests.upgrades.conftest import form_data, post_forms
+
+    line = SubscriptionFactory(contract_number="K-0001")
+    client.force_login(OperatorUserFactory())
+    listed = client.get(reverse("admin:subscriptions_subscription_changelist")).text
+    change = re.search(rf'href="([^"]*/subscriptions/subscription/{line.pk}/change/)"', listed)
+    page = client.get(change.group(1)).text
+    (form,) = [f for f in post_forms(page) if "contract_number" in dict(f["fields"])]
+
+    # the speed fields are shown, not offered as inputs; a forged one changes nothing
+    assert 'name="desired_upgraded"' not in page and 'name="applied_upgraded"' not in page
+    client.post(
+        change.group(1),
+        form_data(
+            form["fields"], desired_upgraded="on", desired_version="7", applied_upgraded="on"
+        ),
+    )
+
+    line.refresh_from_db()
+    assert (line.desired_upgraded, line.desired_version, line.applied_upgraded) == (False, 0, False)
