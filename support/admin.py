@@ -320,7 +320,7 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return [*RecordInquiryForm._meta.fields, "body"]
-        return [*self.readonly_fields, "assignee", "reply", "internal"]
+        return [*self.readonly_fields, "assignee", "reply", "canned_reply", "internal"]
 
     def save_model(self, request, obj, form, change):
         data, now = form.cleaned_data, timezone.now()
