@@ -19,7 +19,7 @@ from support.models import FollowUp
 from tests.factories import OperatorUserFactory, UserFactory
 from tests.followups import asked_for, run_follow_ups
 from tests.mailserver import free_port
-from tests.upgrades.conftest import form_data, make_lines, post_forms
+from tests.upgrades.conftest import follow_end_link, form_data, make_lines, post_forms
 from upgrades import tasks
 from upgrades.models import BlanketUpgrade, SpeedGrant
 from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster
@@ -138,3 +138,34 @@ def test_a_decline_while_the_broker_is_down_is_taken_and_reaches_the_network_lat
     assert asked_for(tasks.reconcile_speeds) == [()]
     run_follow_ups(tasks.reconcile_speeds)
     assert not Subscription.objects.out_of_sync().exists()
+
+
+def test_ending_the_disaster_again_asks_again_for_the_endings_still_due(
+    client, monkeypatch, django_capture_on_commit_callbacks
+):
+    # given a disaster granted on 2 lines, ended while the broker was down
+    make_lines(2)
+    operator = OperatorUserFactory()
+    now = timezone.now()
+    blanket = declare_disaster(
+        operator=operator, title="秩父豪雨", nationwide=True, prefectures=[],
+        idempotency_key="k", now=now,
+    )  # fmt: skip
+    apply_blanket_upgrade(blanket_id=blanket.pk, now=now)
+    client.force_login(operator)
+    question = follow_end_link(client, blanket)
+    (form,) = [f for f in post_forms(question.text) if f["action"].endswith("/end/")]
+    with broker_that_is_down(monkeypatch), django_capture_on_commit_callbacks(execute=True):
+        client.post(form["action"], form_data(form["fields"]))
+    # and its follow-up gone (deleted by hand, or recorded before follow-ups existed)
+    FollowUp.objects.all().delete()
+
+    # when the operator submits the end form again (back, then submit)
+    with broker_that_is_down(monkeypatch), django_capture_on_commit_callbacks(execute=True):
+        again = client.post(form["action"], form_data(form["fields"]))
+
+    # then the page says it had ended, and the endings still due are asked for again
+    assert again.status_code == 302
+    assert asked_for(tasks.end_blanket_grants) == [(blanket.pk,)]
+    run_follow_ups(tasks.end_blanket_grants)
+    assert not SpeedGrant.objects.boosting().filter(blanket_upgrade=blanket).exists()

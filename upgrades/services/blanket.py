@@ -310,27 +310,28 @@ def extend_deadline(*, blanket: BlanketUpgrade, new_deadline: datetime, operator
 def end_disaster(*, disaster: Disaster, operator, now: datetime, message: str = "") -> None:
     """End the disaster and its blanket upgrade. Its grants end in a task, in chunks;
     ``message`` is the operator's closing word in the "disaster ended" e-mails."""
+    from upgrades import tasks
+
     with transaction.atomic():
-        if not close_disaster(disaster=disaster, ended_by=operator, now=now, message=message):
-            # A replay (a second click): the grants still boosting lines are asked for
-            # again, merged with the follow-up already waiting, if any.
-            if SpeedGrant.objects.boosting().filter(blanket_upgrade__disaster=disaster).exists():
-                from upgrades import tasks
-
-                enqueue_on_commit(tasks.end_blanket_grants, disaster.blanket_upgrade.pk)
-            raise ValidationError(_("This disaster has already ended."))
-        blanket = BlanketUpgrade.objects.select_for_update().get(disaster=disaster)
-        BlanketUpgrade.objects.filter(pk=blanket.pk).update(
-            status=BlanketUpgrade.Status.ENDED, ended_at=now
-        )
-        BlanketUpgradeEvent.objects.create(
-            blanket_upgrade=blanket, kind=BlanketUpgradeEvent.Kind.ENDED, at=now, by=operator
-        )
-        from upgrades import tasks
-
-        enqueue_on_commit(tasks.end_blanket_grants, blanket.pk)
-        # Equipment may have suffered: beat asks the sites in scope to check it again a
-        # day later (incidents.readiness.disasters_due_for_recheck).
+        ended = close_disaster(disaster=disaster, ended_by=operator, now=now, message=message)
+        if ended:
+            blanket = BlanketUpgrade.objects.select_for_update().get(disaster=disaster)
+            BlanketUpgrade.objects.filter(pk=blanket.pk).update(
+                status=BlanketUpgrade.Status.ENDED, ended_at=now
+            )
+            BlanketUpgradeEvent.objects.create(
+                blanket_upgrade=blanket, kind=BlanketUpgradeEvent.Kind.ENDED, at=now, by=operator
+            )
+            enqueue_on_commit(tasks.end_blanket_grants, blanket.pk)
+    if not ended:
+        # A replay (a second click): the grants still boosting lines are asked for again,
+        # merged with the follow-up already waiting, if any. Outside the transaction
+        # above, which the refusal would otherwise roll back with the request.
+        if SpeedGrant.objects.boosting().filter(blanket_upgrade__disaster=disaster).exists():
+            enqueue_on_commit(tasks.end_blanket_grants, disaster.blanket_upgrade.pk)
+        raise ValidationError(_("This disaster has already ended."))
+    # Equipment may have suffered: beat asks the sites in scope to check it again a day
+    # later (incidents.readiness.disasters_due_for_recheck).
 
 
 def _finish_grants_in_chunks(
