@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from incidents import broadcasts, tasks
 from incidents.models import MassMessage, MassMessageDelivery
-from support.models import OutboundEmail
+from support.models import FollowUp, OutboundEmail
 from tests.factories import (
     BlanketUpgradeFactory,
     CustomerFactory,
@@ -463,3 +463,25 @@ def test_without_a_gateway_nothing_is_posted(settings, monkeypatch):
 
     assert asked_for(tasks.post_mass_message_webhook) == []
     assert not broadcasts.post_mass_message_webhook(message_id=message.pk)
+
+
+def test_confirming_again_asks_again_for_a_queueing_still_due(client, send_emails):
+    customer_at("11")
+    client.force_login(OperatorUserFactory())
+    form = message_form(client.get(reverse("incidents:mass-message-form")).text)
+    data = form_data(
+        form["fields"], audience="prefectures", prefectures=["11"], subject_ja=SUBJECT, body_ja=BODY
+    )
+    confirm = message_form(client.post(form["action"], data).text)
+    client.post(confirm["action"], form_data(confirm["fields"]))
+    # its follow-up gone (deleted by hand, or recorded before follow-ups existed)
+    FollowUp.objects.all().delete()
+
+    # when the operator confirms again (back, then submit)
+    client.post(confirm["action"], form_data(confirm["fields"]))
+
+    # then nothing new is sent, and the queueing it still waits for is asked for again
+    message = MassMessage.objects.get()
+    assert asked_for(tasks.queue_mass_message) == [(message.pk,)]
+    run_follow_ups(tasks.queue_mass_message)
+    assert len(send_emails()) == 1
