@@ -6,6 +6,7 @@ the test process publishes to the same broker.
 """
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -45,7 +46,7 @@ class RedisBroker:
     as a restarted Redis without persistence comes back)."""
 
     def __init__(self):
-        if not Path("/usr/bin/redis-server").exists() and not _which("redis-server"):
+        if not shutil.which("redis-server"):
             pytest.skip("redis-server is not installed")
         self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
@@ -78,10 +79,6 @@ class RedisBroker:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-def _which(name: str) -> bool:
-    return any(Path(p, name).exists() for p in os.environ.get("PATH", "").split(os.pathsep))
 
 
 def publish_to(monkeypatch, url: str) -> None:

@@ -5,9 +5,6 @@ The broker is a real ``redis-server`` this test starts on a port of its own and 
 so the failure is the one Celery really meets (a refused connection when publishing).
 """
 
-import shutil
-import subprocess
-import time
 from contextlib import contextmanager
 
 import pytest
@@ -17,8 +14,8 @@ from portal.celery import app as celery_app
 from subscriptions.models import Subscription
 from support.models import FollowUp
 from tests.factories import OperatorUserFactory, UserFactory
+from tests.faults import RedisBroker, publish_to
 from tests.followups import asked_for, run_follow_ups
-from tests.mailserver import free_port
 from tests.upgrades.conftest import follow_end_link, form_data, make_lines, post_forms
 from upgrades import tasks
 from upgrades.models import BlanketUpgrade, SpeedGrant
@@ -30,24 +27,8 @@ pytestmark = pytest.mark.django_db
 @contextmanager
 def broker_that_is_down(monkeypatch):
     """Point this process's Celery at a Redis that ran, then stopped."""
-    if not shutil.which("redis-server"):
-        pytest.skip("redis-server is not installed")
-    port = free_port()
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no"],
-        stdout=subprocess.DEVNULL,
-    )
-    time.sleep(0.3)
-    # Celery keeps its connection and producer pools per broker URL: forget them so the
-    # next publish connects to this broker.
-    # Celery reads CELERY_BROKER_URL from the environment before its own setting (CI).
-    monkeypatch.setenv("CELERY_BROKER_URL", f"redis://127.0.0.1:{port}/0")
-    monkeypatch.setattr(celery_app.conf, "broker_url", f"redis://127.0.0.1:{port}/0")
-    monkeypatch.setattr(celery_app.conf, "broker_connection_max_retries", 1)
-    monkeypatch.setattr(celery_app, "_pool", None)
-    monkeypatch.setattr(celery_app.amqp, "_producer_pool", None)
-    server.terminate()
-    server.wait(10)
+    with RedisBroker() as broker:
+        publish_to(monkeypatch, broker.url)
     try:
         yield
     finally:
