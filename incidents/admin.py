@@ -10,12 +10,17 @@ from incidents.models import (
     DamageReport,
     Disaster,
     FieldVisit,
+    IncidentContact,
     MassMessage,
     Outage,
 )
-from incidents.services import assign_damage_reports, complete_field_visit, plan_field_visit
+from incidents.services import (
+    assign_damage_reports,
+    close_damage_report,
+    complete_field_visit,
+    plan_field_visit,
+)
 from support.admin import ReadOnlyAdmin, SafeActionsMixin
-from support.models import Inquiry
 
 
 @admin.register(Disaster)
@@ -60,18 +65,19 @@ class OutageAdmin(ReadOnlyAdmin):
 
     @admin.display(description=_("contacts received during the outage"))
     def contacts_during(self, obj: Outage) -> str:
-        # Requests and damage reports point at the outage; inquiries (support sits below
-        # incidents) are found by when they arrived.
-        window = {"received_at__gte": obj.started_at}
-        if obj.ended_at:
-            window["received_at__lt"] = obj.ended_at
-        return _(
-            "%(requests)s upgrade requests, %(reports)s damage reports, %(inquiries)s inquiries"
-        ) % {
-            "requests": obj.upgrade_requests.count(),
-            "reports": obj.damage_reports.count(),
-            "inquiries": Inquiry.objects.filter(**window).count(),
-        }
+        # Every contact kind links to the outage it arrived in (IncidentContact). The
+        # kinds above this app are found through the outage's own reverse relations,
+        # never imported.
+        counts = [
+            _("%(count)s %(kind)s")
+            % {
+                "kind": relation.related_model._meta.verbose_name_plural,
+                "count": relation.related_model.objects.filter(outage=obj).count(),
+            }
+            for relation in Outage._meta.related_objects
+            if issubclass(relation.related_model, IncidentContact)
+        ]
+        return ", ".join(sorted(counts))
 
 
 class FieldVisitForm(forms.ModelForm):
@@ -122,11 +128,11 @@ class DamagePhotoInline(admin.TabularInline):
 class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Staff plan field visits inline; the customer sees progress without any date."""
 
-    list_display = ["pk", "received_at", "site", "priority", "after_hours", "assignee", "closed_at"]
+    list_display = ["pk", "received_at", "site", "priority", "after_hours", "assignee", "status"]
     list_filter = [
+        "status",
         "priority",
         "after_hours",
-        ("closed_at", admin.EmptyFieldListFilter),
         "site__prefecture",
         ("assignee", admin.RelatedOnlyFieldListFilter),
     ]
@@ -140,10 +146,13 @@ class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
         "after_hours",
         "reported_by",
         "outage",
+        "disaster",
+        "status",
+        "closed_at",
     ]
-    fields = [*readonly_fields, "assignee", "closed_at"]
+    fields = [*readonly_fields, "assignee"]
     inlines = [DamagePhotoInline, FieldVisitInline]
-    actions = ["assign_to_me"]
+    actions = ["assign_to_me", "close"]
     show_full_result_count = False
 
     def has_add_permission(self, request) -> bool:
@@ -174,3 +183,9 @@ class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
     def assign_to_me(self, request, queryset):
         count = assign_damage_reports(reports=queryset, assignee=request.user)
         self.message_user(request, _("%(count)s report(s) assigned to you.") % {"count": count})
+
+    @admin.action(description=_("Close the reports"), permissions=["change"])
+    def close(self, request, queryset):
+        now = timezone.now()
+        closed = sum(close_damage_report(report=report, now=now) for report in queryset)
+        self.message_user(request, _("%(count)s report(s) closed.") % {"count": closed})

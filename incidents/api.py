@@ -22,8 +22,7 @@ from incidents.services import (
     site_for_token,
 )
 from subscriptions.models import Site
-from support.access import IsCustomerUser
-from support.api import CHOICE_ERRORS
+from support.access import CHOICE_ERRORS, IsCustomerUser
 from support.channels import Channel
 
 

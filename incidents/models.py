@@ -8,8 +8,7 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from subscriptions.prefectures import Prefecture
-from support.channels import Channel
-from support.models import ContactPriority
+from support.models import Contact
 
 
 class DisasterQuerySet(models.QuerySet):
@@ -242,6 +241,32 @@ class ReadinessReminder(models.Model):
         return f"{self.customer} {self.period}"
 
 
+class IncidentContact(Contact):
+    """A contact linked to what was going on when it arrived: the declared disaster that
+    covers its sites and the ground-station outage in progress (stamped by
+    ``incidents.contacts.arrival``)."""
+
+    disaster = models.ForeignKey(
+        Disaster,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name=_("disaster"),
+        help_text=_("The declared disaster covering the contact's sites when it arrived."),
+    )
+    outage = models.ForeignKey(
+        Outage,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        verbose_name=_("ground-station outage"),
+        help_text=_("The outage in progress when the contact arrived."),
+    )
+
+    class Meta(Contact.Meta):
+        abstract = True
+
+
 def _private_storage():
     # Photos of customers' premises: never under a public URL; served by a view that
     # checks who asks (incidents.views.DamagePhotoView).
@@ -250,11 +275,17 @@ def _private_storage():
     return FileSystemStorage(location=settings.PRIVATE_MEDIA_ROOT, base_url=None)
 
 
-class DamageReport(models.Model):
+class DamageReport(IncidentContact):
     """A tilted antenna or broken equipment at a site (FAQ Q5 (1)): best effort, no date.
 
     Progress is read off the field visits; no date is ever promised to the customer.
     """
+
+    class Status(models.TextChoices):
+        NEW = "new", _("Open")
+        CLOSED = "closed", _("Closed")
+
+    OPEN_STATUSES = frozenset({Status.NEW})
 
     site = models.ForeignKey(
         "subscriptions.Site",
@@ -263,15 +294,8 @@ class DamageReport(models.Model):
         verbose_name=_("site"),
     )
     description = models.TextField(_("what happened"))
-    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
-    received_at = models.DateTimeField(_("received"))
-    after_hours = models.BooleanField(_("received after hours"), default=False)
-    # High after hours or when a declared disaster covers the site.
-    priority = models.CharField(
-        _("priority"),
-        max_length=10,
-        choices=ContactPriority.choices,
-        default=ContactPriority.NORMAL,
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.NEW
     )
     reported_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -281,31 +305,25 @@ class DamageReport(models.Model):
         related_name="+",
         verbose_name=_("reported by"),
     )
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="assigned_damage_reports",
-        verbose_name=_("assignee"),
-    )
-    outage = models.ForeignKey(
-        Outage,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="damage_reports",
-        verbose_name=_("ground-station outage"),
-    )
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
 
     class Meta:
         verbose_name = _("damage report")
         verbose_name_plural = _("damage reports")
         ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["new", "closed"]),
+                name="%(app_label)s_%(class)s_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="closed", closed_at__isnull=False) | Q(status="new"),
+                name="%(app_label)s_%(class)s_closed_has_time",
+            ),
+        ]
         indexes = [
             # The support desk's queue: open reports, newest first.
-            models.Index(fields=["closed_at", "-received_at"], name="incidents_damage_queue_idx"),
+            models.Index(fields=["status", "-received_at"], name="incidents_damage_queue_idx"),
         ]
 
     def __str__(self) -> str:

@@ -15,6 +15,7 @@ from django.urls import reverse
 from django.utils.translation import gettext as _
 from PIL import Image
 
+from incidents.contacts import arrival
 from incidents.models import (
     CheckIn,
     DamagePhoto,
@@ -25,9 +26,7 @@ from incidents.models import (
     SiteCheckInToken,
 )
 from subscriptions.prefectures import Prefecture
-from support.calendar import is_after_hours
 from support.mail import bilingual_from_templates, customer_recipients
-from support.models import ContactPriority
 from support.outbox import queue_email
 from support.services import alert_on_call
 
@@ -225,20 +224,13 @@ def report_damage(
             errors.extend(error.messages)
     if errors:
         raise ValidationError({"photos": errors})
-    after_hours = is_after_hours(now)
-    in_disaster = any(
-        d.nationwide or site.prefecture in d.prefectures for d in Disaster.objects.active()
-    )
     with transaction.atomic():
         report = DamageReport.objects.create(
             site=site,
             description=description.strip(),
             channel=channel,
-            received_at=now,
-            after_hours=after_hours,
-            priority=ContactPriority.HIGH if after_hours or in_disaster else ContactPriority.NORMAL,
             reported_by=by,
-            outage=current_outage(),
+            **arrival(prefectures=[site.prefecture], now=now),
         )
         for photo, kind in zip(photos, kinds, strict=True):
             photo.name = f"{uuid.uuid4().hex}.{PHOTO_EXTENSIONS[kind]}"
@@ -259,7 +251,7 @@ def report_damage(
 
 def damage_progress(report: DamageReport) -> str:
     """What the customer reads: honest, and never a date (FAQ Q5: no promised date)."""
-    if report.closed_at:
+    if report.status == DamageReport.Status.CLOSED:
         return _("Closed.")
     states = {visit.status for visit in report.visits.all()}
     if FieldVisit.Status.DONE in states:
@@ -337,6 +329,15 @@ def _queue_field_visit_email(*, visit: FieldVisit, event: str, now: datetime) ->
         subject=subject,
         body=body,
         now=now,
+    )
+
+
+def close_damage_report(*, report: DamageReport, now: datetime) -> bool:
+    """Staff close a report that needs nothing more; False if it was already closed."""
+    return bool(
+        DamageReport.objects.filter(pk=report.pk, status=DamageReport.Status.NEW).update(
+            status=DamageReport.Status.CLOSED, closed_at=now
+        )
     )
 
 

@@ -16,10 +16,10 @@ from rest_framework import serializers
 from rest_framework.exceptions import NotFound
 from rest_framework.routers import DefaultRouter
 
+from desk.api import InquiryViewSet
 from incidents.api import DamageReportViewSet
 from portal.tokens_api import ApiTokenViewSet
 from subscriptions.api import InvoiceViewSet, QuoteViewSet, SubscriptionViewSet
-from support.api import InquiryViewSet
 from upgrades.api import DisasterViewSet, GrantViewSet, UpgradeRequestViewSet
 
 router = DefaultRouter()

@@ -4,12 +4,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.conf import settings
-from django.db.models import Count, Min
+from django.db.models import Count, Min, OuterRef, Prefetch, QuerySet, Subquery
 
+from incidents.models import CheckIn
 from portal.models import Heartbeat
 from portal.services import RECENT
 from portal.tasks import HEARTBEAT_NAME
-from subscriptions.models import Subscription
+from subscriptions.models import Site, Subscription
 from support.models import FollowUp, OutboundEmail
 from upgrades.models import BlanketUpgrade, CustomerNotice
 
@@ -84,4 +85,20 @@ def backlog() -> Backlog:
             status=BlanketUpgrade.Status.APPLYING
         ).count(),
         notices_not_handed_over=CustomerNotice.objects.filter(queued_at__isnull=True).count(),
+    )
+
+
+def sites_with_subscriptions(*, customer_id: int) -> QuerySet[Site]:
+    """The customer's sites, each with its subscriptions and their plans, and the time of
+    its last readiness check: two queries."""
+    last_check = CheckIn.objects.filter(site_id=OuterRef("pk")).order_by("-checked_at")
+    return (
+        Site.objects.filter(customer_id=customer_id)
+        .annotate(last_checked_at=Subquery(last_check.values("checked_at")[:1]))
+        .prefetch_related(
+            Prefetch(
+                "subscriptions",
+                queryset=Subscription.objects.select_related("plan").order_by("-service_start"),
+            )
+        )
     )

@@ -89,6 +89,7 @@ INSTALLED_APPS = [
     # Ours, top of the dependency direction first.
     "portal",
     "portal.accounts",
+    "desk",
     "upgrades",
     "incidents",
     "subscriptions",
@@ -495,6 +496,12 @@ SUPPORT_WORKDAYS = frozenset(
 SUPPORT_YEAR_END_CLOSURE = ((12, 29), (1, 3))
 # Optional: after-hours alerts are also POSTed as JSON {"text": …} to a chat/SMS gateway.
 SUPPORT_ONCALL_WEBHOOK_URL = env.str("SUPPORT_ONCALL_WEBHOOK_URL", default="")
+# First-response targets (support/sla.py), in minutes: business time for a contact
+# received in working hours, clock time after hours.
+SUPPORT_FIRST_RESPONSE_MINUTES = {
+    "high": env.int("SUPPORT_FIRST_RESPONSE_HIGH_MINUTES", default=30),
+    "normal": env.int("SUPPORT_FIRST_RESPONSE_NORMAL_MINUTES", default=240),
+}
 # An SMS / chat gateway that also receives every mass message (JSON POST), once; empty: none.
 MASS_MESSAGE_WEBHOOK_URL = env.str("MASS_MESSAGE_WEBHOOK_URL", default="")
 # Readiness checks (FAQ Q1): a site not checked for this many days is asked to, monthly.

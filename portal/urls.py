@@ -61,7 +61,7 @@ urlpatterns = [
     path("subscriptions/", include("subscriptions.urls")),
     path("", include("upgrades.urls")),
     path("", include("incidents.urls")),
-    path("", include("support.urls")),
+    path("", include("desk.urls")),
     path("operator/", views.OperatorDashboardView.as_view(), name="operator-dashboard"),
     path("desk/", views.SupportDeskView.as_view(), name="support-desk"),
     path("healthz", views.healthz, name="healthz"),

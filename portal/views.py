@@ -11,13 +11,12 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
+from desk.queue import KINDS, open_contacts
 from incidents.readiness import readiness_by_prefecture
 from incidents.selectors import mass_messages_for_customer
 from incidents.views import OutageForm
 from portal.celery import app as celery_app
-from portal.desk import KINDS, open_contacts
-from portal.selectors import backlog, scheduler_status
-from subscriptions.selectors import sites_with_subscriptions
+from portal.selectors import backlog, scheduler_status, sites_with_subscriptions
 from support.access import CustomerRequiredMixin, is_customer_user
 from upgrades.selectors import disasters_for_dashboard
 

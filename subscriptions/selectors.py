@@ -3,32 +3,14 @@ queries."""
 
 from datetime import date
 
-from django.db.models import OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import QuerySet
 from django.utils.translation import gettext as _
 
-from subscriptions.models import Invoice, Quote, Site, Subscription
+from subscriptions.models import Invoice, Quote, Subscription
 
 
 def subscriptions_for_customer(*, customer_id: int) -> QuerySet[Subscription]:
     return Subscription.objects.for_customer(customer_id).select_related("site", "plan")
-
-
-def sites_with_subscriptions(*, customer_id: int) -> QuerySet[Site]:
-    """The customer's sites, each with its subscriptions and their plans, and the time of
-    its last readiness check: two queries."""
-    from incidents.models import CheckIn
-
-    last_check = CheckIn.objects.filter(site_id=OuterRef("pk")).order_by("-checked_at")
-    return (
-        Site.objects.filter(customer_id=customer_id)
-        .annotate(last_checked_at=Subquery(last_check.values("checked_at")[:1]))
-        .prefetch_related(
-            Prefetch(
-                "subscriptions",
-                queryset=Subscription.objects.select_related("plan").order_by("-service_start"),
-            )
-        )
-    )
 
 
 def invoices_for_customer(*, customer_id: int) -> QuerySet[Invoice]:

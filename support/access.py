@@ -41,3 +41,8 @@ class OperatorRequiredMixin(PermissionRequiredMixin):
     """Operators only: anonymous visitors log in first, other users get 403."""
 
     permission_required = "accounts.access_operator_dashboard"
+
+
+# DRF's own message repeats the value sent; a lone surrogate ("\ud800" in JSON) cannot
+# be encoded in the answer, so a bad choice became a 500. This message repeats nothing.
+CHOICE_ERRORS = {"invalid_choice": _("This is not one of the allowed values.")}

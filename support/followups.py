@@ -77,7 +77,8 @@ def relay_due(*, keys: list[str] | None = None, now: datetime | None = None) -> 
 
     A broker error stops the round quietly: the rows stay due, the next round sends them.
     """
-    from portal.celery import app
+    from celery import current_app as app
+
     from support.models import FollowUp
 
     now = now or timezone.now()

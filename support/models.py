@@ -1,4 +1,8 @@
-"""What every contact kind shares: the on-call roster, after-hours alerts, the outbox."""
+"""The shared bottom layer's data: what every contact kind shares, the on-call roster,
+after-hours alerts, the outbox and follow-ups. No key here names a customer: the apps
+above hold those."""
+
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -13,6 +17,68 @@ class ContactPriority(models.TextChoices):
 
     NORMAL = "normal", _("Normal")
     HIGH = "high", _("High")
+
+
+class ContactQuerySet(models.QuerySet):
+    def open(self) -> "ContactQuerySet":
+        return self.filter(status__in=self.model.OPEN_STATUSES)
+
+
+class Contact(models.Model):
+    """What every contact kind shares, whatever it is about: upgrade requests, damage
+    reports, inquiries (and calls and e-mails). One shape lets the desk's queue, SLA,
+    assignment and merging treat them alike.
+
+    ``status`` is each kind's own (its ``Status`` choices); ``OPEN_STATUSES`` says which
+    of them still need the desk. Priority and the first-response target are stamped when
+    the contact arrives, by one rule for every kind (``incidents.contacts``).
+    """
+
+    OPEN_STATUSES: ClassVar[frozenset[str]] = frozenset()
+
+    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
+    received_at = models.DateTimeField(_("received"))
+    # Stamped from the business calendar when received (support/calendar.py).
+    after_hours = models.BooleanField(_("received after hours"), default=False)
+    priority = models.CharField(
+        _("priority"),
+        max_length=10,
+        choices=ContactPriority.choices,
+        default=ContactPriority.NORMAL,
+    )
+    status = models.CharField(_("status"), max_length=20)
+    # Staff only: a customer user is never offered, and the service refuses one.
+    assignee = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("assignee"),
+        limit_choices_to={"is_staff": True, "is_active": True},
+    )
+    # The first-response target (support/sla.py): business time for a contact received
+    # in working hours, clock time after hours.
+    respond_by = models.DateTimeField(_("first response due"), null=True, blank=True)
+    first_response_at = models.DateTimeField(_("first response"), null=True, blank=True)
+    # The same matter, already in the desk as that contact: this one is closed into it.
+    merged_into = models.ForeignKey(
+        "self",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("merged into"),
+    )
+
+    objects = ContactQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_open(self) -> bool:
+        return self.status in self.OPEN_STATUSES
 
 
 class OnCallShiftQuerySet(models.QuerySet):
@@ -87,181 +153,6 @@ class AfterHoursAlert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.contact_kind} {self.contact_id}"
-
-
-class InquiryQuerySet(models.QuerySet):
-    def for_customer(self, customer_id: int) -> "InquiryQuerySet":
-        return self.filter(customer_id=customer_id)
-
-
-class Inquiry(models.Model):
-    """A general question from a customer: in the portal, the API, or taken by staff.
-
-    new → answered (staff replied) → new again (the customer followed up) … → closed.
-    """
-
-    class Status(models.TextChoices):
-        NEW = "new", _("New")
-        ANSWERED = "answered", _("Answered")
-        CLOSED = "closed", _("Closed")
-
-    class Priority(models.TextChoices):
-        NORMAL = "normal", _("Normal")
-        HIGH = "high", _("High")
-
-    # String references: support sits below every app and imports none of them.
-    customer = models.ForeignKey(
-        "subscriptions.Customer",
-        on_delete=models.PROTECT,
-        related_name="inquiries",
-        verbose_name=_("customer"),
-    )
-    site = models.ForeignKey(
-        "subscriptions.Site",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="inquiries",
-        verbose_name=_("site"),
-    )
-    subject = models.CharField(_("subject"), max_length=200)
-    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
-    received_at = models.DateTimeField(_("received"))
-    # Stamped from the business calendar when received (support/calendar.py).
-    after_hours = models.BooleanField(_("received after hours"), default=False)
-    status = models.CharField(
-        _("status"), max_length=20, choices=Status.choices, default=Status.NEW
-    )
-    priority = models.CharField(
-        _("priority"), max_length=10, choices=Priority.choices, default=Priority.NORMAL
-    )
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="assigned_inquiries",
-        verbose_name=_("assignee"),
-    )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("asked by"),
-    )
-    recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("recorded by"),
-    )
-    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
-    closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
-
-    objects = InquiryQuerySet.as_manager()
-
-    class Meta:
-        verbose_name = _("inquiry")
-        verbose_name_plural = _("inquiries")
-        ordering = ["-received_at", "-pk"]
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=["new", "answered", "closed"]),
-                name="%(app_label)s_%(class)s_status_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(priority__in=["normal", "high"]),
-                name="%(app_label)s_%(class)s_priority_valid",
-            ),
-            models.CheckConstraint(
-                condition=Q(status="closed", closed_at__isnull=False) | ~Q(status="closed"),
-                name="%(app_label)s_%(class)s_closed_has_time",
-            ),
-        ]
-        indexes = [
-            # The support desk's queue: newest first within a status.
-            models.Index(fields=["status", "-received_at"], name="support_inq_status_recv_idx"),
-            # A customer's own inquiries, newest first (portal list and API).
-            models.Index(fields=["customer", "-received_at"], name="support_inq_customer_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.subject}"
-
-
-class InquiryMessage(models.Model):
-    """One message of an inquiry's conversation; ``internal`` ones are staff-only notes."""
-
-    inquiry = models.ForeignKey(
-        Inquiry, on_delete=models.CASCADE, related_name="messages", verbose_name=_("inquiry")
-    )
-    author = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("author"),
-    )
-    body = models.TextField(_("message"))
-    internal = models.BooleanField(
-        _("internal note"),
-        default=False,
-        help_text=_("Seen by staff only: never shown or sent to the customer."),
-    )
-    from_staff = models.BooleanField(_("from support"), default=False)
-    created_at = models.DateTimeField(_("written"))
-    # A staff reply's e-mail to the customer, queued with it: its state (sent, failed
-    # with the error) is shown on the reply in the admin.
-    email = models.OneToOneField(
-        "OutboundEmail",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-        verbose_name=_("e-mail"),
-    )
-
-    class Meta:
-        verbose_name = _("inquiry message")
-        verbose_name_plural = _("inquiry messages")
-        ordering = ["created_at", "pk"]
-        constraints = [
-            models.CheckConstraint(
-                condition=~Q(body=""), name="%(app_label)s_%(class)s_body_not_empty"
-            ),
-            # A customer cannot write a staff-only note.
-            models.CheckConstraint(
-                condition=Q(internal=False) | Q(from_staff=True),
-                name="%(app_label)s_%(class)s_internal_from_staff",
-            ),
-        ]
-        indexes = [
-            # An inquiry's conversation in order (the customer's page reads it at once).
-            models.Index(fields=["inquiry", "created_at"], name="support_inqmsg_thread_idx"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.inquiry_id} {self.created_at:%Y-%m-%d %H:%M}"
-
-
-class CannedReply(models.Model):
-    """A reply support sends often (e.g. "the ground station is back"), ready to pick."""
-
-    title = models.CharField(_("title"), max_length=200, unique=True)
-    body = models.TextField(_("text"))
-
-    class Meta:
-        verbose_name = _("canned reply")
-        verbose_name_plural = _("canned replies")
-        ordering = ["title"]
-
-    def __str__(self) -> str:
-        return self.title
 
 
 class OutboundEmail(models.Model):

@@ -171,14 +171,13 @@ SEED_MIGRATIONS = [
     ("subscriptions.migrations.0004_seed_extension_offer", "seed"),
     ("portal.accounts.migrations.0006_billing_roles", "add"),
     ("portal.accounts.migrations.0007_on_call_roles", "add"),
-    ("portal.accounts.migrations.0008_inquiry_roles", "add"),
     ("portal.accounts.migrations.0009_incident_roles", "add"),
-    ("portal.accounts.migrations.0010_canned_reply_roles", "add"),
     ("portal.accounts.migrations.0011_outbox_roles", "add"),
     ("portal.accounts.migrations.0012_customer_notice_roles", "add"),
     ("portal.accounts.migrations.0013_mass_message_roles", "add"),
     ("portal.accounts.migrations.0014_follow_up_roles", "add"),
     ("portal.accounts.migrations.0018_second_factor_roles", "add"),
+    ("portal.accounts.migrations.0019_desk_roles", "add"),
 ]
 
 

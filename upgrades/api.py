@@ -11,8 +11,7 @@ from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from subscriptions.prefectures import Prefecture
-from support.access import IsCustomerUser
-from support.api import CHOICE_ERRORS
+from support.access import CHOICE_ERRORS, IsCustomerUser
 from support.channels import Channel
 from upgrades import selectors
 from upgrades.forms import MAX_ID

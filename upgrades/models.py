@@ -11,11 +11,11 @@ from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from incidents.models import IncidentContact
 from support.channels import Channel
-from support.models import ContactPriority
 
 
-class UpgradeRequest(models.Model):
+class UpgradeRequest(IncidentContact):
     """A customer asked for speed: in the portal, through the API, or by calling us."""
 
     class Status(models.TextChoices):
@@ -25,6 +25,9 @@ class UpgradeRequest(models.Model):
         ENDED = "ended", _("Ended")
         REJECTED = "rejected", _("Rejected")
         CANCELLED = "cancelled", pgettext_lazy("upgrade request", "Withdrawn")
+
+    # In the desk's queue until decided and applied; an applied request is running.
+    OPEN_STATUSES = frozenset({Status.NEW, Status.APPROVED})
 
     class Reason(models.TextChoices):
         DISASTER = "disaster", _("Disaster: the ground network is down")
@@ -43,17 +46,6 @@ class UpgradeRequest(models.Model):
     )
     reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
     note = models.TextField(_("note"), blank=True)
-    channel = models.CharField(_("channel"), max_length=20, choices=Channel.choices)
-    received_at = models.DateTimeField(_("received"))
-    # Stamped from the business calendar when received (support/calendar.py).
-    after_hours = models.BooleanField(_("received after hours"), default=False)
-    # High for a request received after hours or tied to a declared disaster.
-    priority = models.CharField(
-        _("priority"),
-        max_length=10,
-        choices=ContactPriority.choices,
-        default=ContactPriority.NORMAL,
-    )
     contact_name = models.CharField(_("contact name"), max_length=150, blank=True)
     contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
     requested_by = models.ForeignKey(
@@ -74,31 +66,6 @@ class UpgradeRequest(models.Model):
     )
     status = models.CharField(
         _("status"), max_length=20, choices=Status.choices, default=Status.NEW
-    )
-    assignee = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
-        null=True,
-        blank=True,
-        related_name="assigned_upgrade_requests",
-        verbose_name=_("assignee"),
-    )
-    disaster = models.ForeignKey(
-        "incidents.Disaster",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="upgrade_requests",
-        verbose_name=_("disaster"),
-    )
-    outage = models.ForeignKey(
-        "incidents.Outage",
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="upgrade_requests",
-        verbose_name=_("ground-station outage"),
-        help_text=_("The outage in progress when the request arrived."),
     )
     decided_at = models.DateTimeField(_("decided"), null=True, blank=True)
     decided_by = models.ForeignKey(
@@ -131,10 +98,6 @@ class UpgradeRequest(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.customer}"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status in {self.Status.NEW, self.Status.APPROVED, self.Status.APPLIED}
 
 
 class UpgradeRequestEvent(models.Model):

@@ -61,7 +61,7 @@ def test_a_request_received_during_an_outage_is_linked_to_it():
 
 
 def test_the_outage_page_counts_every_contact_received_during_it(client):
-    from support.services import open_inquiry
+    from desk.services import open_inquiry
 
     outage = Outage.objects.create(
         cause="disaster", started_at=timezone.now(), declared_by=OperatorUserFactory()
@@ -80,4 +80,7 @@ def test_the_outage_page_counts_every_contact_received_during_it(client):
 
     page = client.get(reverse("admin:incidents_outage_change", args=[outage.pk]))
 
-    assert "高速化申込 1 件" in page.text and "お問い合わせ 1 件" in page.text
+    # every contact kind links to the outage it arrived in, inquiries too
+    assert "高速化申込 1 件" in page.text
+    assert "問い合わせ 1 件" in page.text
+    assert "機器の破損報告 0 件" in page.text

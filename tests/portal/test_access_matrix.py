@@ -24,6 +24,8 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
+from desk.models import CannedReply
+from desk.services import open_inquiry
 from incidents.broadcasts import send_mass_message
 from incidents.models import Outage
 from incidents.services import report_damage
@@ -31,8 +33,7 @@ from portal.accounts.models import SecondFactorReset
 from portal.accounts.tokens import issue_api_token
 from subscriptions.services import accept_quote, quote_extension
 from support.channels import Channel
-from support.models import CannedReply, OnCallShift
-from support.services import open_inquiry
+from support.models import OnCallShift
 from tests.factories import (
     CustomerNoticeFactory,
     HeartbeatFactory,
@@ -170,7 +171,7 @@ ARGUMENTS = {
     "incidents:check-in": lambda w: {"pk": w.site.pk},
     "incidents:check-in-token": lambda w: {"pk": w.site.pk},
     "incidents:mass-message": lambda w: {"pk": w.mass_message.pk},
-    "support:inquiry": lambda w: {"pk": w.inquiry.pk},
+    "desk:inquiry": lambda w: {"pk": w.inquiry.pk},
     "subscription-detail": lambda w: {"pk": w.subscription.pk},
     "quote-detail": lambda w: {"pk": w.quote.pk},
     "quote-accept": lambda w: {"pk": w.quote.pk},
@@ -238,7 +239,7 @@ EXPECTED = {
     "incidents:check-in": CUSTOMER_FORM_ACTION,
     "incidents:check-in-token": CUSTOMER_FORM_ACTION,
     "incidents:mass-message": OPERATOR_PAGE,
-    "support:inquiry": CUSTOMER_PAGE,
+    "desk:inquiry": CUSTOMER_PAGE,
     "subscription-detail": CUSTOMER_API,
     "quote-detail": CUSTOMER_API,
     "quote-accept": CUSTOMER_API_ACTION,

@@ -8,8 +8,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from desk.services import open_inquiry
 from support.models import AfterHoursAlert, OnCallShift
-from support.services import open_inquiry, post_after_hours_webhook
+from support.services import post_after_hours_webhook
 from tests.factories import SupportUserFactory, UserFactory
 from tests.upgrades.conftest import make_lines
 from upgrades.services.requests import request_upgrade

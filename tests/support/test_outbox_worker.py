@@ -5,10 +5,10 @@ from django.core import mail
 from django.urls import reverse
 from django.utils import timezone
 
-from support.models import InquiryMessage
-from support.services import open_inquiry
+from desk.models import InquiryMessage
+from desk.services import open_inquiry
+from tests.desk.test_inquiries import _change_form_data
 from tests.factories import SupportUserFactory, UserFactory
-from tests.support.test_inquiries import _change_form_data
 from tests.worker import celery_worker, wait_for
 
 pytestmark = [pytest.mark.worker, pytest.mark.django_db(transaction=True)]
@@ -27,7 +27,7 @@ def test_a_staff_reply_is_sent_by_the_worker_not_by_the_admins_request(
         now=timezone.now(),
     )
     client.force_login(SupportUserFactory())
-    url = reverse("admin:support_inquiry_change", args=[inquiry.pk])
+    url = reverse("admin:desk_inquiry_change", args=[inquiry.pk])
 
     with celery_worker(monkeypatch, EMAIL_URL=f"smtp://127.0.0.1:{smtp_server.port}"):
         response = client.post(

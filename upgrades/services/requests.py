@@ -13,12 +13,9 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
-from incidents.models import Disaster
-from incidents.services import current_outage
+from incidents.contacts import arrival
 from subscriptions.models import Site, Subscription
-from support.calendar import is_after_hours
 from support.channels import Channel
-from support.models import ContactPriority
 from support.services import alert_on_call
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
 from upgrades.services.notices import queue_request_notice
@@ -69,25 +66,17 @@ def request_upgrade(
     to an active disaster that covers one of its sites, so support can sort by it.
     """
     check_sites_can_be_upgraded(customer=customer, sites=sites, today=timezone.localdate(now))
-    prefectures = {site.prefecture for site in sites}
-    disaster = _covering_disaster(prefectures)
     with transaction.atomic():
         upgrade_request = UpgradeRequest.objects.create(
             customer=customer,
             reason=reason,
             note=note,
             channel=channel,
-            received_at=now,
-            after_hours=is_after_hours(now),
-            priority=ContactPriority.HIGH
-            if disaster is not None or is_after_hours(now)
-            else ContactPriority.NORMAL,
             requested_by=requested_by,
             recorded_by=recorded_by,
             contact_name=contact_name,
             contact_phone=contact_phone,
-            disaster=disaster,
-            outage=current_outage(),
+            **arrival(prefectures={site.prefecture for site in sites}, now=now),
         )
         upgrade_request.sites.set(sites)
         _record(upgrade_request, Status.NEW, by=requested_by or recorded_by, now=now, note=note)
@@ -123,15 +112,6 @@ def check_sites_can_be_upgraded(*, customer, sites: list[Site], today) -> None:
         raise ValidationError(
             {"sites": _("No subscription in service at: %s") % ", ".join(without)}
         )
-
-
-def _covering_disaster(prefectures: set[str]) -> Disaster | None:
-    # Few disasters are active at once: filtering their prefecture lists here is cheaper
-    # and simpler than a JSON query that differs between PostgreSQL and SQLite.
-    for disaster in Disaster.objects.active().order_by("-declared_at"):
-        if disaster.nationwide or prefectures & set(disaster.prefectures):
-            return disaster
-    return None
 
 
 def cancel_upgrade_request(*, upgrade_request: UpgradeRequest, by, now: datetime) -> None:

@@ -1,8 +1,8 @@
 from django.urls import path
 
-from support import views
+from desk import views
 
-app_name = "support"
+app_name = "desk"
 urlpatterns = [
     path("inquiries/", views.InquiriesView.as_view(), name="inquiries"),
     path("inquiries/<int:pk>/", views.InquiryDetailView.as_view(), name="inquiry"),

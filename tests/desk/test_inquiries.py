@@ -11,8 +11,9 @@ from django.urls import reverse
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from support.models import AfterHoursAlert, Inquiry, InquiryMessage
-from support.services import customer_follow_up, open_inquiry, reply_to_inquiry
+from desk.models import Inquiry, InquiryMessage
+from desk.services import customer_follow_up, open_inquiry, reply_to_inquiry
+from support.models import AfterHoursAlert
 from tests.factories import SiteFactory, SupportUserFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -21,7 +22,7 @@ TOKYO = ZoneInfo("Asia/Tokyo")
 # A Tuesday: in working hours at 10:00, after hours at 22:00.
 WORKING = datetime(2026, 11, 24, 10, 0, tzinfo=TOKYO)
 NIGHT = datetime(2026, 11, 24, 22, 0, tzinfo=TOKYO)
-CHANGELIST = "admin:support_inquiry_changelist"
+CHANGELIST = "admin:desk_inquiry_changelist"
 
 
 @pytest.fixture
@@ -58,13 +59,13 @@ def test_an_inquiry_after_hours_is_high_priority_and_alerts_the_on_call_staff(
 
     with time_machine.travel(NIGHT, tick=False), django_capture_on_commit_callbacks():
         response = client.post(
-            reverse("support:inquiries"),
+            reverse("desk:inquiries"),
             {"subject": "アンテナの向き", "body": "台風の後に傾いています", "site": site.pk},
         )
 
     inquiry = Inquiry.objects.get()
     assert response.status_code == 302
-    assert response["Location"] == reverse("support:inquiry", args=[inquiry.pk])
+    assert response["Location"] == reverse("desk:inquiry", args=[inquiry.pk])
     assert (inquiry.after_hours, inquiry.priority, inquiry.status) == (True, "high", "new")
     assert (inquiry.channel, inquiry.created_by, inquiry.site) == ("portal", customer_user, site)
     alert = AfterHoursAlert.objects.get()
@@ -76,7 +77,7 @@ def test_an_inquiry_in_working_hours_is_normal_priority_without_an_alert(client,
     client.force_login(customer_user)
 
     with time_machine.travel(WORKING, tick=False):
-        client.post(reverse("support:inquiries"), {"subject": "請求", "body": "質問です"})
+        client.post(reverse("desk:inquiries"), {"subject": "請求", "body": "質問です"})
 
     inquiry = Inquiry.objects.get()
     assert (inquiry.after_hours, inquiry.priority, inquiry.site) == (False, "normal", None)
@@ -113,7 +114,7 @@ def test_a_staff_reply_is_emailed_and_shown_but_an_internal_note_never_is(
     reply = InquiryMessage.objects.select_related("email").get(internal=False, from_staff=True)
     assert reply.email.status == "sent" and reply.email.sent_at is not None
     client.force_login(customer_user)
-    page = client.get(reverse("support:inquiry", args=[inquiry.pk]))
+    page = client.get(reverse("desk:inquiry", args=[inquiry.pk]))
     assert "宛名を変更しました。" in page.text and "内部メモ" not in page.text
     api = api_for(customer_user).get(f"/api/v1/inquiries/{inquiry.pk}/")
     bodies = [m["body"] for m in api.json()["messages"]]
@@ -127,7 +128,7 @@ def test_a_customer_follow_up_puts_the_inquiry_back_in_the_queue(client, custome
     )
     client.force_login(customer_user)
 
-    response = client.post(reverse("support:inquiry", args=[inquiry.pk]), {"body": "追加の質問"})
+    response = client.post(reverse("desk:inquiry", args=[inquiry.pk]), {"body": "追加の質問"})
     api = api_for(customer_user).post(
         f"/api/v1/inquiries/{inquiry.pk}/follow-up/", {"body": "さらに質問"}, format="json"
     )
@@ -159,10 +160,8 @@ def test_another_organisations_inquiry_is_not_found(client, customer_user):
     client.force_login(customer_user)
     api = api_for(customer_user)
 
-    assert client.get(reverse("support:inquiry", args=[theirs.pk])).status_code == 404
-    assert (
-        client.post(reverse("support:inquiry", args=[theirs.pk]), {"body": "x"}).status_code == 404
-    )
+    assert client.get(reverse("desk:inquiry", args=[theirs.pk])).status_code == 404
+    assert client.post(reverse("desk:inquiry", args=[theirs.pk]), {"body": "x"}).status_code == 404
     assert api.get(f"/api/v1/inquiries/{theirs.pk}/").status_code == 404
     assert (
         api.post(
@@ -171,12 +170,12 @@ def test_another_organisations_inquiry_is_not_found(client, customer_user):
         == 404
     )
     assert api.get("/api/v1/inquiries/").json()["results"] == []
-    assert theirs.subject not in client.get(reverse("support:inquiries")).text
+    assert theirs.subject not in client.get(reverse("desk:inquiries")).text
     assert theirs.messages.count() == 1
 
 
 def test_staff_cannot_use_the_customer_pages(client, support):
-    assert client.get(reverse("support:inquiries")).status_code == 403
+    assert client.get(reverse("desk:inquiries")).status_code == 403
 
 
 @pytest.mark.parametrize(
@@ -193,7 +192,7 @@ def test_staff_cannot_use_the_customer_pages(client, support):
 def test_bad_input_on_the_page_is_a_form_error_and_saves_nothing(client, customer_user, data):
     client.force_login(customer_user)
 
-    response = client.post(reverse("support:inquiries"), data)
+    response = client.post(reverse("desk:inquiries"), data)
 
     assert response.status_code == 400
     assert response.context["form"].errors
@@ -205,7 +204,7 @@ def test_another_organisations_site_is_refused_on_the_page_and_the_api(client, c
     client.force_login(customer_user)
     data = {"subject": "件名", "body": "本文", "site": other_site.pk}
 
-    page = client.post(reverse("support:inquiries"), data)
+    page = client.post(reverse("desk:inquiries"), data)
     api = api_for(customer_user).post("/api/v1/inquiries/", data, format="json")
 
     assert page.status_code == 400 and page.context["form"].errors["site"]
@@ -237,7 +236,7 @@ def test_an_empty_follow_up_is_refused(client, customer_user):
     inquiry = new_inquiry(customer_user)
     client.force_login(customer_user)
 
-    page = client.post(reverse("support:inquiry", args=[inquiry.pk]), {"body": " "})
+    page = client.post(reverse("desk:inquiry", args=[inquiry.pk]), {"body": " "})
     api = api_for(customer_user).post(
         f"/api/v1/inquiries/{inquiry.pk}/follow-up/", {"body": ""}, format="json"
     )
@@ -252,7 +251,7 @@ def test_support_records_a_phone_inquiry(client, support):
 
     with time_machine.travel(NIGHT, tick=False):
         response = client.post(
-            reverse("admin:support_inquiry_add"),
+            reverse("admin:desk_inquiry_add"),
             {
                 "customer": site.customer_id,
                 "site": site.pk,
@@ -276,13 +275,13 @@ def test_support_cannot_record_an_inquiry_by_portal_or_for_another_customers_sit
     data = {"customer": site.customer_id, "subject": "s", "body": "b", "contact_phone": ""}
 
     by_portal = client.post(
-        reverse("admin:support_inquiry_add"), {**data, "site": site.pk, "channel": "portal"}
+        reverse("admin:desk_inquiry_add"), {**data, "site": site.pk, "channel": "portal"}
     )
     wrong_site = client.post(
-        reverse("admin:support_inquiry_add"), {**data, "site": other.pk, "channel": "phone"}
+        reverse("admin:desk_inquiry_add"), {**data, "site": other.pk, "channel": "phone"}
     )
     no_body = client.post(
-        reverse("admin:support_inquiry_add"), {**data, "body": "", "channel": "phone"}
+        reverse("admin:desk_inquiry_add"), {**data, "body": "", "channel": "phone"}
     )
 
     assert by_portal.context["adminform"].form.errors["channel"]
@@ -293,7 +292,7 @@ def test_support_cannot_record_an_inquiry_by_portal_or_for_another_customers_sit
 
 def _change_form_data(client, inquiry, **fields) -> dict:
     """What the change page posts back, with the (read-only) messages inline."""
-    page = client.get(reverse("admin:support_inquiry_change", args=[inquiry.pk]))
+    page = client.get(reverse("admin:desk_inquiry_change", args=[inquiry.pk]))
     formset = page.context["inline_admin_formsets"][0].formset
     data = {f"{formset.prefix}-{k}": v for k, v in formset.management_form.initial.items()}
     for form in formset.forms:
@@ -306,7 +305,7 @@ def test_support_replies_and_notes_from_the_change_page(
     client, support, customer_user, django_capture_on_commit_callbacks, send_emails
 ):
     inquiry = new_inquiry(customer_user)
-    url = reverse("admin:support_inquiry_change", args=[inquiry.pk])
+    url = reverse("admin:desk_inquiry_change", args=[inquiry.pk])
 
     with django_capture_on_commit_callbacks(execute=True):
         noted = client.post(
@@ -400,11 +399,11 @@ def test_the_customer_pages_keep_their_query_count_as_rows_grow(
 
     client.force_login(customer_user)
     first = new_inquiry(customer_user)
-    few = (count(reverse("support:inquiries")), count(f"/api/v1/inquiries/{first.pk}/"))
+    few = (count(reverse("desk:inquiries")), count(f"/api/v1/inquiries/{first.pk}/"))
     for _ in range(10):
         new_inquiry(customer_user)
         customer_follow_up(inquiry=first, by=customer_user, body="追記", now=WORKING)
-    many = (count(reverse("support:inquiries")), count(f"/api/v1/inquiries/{first.pk}/"))
+    many = (count(reverse("desk:inquiries")), count(f"/api/v1/inquiries/{first.pk}/"))
 
     assert many == few
 
@@ -412,13 +411,13 @@ def test_the_customer_pages_keep_their_query_count_as_rows_grow(
 def test_a_canned_reply_is_sent_without_typing(
     client, support, customer_user, django_capture_on_commit_callbacks, send_emails
 ):
-    from support.models import CannedReply
+    from desk.models import CannedReply
 
     canned = CannedReply.objects.create(
         title="地上局復旧", body="地上局は復旧しました。回線をご確認ください。"
     )
     inquiry = new_inquiry(customer_user)
-    url = reverse("admin:support_inquiry_change", args=[inquiry.pk])
+    url = reverse("admin:desk_inquiry_change", args=[inquiry.pk])
     # the agent picks it from the page's list of canned replies
     page = client.get(url).text
     picked = re.search(r'<option value="(\d+)">地上局復旧</option>', page).group(1)

@@ -3,25 +3,20 @@
 Staff-only notes never leave the server: every read filters them out in the query.
 """
 
-from django.apps import apps
 from django.db.models import Prefetch
 from django.utils import timezone
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
 from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.response import Response
 
+from desk.models import Inquiry, InquiryMessage
+from desk.services import customer_follow_up, open_inquiry
+from subscriptions.models import Site
 from support.access import IsCustomerUser
 from support.admin import MAX_ID
 from support.channels import Channel
-from support.models import Inquiry, InquiryMessage
-from support.services import customer_follow_up, open_inquiry
-
-# DRF's own message repeats the value sent; a lone surrogate ("\ud800" in JSON) cannot
-# be encoded in the answer, so a bad choice became a 500. This message repeats nothing.
-CHOICE_ERRORS = {"invalid_choice": gettext_lazy("This is not one of the allowed values.")}
 
 
 @extend_schema_field(
@@ -95,13 +90,9 @@ class InquiryViewSet(mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.
         data.is_valid(raise_exception=True)
         site = None
         if data.validated_data["site"] is not None:
-            site = (
-                apps.get_model("subscriptions", "Site")
-                .objects.filter(
-                    customer_id=request.user.customer_id, pk=data.validated_data["site"]
-                )
-                .first()
-            )
+            site = Site.objects.filter(
+                customer_id=request.user.customer_id, pk=data.validated_data["site"]
+            ).first()
             if site is None:
                 raise serializers.ValidationError(
                     {"site": [_("Choose only your own organisation's sites.")]}

@@ -10,8 +10,8 @@ from datetime import datetime
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
+from desk.models import Inquiry
 from incidents.models import DamageReport
-from support.models import Inquiry
 from upgrades.models import UpgradeRequest
 
 KINDS = {
@@ -104,7 +104,7 @@ def open_contacts(*, kind: str = "", after_hours: bool = False, high: bool = Fal
                     r.after_hours,
                     r.priority == "high",
                     str(r.assignee or ""),
-                    reverse("admin:support_inquiry_change", args=[r.pk]),
+                    reverse("admin:desk_inquiry_change", args=[r.pk]),
                 )
             )
     return sorted(contacts, key=lambda c: c.received_at, reverse=True)

@@ -7,8 +7,8 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from desk.services import open_inquiry
 from incidents.models import DamageReport
-from support.services import open_inquiry
 from tests.factories import SiteFactory, SupportUserFactory, UserFactory
 from tests.upgrades.conftest import make_lines
 from upgrades.services.requests import request_upgrade

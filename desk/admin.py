@@ -1,0 +1,221 @@
+"""The desk's admin pages: inquiries (with their conversation) and canned replies."""
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
+from django.utils import timezone
+from django.utils.timesince import timesince
+from django.utils.translation import gettext_lazy as _
+from django.utils.translation import ngettext
+
+from desk.models import CannedReply, Inquiry, InquiryMessage
+from desk.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
+from support.admin import SafeActionsMixin, email_state
+from support.channels import Channel
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(SafeActionsMixin, admin.ModelAdmin):
+    list_display = ["title"]
+    search_fields = ["title", "body"]
+
+
+class RecordInquiryForm(forms.ModelForm):
+    """Support records an inquiry received by phone, e-mail or IP phone."""
+
+    channel = forms.ChoiceField(choices=Channel.staff_recorded, label=_("channel"))
+    body = forms.CharField(
+        label=_("What the customer asked"), widget=forms.Textarea(attrs={"rows": 5})
+    )
+
+    class Meta:
+        model = Inquiry
+        fields = ["customer", "site", "channel", "contact_phone", "subject"]
+
+    def clean(self):
+        data = super().clean()
+        customer, site = data.get("customer"), data.get("site")
+        if customer and site and site.customer_id != customer.pk:
+            self.add_error("site", _("Choose a site of this customer."))
+        return data
+
+
+class InquiryChangeForm(forms.ModelForm):
+    """The change page: assign, and answer the customer or note something internally."""
+
+    reply = forms.CharField(
+        label=_("Reply"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 5}),
+        help_text=_("Sent to the customer by e-mail and shown in the portal."),
+    )
+    canned_reply = forms.ModelChoiceField(
+        queryset=CannedReply.objects.all(),
+        label=_("Canned reply"),
+        required=False,
+        help_text=_("Added after the text above (or sent alone when the reply is empty)."),
+    )
+    internal = forms.BooleanField(
+        label=_("Internal note"),
+        required=False,
+        help_text=_("Keep this message for staff only: never shown or sent to the customer."),
+    )
+
+    class Meta:
+        model = Inquiry
+        fields = ["assignee"]
+
+
+class InquiryMessageInline(admin.TabularInline):
+    model = InquiryMessage
+    fields = ["created_at", "author", "from_staff", "internal", "body", "emailed"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("author", "email")
+
+    @admin.display(description=_("e-mail"))
+    def emailed(self, obj: InquiryMessage) -> str:
+        return email_state(obj.email) if obj.from_staff and not obj.internal else "-"
+
+
+@admin.register(Inquiry)
+class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
+    list_display = [
+        "pk",
+        "received_at",
+        "age",
+        "customer",
+        "subject",
+        "channel",
+        "after_hours",
+        "priority",
+        "status",
+        "assignee",
+    ]
+    list_display_links = ["pk", "subject"]
+    list_filter = [
+        "status",
+        "channel",
+        "priority",
+        "after_hours",
+        "site__prefecture",
+        ("assignee", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["customer", "assignee"]
+    search_fields = [
+        "customer__name",
+        "customer__code",
+        "customer__phone",
+        "site__name",
+        "site__contact_phone",
+        "subject",
+        "contact_phone",
+    ]
+    autocomplete_fields = ["customer", "site"]
+    actions = ["assign_to_me", "close"]
+    inlines = [InquiryMessageInline]
+    show_full_result_count = False
+    readonly_fields = [
+        "customer",
+        "site",
+        "subject",
+        "channel",
+        "received_at",
+        "after_hours",
+        "priority",
+        "status",
+        "contact_phone",
+        "created_by",
+        "recorded_by",
+        "closed_at",
+    ]
+
+    def get_form(self, request, obj=None, **kwargs):
+        kwargs["form"] = InquiryChangeForm if obj else RecordInquiryForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.readonly_fields if obj else []
+
+    def get_inlines(self, request, obj=None):
+        return self.inlines if obj else []
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return [*RecordInquiryForm._meta.fields, "body"]
+        return [*self.readonly_fields, "assignee", "reply", "canned_reply", "internal"]
+
+    def save_model(self, request, obj, form, change):
+        data, now = form.cleaned_data, timezone.now()
+        if not change:
+            created = open_inquiry(
+                customer=data["customer"],
+                site=data["site"],
+                subject=data["subject"],
+                body=data["body"],
+                channel=data["channel"],
+                recorded_by=request.user,
+                contact_phone=data["contact_phone"],
+                now=now,
+            )
+            obj.pk = created.pk
+            return
+        assign_inquiries(inquiries=[obj.pk], assignee=obj.assignee)
+        if data.get("reply", "").strip() or data.get("canned_reply"):
+            try:
+                reply_to_inquiry(
+                    inquiry=obj,
+                    by=request.user,
+                    body=data.get("reply", ""),
+                    canned_reply=data.get("canned_reply"),
+                    internal=data["internal"],
+                    now=now,
+                )
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.WARNING)
+            else:
+                self.message_user(
+                    request,
+                    _("Internal note saved.")
+                    if data["internal"]
+                    else _("Reply saved; it is e-mailed to the customer now."),
+                )
+
+    @admin.display(description=_("age"), ordering="received_at")
+    def age(self, obj: Inquiry) -> str:
+        return timesince(obj.received_at)
+
+    @admin.action(description=_("Assign to me"))
+    def assign_to_me(self, request, queryset):
+        count = assign_inquiries(inquiries=queryset, assignee=request.user)
+        self.message_user(
+            request,
+            ngettext("%d inquiry assigned to you.", "%d inquiries assigned to you.", count) % count,
+        )
+
+    @admin.action(description=_("Close"), permissions=["change"])
+    def close(self, request, queryset):
+        now, closed, refused = timezone.now(), 0, []
+        for inquiry in queryset:
+            try:
+                close_inquiry(inquiry=inquiry, by=request.user, now=now)
+                closed += 1
+            except ValidationError as error:
+                refused.append(f"#{inquiry.pk}: {' '.join(error.messages)}")
+        if closed:
+            self.message_user(
+                request,
+                ngettext("%d inquiry closed.", "%d inquiries closed.", closed) % closed,
+                messages.SUCCESS,
+            )
+        for text in refused:
+            self.message_user(request, text, messages.WARNING)

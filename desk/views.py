@@ -1,0 +1,130 @@
+"""The customer's side of the desk: their inquiries and each conversation."""
+
+from django import forms
+from django.contrib import messages
+from django.core.exceptions import ValidationError
+from django.shortcuts import get_object_or_404, redirect
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+from django.views.generic import TemplateView
+
+from desk.models import Inquiry
+from desk.services import customer_follow_up, open_inquiry
+from subscriptions.models import Site
+from support.access import CustomerRequiredMixin
+from support.admin import MAX_ID
+from support.channels import Channel
+
+
+class InquiryForm(forms.Form):
+    # Labels are lazy: the form class is built once, the language per request.
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
+    body = forms.CharField(
+        label=gettext_lazy("Your question"),
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 5}),
+    )
+    site = forms.ModelChoiceField(
+        queryset=None, required=False, label=gettext_lazy("Site (optional)"), empty_label="—"
+    )
+
+    def __init__(self, *args, sites, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = sites
+
+    def clean_site(self):
+        # A forged id beyond the database's integers must be a form error, not a 500.
+        raw = self.data.get("site", "")
+        if raw and (not (str(raw).isascii() and str(raw).isdigit()) or int(raw) > MAX_ID):
+            raise forms.ValidationError(self.fields["site"].error_messages["invalid_choice"])
+        return self.cleaned_data["site"]
+
+
+class FollowUpForm(forms.Form):
+    body = forms.CharField(
+        label=gettext_lazy("Your message"),
+        max_length=5000,
+        widget=forms.Textarea(attrs={"rows": 4}),
+    )
+
+
+def customer_inquiries(customer_id: int):
+    return Inquiry.objects.for_customer(customer_id).select_related("site")
+
+
+class InquiriesView(CustomerRequiredMixin, TemplateView):
+    """The customer's inquiries, newest first, and the form to open one."""
+
+    template_name = "desk/inquiries.html"
+
+    def _form(self, data=None) -> InquiryForm:
+        sites = Site.objects.filter(customer_id=self.request.user.customer_id).order_by(
+            "name", "pk"
+        )
+        return InquiryForm(data, sites=sites)
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", self._form())
+        context["inquiries"] = customer_inquiries(self.request.user.customer_id)[:50]
+        return context
+
+    def post(self, request, *args, **kwargs):
+        form = self._form(request.POST)
+        if form.is_valid():
+            try:
+                inquiry = open_inquiry(
+                    customer=request.user.customer,
+                    subject=form.cleaned_data["subject"],
+                    body=form.cleaned_data["body"],
+                    site=form.cleaned_data["site"],
+                    channel=Channel.PORTAL,
+                    by=request.user,
+                    now=timezone.now(),
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(
+                    request,
+                    _("Your inquiry #%(number)s has been received.") % {"number": inquiry.pk},
+                )
+                return redirect("desk:inquiry", pk=inquiry.pk)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class InquiryDetailView(CustomerRequiredMixin, TemplateView):
+    """One inquiry's conversation as the customer sees it (no internal notes)."""
+
+    template_name = "desk/inquiry_detail.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        inquiry = get_object_or_404(
+            customer_inquiries(self.request.user.customer_id), pk=self.kwargs["pk"]
+        )
+        context["inquiry"] = inquiry
+        context["conversation"] = inquiry.messages.filter(internal=False).select_related("author")
+        context.setdefault("form", FollowUpForm())
+        return context
+
+    def post(self, request, *args, **kwargs):
+        form = FollowUpForm(request.POST)
+        if form.is_valid():
+            inquiry = get_object_or_404(
+                customer_inquiries(request.user.customer_id), pk=kwargs["pk"]
+            )
+            try:
+                customer_follow_up(
+                    inquiry=inquiry,
+                    by=request.user,
+                    body=form.cleaned_data["body"],
+                    now=timezone.now(),
+                )
+            except ValidationError as error:
+                form.add_error(None, error)
+            else:
+                messages.success(request, _("Your message has been sent to support."))
+                return redirect("desk:inquiry", pk=inquiry.pk)
+        return self.render_to_response(self.get_context_data(form=form), status=400)
