@@ -10,6 +10,7 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from desk.canned import fill_placeholders, unknown_placeholders_message
 from desk.models import CannedReply, Inquiry, InquiryMessage
 from incidents.contacts import arrival
 from support.channels import Channel
@@ -107,11 +108,18 @@ def reply_to_inquiry(
     """Support answers (the inquiry becomes *answered* and the customer is e-mailed) or
     adds an internal note, which changes nothing the customer sees and is never sent.
 
-    A canned reply is added after the typed text, or sent alone when nothing is typed."""
-    body = "\n\n".join(
-        part for part in [body.strip(), canned_reply.body if canned_reply else ""] if part
-    )
-    body = _message_body(body)
+    A canned reply is added after the typed text, or sent alone when nothing is typed;
+    its placeholders are filled from the inquiry here (desk/canned.py), the typed text is
+    kept as written. A canned reply with an unknown placeholder is refused, never sent."""
+    canned = ""
+    if canned_reply is not None:
+        try:
+            canned = fill_placeholders(canned_reply.body, inquiry=inquiry)
+        except ValueError as error:
+            raise ValidationError(
+                {"canned_reply": unknown_placeholders_message(error.args[0])}
+            ) from None
+    body = _message_body("\n\n".join(part for part in [body.strip(), canned] if part))
     with transaction.atomic():
         if internal:
             # A note may be added at any time, even to a closed inquiry.
