@@ -10,8 +10,15 @@ from django.utils.translation import ngettext
 
 from desk.canned import placeholders_help, unknown_placeholders, unknown_placeholders_message
 from desk.models import CannedReply, Inquiry, InquiryMessage
-from desk.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
-from support.admin import SafeActionsMixin, email_state
+from desk.services import (
+    INQUIRY_MERGE_TARGETS,
+    assign_inquiries,
+    close_inquiry,
+    merge_inquiries,
+    open_inquiry,
+    reply_to_inquiry,
+)
+from support.admin import MergeIntoActionMixin, SafeActionsMixin, email_state
 from support.channels import Channel
 
 
@@ -125,7 +132,9 @@ class InquiryMessageInline(admin.TabularInline):
 
 
 @admin.register(Inquiry)
-class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
+class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+    merge_service = staticmethod(merge_inquiries)
+    merge_target_statuses = INQUIRY_MERGE_TARGETS
     list_display = [
         "pk",
         "received_at",
