@@ -8,14 +8,42 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from desk.canned import placeholders_help, unknown_placeholders, unknown_placeholders_message
 from desk.models import CannedReply, Inquiry, InquiryMessage
-from desk.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
-from support.admin import SafeActionsMixin, email_state
+from desk.services import (
+    INQUIRY_MERGE_TARGETS,
+    assign_inquiries,
+    close_inquiry,
+    merge_inquiries,
+    open_inquiry,
+    reply_to_inquiry,
+)
+from support.admin import MergeIntoActionMixin, SafeActionsMixin, email_state
 from support.channels import Channel
+
+
+class CannedReplyForm(forms.ModelForm):
+    """Says which placeholders exist, and refuses a name that is none of them."""
+
+    class Meta:
+        model = CannedReply
+        fields = ["title", "body"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["body"].help_text = placeholders_help()
+
+    def clean_body(self):
+        body = self.cleaned_data["body"]
+        unknown = unknown_placeholders(body)
+        if unknown:
+            raise forms.ValidationError(unknown_placeholders_message(unknown))
+        return body
 
 
 @admin.register(CannedReply)
 class CannedReplyAdmin(SafeActionsMixin, admin.ModelAdmin):
+    form = CannedReplyForm
     list_display = ["title"]
     search_fields = ["title", "body"]
 
@@ -53,7 +81,6 @@ class InquiryChangeForm(forms.ModelForm):
         queryset=CannedReply.objects.all(),
         label=_("Canned reply"),
         required=False,
-        help_text=_("Added after the text above (or sent alone when the reply is empty)."),
     )
     internal = forms.BooleanField(
         label=_("Internal note"),
@@ -64,6 +91,23 @@ class InquiryChangeForm(forms.ModelForm):
     class Meta:
         model = Inquiry
         fields = ["assignee"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["canned_reply"].help_text = (
+            _("Added after the text above (or sent alone when the reply is empty).")
+            + " "
+            + placeholders_help()
+        )
+
+    def clean_canned_reply(self):
+        # A canned reply written before its placeholders were checked: said here, on the
+        # form with the typed text kept, rather than after the save.
+        canned = self.cleaned_data["canned_reply"]
+        unknown = unknown_placeholders(canned.body) if canned else []
+        if unknown:
+            raise forms.ValidationError(unknown_placeholders_message(unknown))
+        return canned
 
 
 class InquiryMessageInline(admin.TabularInline):
@@ -88,7 +132,9 @@ class InquiryMessageInline(admin.TabularInline):
 
 
 @admin.register(Inquiry)
-class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
+class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+    merge_service = staticmethod(merge_inquiries)
+    merge_target_statuses = INQUIRY_MERGE_TARGETS
     list_display = [
         "pk",
         "received_at",

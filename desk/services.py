@@ -10,14 +10,22 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils.translation import gettext as _
 
+from desk.canned import fill_placeholders, unknown_placeholders_message
 from desk.models import CannedReply, Inquiry, InquiryMessage
 from incidents.contacts import arrival
+from incidents.models import DamageReport
+from incidents.services import merge_damage_reports
 from support.channels import Channel
 from support.mail import bilingual_from_templates, customer_recipients
+from support.merging import check_merge, tell_customer_merged
 from support.outbox import queue_email
 from support.services import alert_on_call
+from upgrades.models import UpgradeRequest
+from upgrades.services.requests import merge_upgrade_requests
 
 InquiryStatus = Inquiry.Status
+# An inquiry still in the desk's hands (asked or answered), which another can join.
+INQUIRY_MERGE_TARGETS = frozenset({InquiryStatus.NEW, InquiryStatus.ANSWERED})
 
 
 def _message_body(body: str) -> str:
@@ -107,11 +115,18 @@ def reply_to_inquiry(
     """Support answers (the inquiry becomes *answered* and the customer is e-mailed) or
     adds an internal note, which changes nothing the customer sees and is never sent.
 
-    A canned reply is added after the typed text, or sent alone when nothing is typed."""
-    body = "\n\n".join(
-        part for part in [body.strip(), canned_reply.body if canned_reply else ""] if part
-    )
-    body = _message_body(body)
+    A canned reply is added after the typed text, or sent alone when nothing is typed;
+    its placeholders are filled from the inquiry here (desk/canned.py), the typed text is
+    kept as written. A canned reply with an unknown placeholder is refused, never sent."""
+    canned = ""
+    if canned_reply is not None:
+        try:
+            canned = fill_placeholders(canned_reply.body, inquiry=inquiry)
+        except ValueError as error:
+            raise ValidationError(
+                {"canned_reply": unknown_placeholders_message(error.args[0])}
+            ) from None
+    body = _message_body("\n\n".join(part for part in [body.strip(), canned] if part))
     with transaction.atomic():
         if internal:
             # A note may be added at any time, even to a closed inquiry.
@@ -142,6 +157,17 @@ def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> Inq
         raise ValidationError(_("This inquiry is another organisation's."))
     body = _message_body(body)
     with transaction.atomic():
+        merged_into = (
+            Inquiry.objects.select_for_update()
+            .values_list("merged_into_id", flat=True)
+            .get(pk=inquiry.pk)
+        )
+        if merged_into is not None:
+            # Nothing more happens under a merged inquiry: one conversation, in one place.
+            raise ValidationError(
+                _("This inquiry was merged into #%(number)s: please write there.")
+                % {"number": merged_into}
+            )
         _move_inquiry(
             inquiry, from_=set(InquiryStatus.values), to=InquiryStatus.NEW, closed_at=None
         )
@@ -183,3 +209,89 @@ def _queue_reply_email(message: InquiryMessage) -> None:
         body=body,
     )
     InquiryMessage.objects.filter(pk=message.pk).update(email=email)
+
+
+def merge_inquiries(*, duplicate: Inquiry, into: Inquiry, by, now: datetime) -> None:
+    """Merge an inquiry into another of the same customer about the same matter.
+
+    The duplicate is closed and points at the target; its messages move to the target's
+    conversation with their times, so the customer reads one conversation and staff one
+    history (an internal note on each says what was merged). A duplicate that waited for
+    an answer makes the target wait too. The customer is e-mailed once.
+    """
+    with transaction.atomic():
+        # Both rows locked in pk order: two agents merging crosswise wait, never deadlock.
+        locked = {
+            inquiry.pk: inquiry
+            for inquiry in Inquiry.objects.select_for_update()
+            .filter(pk__in=[duplicate.pk, into.pk])
+            .order_by("pk")
+        }
+        duplicate, into = locked.get(duplicate.pk, duplicate), locked.get(into.pk, into)
+        check_merge(
+            duplicate=duplicate,
+            into=into,
+            same_customer=duplicate.customer_id == into.customer_id,
+            into_statuses=INQUIRY_MERGE_TARGETS,
+        )
+        if duplicate.status not in INQUIRY_MERGE_TARGETS:
+            raise ValidationError(
+                _("#%(number)s is closed: only an open inquiry can be merged.")
+                % {"number": duplicate.pk}
+            )
+        waiting = duplicate.status == InquiryStatus.NEW
+        _move_inquiry(
+            duplicate,
+            from_={InquiryStatus.NEW, InquiryStatus.ANSWERED},
+            to=InquiryStatus.CLOSED,
+            closed_at=now,
+            merged_into=into,
+        )
+        moved = InquiryMessage.objects.filter(inquiry=duplicate).update(inquiry=into)
+        if waiting and into.status == InquiryStatus.ANSWERED:
+            _move_inquiry(into, from_={InquiryStatus.ANSWERED}, to=InquiryStatus.NEW)
+        InquiryMessage.objects.bulk_create(
+            [
+                InquiryMessage(
+                    inquiry=into,
+                    author=by,
+                    internal=True,
+                    from_staff=True,
+                    created_at=now,
+                    body=_(
+                        "Inquiry #%(number)s “%(subject)s” merged into this one: its "
+                        "%(count)s messages are shown here."
+                    )
+                    % {"number": duplicate.pk, "subject": duplicate.subject, "count": moved},
+                ),
+                InquiryMessage(
+                    inquiry=duplicate,
+                    author=by,
+                    internal=True,
+                    from_staff=True,
+                    created_at=now,
+                    body=_("Merged into inquiry #%(number)s; its messages were moved there.")
+                    % {"number": into.pk},
+                ),
+            ]
+        )
+        tell_customer_merged(
+            duplicate=duplicate,
+            into=into,
+            customer=into.customer,
+            url_path=reverse("desk:inquiry", args=[into.pk]),
+            now=now,
+        )
+
+
+def merge_contacts(*, duplicate, into, by, now: datetime) -> None:
+    """Merge two contacts that are the same matter, whatever their kind: each kind's own
+    service moves its data (support/merging.py says why they live in their apps)."""
+    services = {
+        Inquiry: merge_inquiries,
+        UpgradeRequest: merge_upgrade_requests,
+        DamageReport: merge_damage_reports,
+    }
+    if type(duplicate) is not type(into) or type(into) not in services:
+        raise ValidationError(_("Only two contacts of the same kind can be merged."))
+    services[type(into)](duplicate=duplicate, into=into, by=by, now=now)

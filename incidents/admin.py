@@ -15,12 +15,14 @@ from incidents.models import (
     Outage,
 )
 from incidents.services import (
+    DAMAGE_MERGE_TARGETS,
     assign_damage_reports,
     close_damage_report,
     complete_field_visit,
+    merge_damage_reports,
     plan_field_visit,
 )
-from support.admin import ReadOnlyAdmin, SafeActionsMixin
+from support.admin import MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
 
 
 @admin.register(Disaster)
@@ -125,7 +127,10 @@ class DamagePhotoInline(admin.TabularInline):
 
 
 @admin.register(DamageReport)
-class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
+class DamageReportAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+    merge_service = staticmethod(merge_damage_reports)
+    merge_customer_field = "site__customer"
+    merge_target_statuses = DAMAGE_MERGE_TARGETS
     """Staff plan field visits inline; the customer sees progress without any date."""
 
     list_display = ["pk", "received_at", "site", "priority", "after_hours", "assignee", "status"]

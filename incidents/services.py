@@ -27,6 +27,7 @@ from incidents.models import (
 )
 from subscriptions.prefectures import Prefecture
 from support.mail import bilingual_from_templates, customer_recipients
+from support.merging import check_merge, tell_customer_merged
 from support.outbox import queue_email
 from support.services import alert_on_call
 
@@ -275,6 +276,12 @@ def plan_field_visit(
     The tentative date is for staff only: the e-mail never carries a date (FAQ Q5: best
     effort, no promised time), only that we will contact them before coming.
     """
+    if report.merged_into_id is not None:
+        # Its visits moved to the report it was merged into: nothing more happens here.
+        raise ValidationError(
+            _("This report was merged into #%(number)s: plan the visit there.")
+            % {"number": report.merged_into_id}
+        )
     with transaction.atomic():
         visit = FieldVisit.objects.create(
             report=report,
@@ -339,6 +346,52 @@ def close_damage_report(*, report: DamageReport, now: datetime) -> bool:
             status=DamageReport.Status.CLOSED, closed_at=now
         )
     )
+
+
+# A report still in the desk's hands, which a duplicate can join.
+DAMAGE_MERGE_TARGETS = DamageReport.OPEN_STATUSES
+
+
+def merge_damage_reports(*, duplicate: DamageReport, into: DamageReport, by, now: datetime) -> None:
+    """Merge an open damage report into another of the same customer about the same
+    damage (support/merging.py says which merges are refused).
+
+    The duplicate is closed and points at the target; its photos and field visits move
+    to the target, so the technician sees everything in one place and the visits' later
+    e-mails name the target. The customer is e-mailed once.
+    """
+    with transaction.atomic():
+        locked = {
+            report.pk: report
+            for report in DamageReport.objects.select_for_update(of=("self",))
+            .select_related("site")
+            .filter(pk__in=[duplicate.pk, into.pk])
+            .order_by("pk")
+        }
+        duplicate, into = locked.get(duplicate.pk, duplicate), locked.get(into.pk, into)
+        check_merge(
+            duplicate=duplicate,
+            into=into,
+            same_customer=duplicate.site.customer_id == into.site.customer_id,
+            into_statuses=DAMAGE_MERGE_TARGETS,
+        )
+        closed = DamageReport.objects.filter(
+            pk=duplicate.pk, status=DamageReport.Status.NEW, merged_into__isnull=True
+        ).update(status=DamageReport.Status.CLOSED, closed_at=now, merged_into=into)
+        if not closed:
+            raise ValidationError(
+                _("#%(number)s is closed: only an open report can be merged.")
+                % {"number": duplicate.pk}
+            )
+        DamagePhoto.objects.filter(report=duplicate).update(report=into)
+        FieldVisit.objects.filter(report=duplicate).update(report=into)
+        tell_customer_merged(
+            duplicate=duplicate,
+            into=into,
+            customer=into.site.customer,
+            url_path=reverse("incidents:damage-report", args=[into.pk]),
+            now=now,
+        )
 
 
 def assign_damage_reports(*, reports, assignee) -> int:

@@ -1,5 +1,10 @@
+from collections.abc import Callable, Collection
+
+from django import forms
 from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
@@ -37,6 +42,106 @@ class SafeActionsMixin:
             request.POST = request.POST.copy()
             request.POST.setlist(admin.helpers.ACTION_CHECKBOX_NAME, usable)
         return super().response_action(request, queryset)
+
+
+class MergeTargetForm(forms.Form):
+    into = forms.TypedChoiceField(label=_("Merge into"), coerce=int)
+
+    def __init__(self, *args, choices, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["into"].choices = choices
+
+
+class MergeIntoActionMixin:
+    """The "Merge into…" action of a contact kind's changelist (support/merging.py).
+
+    Select the duplicate(s), pick on the next page the contact they join among the same
+    customer's open contacts of that kind, confirm. The admin names its kind's service
+    (``merge_service``, keyword-only duplicate, into, by, now), where the customer is
+    (``merge_customer_field``) and which statuses a target may have. The action is added
+    to the admin's own ones, so the admin's ``actions`` list stays as it is.
+    """
+
+    merge_service: Callable
+    merge_customer_field: str = "customer"
+    merge_target_statuses: Collection[str] = ()
+    # The merge page lists at most this many candidates, newest first.
+    MERGE_CANDIDATES = 200
+
+    def get_actions(self, request):
+        actions = super().get_actions(request)
+        if self.has_change_permission(request):
+            actions["merge_into"] = self.get_action("merge_into")
+        return actions
+
+    @admin.action(description=_("Merge into…"))
+    def merge_into(self, request, queryset):
+        duplicates = list(queryset.order_by("pk"))
+        customers = set(queryset.values_list(self.merge_customer_field, flat=True))
+        if len(customers) != 1:
+            self.message_user(
+                request,
+                _("Choose contacts of one customer to merge them."),
+                messages.ERROR,
+            )
+            return None
+        candidates = (
+            self.model.objects.filter(
+                status__in=self.merge_target_statuses,
+                merged_into__isnull=True,
+                **{self.merge_customer_field: customers.pop()},
+            )
+            .exclude(pk__in=[duplicate.pk for duplicate in duplicates])
+            .order_by("-received_at", "-pk")[: self.MERGE_CANDIDATES]
+        )
+        choices = [
+            (
+                candidate.pk,
+                f"{candidate} ({timezone.localtime(candidate.received_at):%Y-%m-%d %H:%M}, "
+                f"{candidate.get_status_display()})",
+            )
+            for candidate in candidates
+        ]
+        form = MergeTargetForm(request.POST if "into" in request.POST else None, choices=choices)
+        if form.is_bound and form.is_valid():
+            into = self.model.objects.get(pk=form.cleaned_data["into"])
+            merged, now = 0, timezone.now()
+            for duplicate in duplicates:
+                try:
+                    type(self).merge_service(
+                        duplicate=duplicate, into=into, by=request.user, now=now
+                    )
+                except ValidationError as error:
+                    self.message_user(
+                        request, f"#{duplicate.pk}: {' '.join(error.messages)}", messages.WARNING
+                    )
+                else:
+                    merged += 1
+            if merged:
+                self.message_user(
+                    request,
+                    ngettext(
+                        "%(count)d contact merged into #%(number)s; the customer is told once.",
+                        "%(count)d contacts merged into #%(number)s; the customer is told once.",
+                        merged,
+                    )
+                    % {"count": merged, "number": into.pk},
+                    messages.SUCCESS,
+                )
+            return None
+        return TemplateResponse(
+            request,
+            "admin/merge_into.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Merge into…"),
+                "opts": self.model._meta,
+                "duplicates": duplicates,
+                "form": form,
+                "action": "merge_into",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )
 
 
 def guard_every_admin(site: admin.AdminSite) -> None:

@@ -11,7 +11,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from support.admin import ReadOnlyAdmin, SafeActionsMixin
+from support.admin import MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
@@ -25,10 +25,12 @@ from upgrades.models import (
 from upgrades.services.blanket import respond_to_grants
 from upgrades.services.notices import COMPOSER
 from upgrades.services.requests import (
+    REQUEST_MERGE_TARGETS,
     approve_upgrade_request,
     assign_upgrade_requests,
     check_sites_can_be_upgraded,
     end_upgrade_request,
+    merge_upgrade_requests,
     reject_upgrade_request,
     request_upgrade,
 )
@@ -101,7 +103,9 @@ class SpeedGrantInline(admin.TabularInline):
 
 
 @admin.register(UpgradeRequest)
-class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
+class UpgradeRequestAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+    merge_service = staticmethod(merge_upgrade_requests)
+    merge_target_statuses = REQUEST_MERGE_TARGETS
     list_display = [
         "pk",
         "received_at",

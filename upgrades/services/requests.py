@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from incidents.contacts import arrival
 from subscriptions.models import Site, Subscription
 from support.channels import Channel
+from support.merging import check_merge, tell_customer_merged
 from support.services import alert_on_call
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
 from upgrades.services.notices import queue_request_notice
@@ -200,6 +201,69 @@ def end_upgrade_request(*, upgrade_request: UpgradeRequest, by, now: datetime) -
         )
         _record(upgrade_request, Status.ENDED, by=by, now=now)
         enqueue_follow_ups()
+
+
+# A request still in the desk's hands, which a duplicate can join.
+REQUEST_MERGE_TARGETS = UpgradeRequest.OPEN_STATUSES
+
+
+def merge_upgrade_requests(
+    *, duplicate: UpgradeRequest, into: UpgradeRequest, by, now: datetime
+) -> None:
+    """Merge a request nobody has decided on into another of the same customer about the
+    same matter (support/merging.py says which merges are refused).
+
+    The duplicate is withdrawn with an event "merged into #N" the customer sees; its
+    sites join the target while the target is still new (an approved target's grants are
+    decided: support approves the duplicate's sites as a new request if needed). The
+    customer is e-mailed once; nothing more is sent about the duplicate.
+    """
+    with transaction.atomic():
+        locked = {
+            request.pk: request
+            for request in UpgradeRequest.objects.select_for_update()
+            .filter(pk__in=[duplicate.pk, into.pk])
+            .order_by("pk")
+        }
+        duplicate, into = locked.get(duplicate.pk, duplicate), locked.get(into.pk, into)
+        check_merge(
+            duplicate=duplicate,
+            into=into,
+            same_customer=duplicate.customer_id == into.customer_id,
+            into_statuses=REQUEST_MERGE_TARGETS,
+        )
+        _move(duplicate, from_={Status.NEW}, to=Status.CANCELLED, ended_at=now, merged_into=into)
+        _record(
+            duplicate,
+            Status.CANCELLED,
+            by=by,
+            now=now,
+            note=_("Merged into request #%(number)s.") % {"number": into.pk},
+        )
+        sites = list(duplicate.sites.all())
+        added = []
+        if into.status == Status.NEW:
+            already = set(into.sites.values_list("pk", flat=True))
+            added = [site for site in sites if site.pk not in already]
+            into.sites.add(*added)
+        _record(
+            into,
+            into.status,
+            by=by,
+            now=now,
+            note=_("Request #%(number)s merged into this one (sites added: %(sites)s).")
+            % {
+                "number": duplicate.pk,
+                "sites": ", ".join(site.name for site in added) or "-",
+            },
+        )
+        tell_customer_merged(
+            duplicate=duplicate,
+            into=into,
+            customer=into.customer,
+            url_path=reverse("upgrades:request", args=[into.pk]),
+            now=now,
+        )
 
 
 def assign_upgrade_requests(*, upgrade_requests, assignee) -> int:
