@@ -9,8 +9,8 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from desk.models import CannedReply, Inquiry, InquiryMessage
-from desk.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
-from support.admin import SafeActionsMixin, email_state
+from desk.services import close_inquiry, open_inquiry, reply_to_inquiry
+from support.admin import ContactAdminMixin, SafeActionsMixin, email_state
 from support.channels import Channel
 
 
@@ -88,7 +88,7 @@ class InquiryMessageInline(admin.TabularInline):
 
 
 @admin.register(Inquiry)
-class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
+class InquiryAdmin(ContactAdminMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "received_at",
@@ -131,7 +131,6 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
         "channel",
         "received_at",
         "after_hours",
-        "priority",
         "status",
         "contact_phone",
         "created_by",
@@ -144,7 +143,7 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj else []
+        return super().get_readonly_fields(request, obj) if obj else []
 
     def get_inlines(self, request, obj=None):
         return self.inlines if obj else []
@@ -152,7 +151,7 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return [*RecordInquiryForm._meta.fields, "body"]
-        return [*self.readonly_fields, "assignee", "reply", "canned_reply", "internal"]
+        return [*self.readonly_fields, "reply", "canned_reply", "internal"]
 
     def save_model(self, request, obj, form, change):
         data, now = form.cleaned_data, timezone.now()
@@ -169,7 +168,7 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
             )
             obj.pk = created.pk
             return
-        assign_inquiries(inquiries=[obj.pk], assignee=obj.assignee)
+        super().save_model(request, obj, form, change)  # assignee, priority, note
         if data.get("reply", "").strip() or data.get("canned_reply"):
             try:
                 reply_to_inquiry(
@@ -193,14 +192,6 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
     @admin.display(description=_("age"), ordering="received_at")
     def age(self, obj: Inquiry) -> str:
         return timesince(obj.received_at)
-
-    @admin.action(description=_("Assign to me"))
-    def assign_to_me(self, request, queryset):
-        count = assign_inquiries(inquiries=queryset, assignee=request.user)
-        self.message_user(
-            request,
-            ngettext("%d inquiry assigned to you.", "%d inquiries assigned to you.", count) % count,
-        )
 
     @admin.action(description=_("Close"), permissions=["change"])
     def close(self, request, queryset):

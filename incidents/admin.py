@@ -15,12 +15,11 @@ from incidents.models import (
     Outage,
 )
 from incidents.services import (
-    assign_damage_reports,
     close_damage_report,
     complete_field_visit,
     plan_field_visit,
 )
-from support.admin import ReadOnlyAdmin, SafeActionsMixin
+from support.admin import ContactAdminMixin, ReadOnlyAdmin, SafeActionsMixin
 
 
 @admin.register(Disaster)
@@ -125,7 +124,7 @@ class DamagePhotoInline(admin.TabularInline):
 
 
 @admin.register(DamageReport)
-class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
+class DamageReportAdmin(ContactAdminMixin, SafeActionsMixin, admin.ModelAdmin):
     """Staff plan field visits inline; the customer sees progress without any date."""
 
     list_display = ["pk", "received_at", "site", "priority", "after_hours", "assignee", "status"]
@@ -150,7 +149,7 @@ class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
         "status",
         "closed_at",
     ]
-    fields = [*readonly_fields, "assignee"]
+    fields = readonly_fields
     inlines = [DamagePhotoInline, FieldVisitInline]
     actions = ["assign_to_me", "close"]
     show_full_result_count = False
@@ -178,11 +177,6 @@ class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
                 complete_field_visit(visit=visit, outcome=visit.outcome, now=now)
             else:
                 visit.save()
-
-    @admin.action(description=_("Assign to me"), permissions=["change"])
-    def assign_to_me(self, request, queryset):
-        count = assign_damage_reports(reports=queryset, assignee=request.user)
-        self.message_user(request, _("%(count)s report(s) assigned to you.") % {"count": count})
 
     @admin.action(description=_("Close the reports"), permissions=["change"])
     def close(self, request, queryset):

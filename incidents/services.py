@@ -339,7 +339,3 @@ def close_damage_report(*, report: DamageReport, now: datetime) -> bool:
             status=DamageReport.Status.CLOSED, closed_at=now
         )
     )
-
-
-def assign_damage_reports(*, reports, assignee) -> int:
-    return DamageReport.objects.filter(pk__in=reports.values("pk")).update(assignee=assignee)

@@ -9,9 +9,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
-from support.admin import ReadOnlyAdmin, SafeActionsMixin
+from support.admin import ContactAdminMixin, ReadOnlyAdmin, SafeActionsMixin
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
@@ -26,7 +25,6 @@ from upgrades.services.blanket import respond_to_grants
 from upgrades.services.notices import COMPOSER
 from upgrades.services.requests import (
     approve_upgrade_request,
-    assign_upgrade_requests,
     check_sites_can_be_upgraded,
     end_upgrade_request,
     reject_upgrade_request,
@@ -101,7 +99,7 @@ class SpeedGrantInline(admin.TabularInline):
 
 
 @admin.register(UpgradeRequest)
-class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
+class UpgradeRequestAdmin(ContactAdminMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "pk",
         "received_at",
@@ -172,7 +170,7 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj else []
+        return super().get_readonly_fields(request, obj) if obj else []
 
     def get_inlines(self, request, obj=None):
         return self.inlines if obj else []
@@ -180,11 +178,11 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return RecordRequestForm._meta.fields
-        return ["assignee", *self.readonly_fields]
+        return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        if change:  # only the assignee is editable
-            assign_upgrade_requests(upgrade_requests=[obj.pk], assignee=obj.assignee)
+        if change:  # only the shared triage fields are editable (ContactAdminMixin)
+            super().save_model(request, obj, form, change)
             return
         data = form.cleaned_data
         created = request_upgrade(
@@ -212,14 +210,6 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
     @admin.display(description=_("age"), ordering="received_at")
     def age(self, obj: UpgradeRequest) -> str:
         return timesince(obj.received_at)
-
-    @admin.action(description=_("Assign to me"))
-    def assign_to_me(self, request, queryset):
-        count = assign_upgrade_requests(upgrade_requests=queryset, assignee=request.user)
-        self.message_user(
-            request,
-            ngettext("%d request assigned to you.", "%d requests assigned to you.", count) % count,
-        )
 
     @admin.action(description=_("Approve: upgrade the lines"), permissions=["change"])
     def approve(self, request, queryset):

@@ -15,6 +15,7 @@ from desk.models import Inquiry, InquiryMessage
 from desk.services import customer_follow_up, open_inquiry, reply_to_inquiry
 from support.models import AfterHoursAlert
 from tests.factories import SiteFactory, SupportUserFactory, UserFactory
+from tests.support.admin_pages import change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -291,14 +292,10 @@ def test_support_cannot_record_an_inquiry_by_portal_or_for_another_customers_sit
 
 
 def _change_form_data(client, inquiry, **fields) -> dict:
-    """What the change page posts back, with the (read-only) messages inline."""
+    """What the change page posts back as it stands (the read-only messages inline
+    included), with the fields the agent changed."""
     page = client.get(reverse("admin:desk_inquiry_change", args=[inquiry.pk]))
-    formset = page.context["inline_admin_formsets"][0].formset
-    data = {f"{formset.prefix}-{k}": v for k, v in formset.management_form.initial.items()}
-    for form in formset.forms:
-        data[f"{form.prefix}-id"] = form.instance.pk
-        data[f"{form.prefix}-inquiry"] = inquiry.pk
-    return {"assignee": "", "reply": "", **data, **fields}
+    return change_form_data(page.text, **fields)
 
 
 def test_support_replies_and_notes_from_the_change_page(

@@ -202,10 +202,6 @@ def end_upgrade_request(*, upgrade_request: UpgradeRequest, by, now: datetime) -
         enqueue_follow_ups()
 
 
-def assign_upgrade_requests(*, upgrade_requests, assignee) -> int:
-    return UpgradeRequest.objects.filter(pk__in=upgrade_requests).update(assignee=assignee)
-
-
 def mark_applied_requests(*, now: datetime) -> int:
     """Approved requests whose every line runs fast on the network are *applied*."""
     lagging = SpeedGrant.objects.boosting().filter(
