@@ -424,3 +424,33 @@ def test_a_canned_reply_is_sent_without_typing(
 
     assert inquiry.messages.filter(body=canned.body, internal=False).exists()
     assert canned.body in send_emails()[0].body
+
+
+def test_the_inquiry_page_offers_only_staff_and_keeps_notes_from_the_customer(
+    client, support, customer_user
+):
+    from support.models import ContactEvent
+    from tests.support.admin_pages import select_options
+
+    inquiry = new_inquiry(customer_user)
+    url = reverse("admin:desk_inquiry_change", args=[inquiry.pk])
+
+    offered = select_options(client.get(url).text, "assignee")
+    refused = client.post(url, _change_form_data(client, inquiry, assignee=customer_user.pk))
+    noted = client.post(
+        url,
+        _change_form_data(
+            client, inquiry, internal_note="折り返しは夕方", priority="high", priority_reason="役所"
+        ),
+    )
+
+    assert str(support.pk) in offered and str(customer_user.pk) not in offered
+    assert refused.context["adminform"].form.errors["assignee"]
+    assert noted.status_code == 302
+    inquiry.refresh_from_db()
+    assert (inquiry.assignee, inquiry.priority) == (None, "high")
+    assert sorted(ContactEvent.objects.values_list("action", flat=True)) == ["note", "priority"]
+    client.force_login(customer_user)
+    mine = client.get(reverse("desk:inquiries"))
+    assert "折り返しは夕方" not in mine.text
+    assert "折り返しは夕方" not in client.get(reverse("desk:inquiry", args=[inquiry.pk])).text

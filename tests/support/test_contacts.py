@@ -54,9 +54,7 @@ def test_unassigned_contacts_are_assigned_and_a_colleagues_are_left_alone_unless
     assert first.assigned == [free] and first.unchanged == [mine] and first.held == [theirs]
     theirs.refresh_from_db()
     assert theirs.assignee == colleague
-    assert [(e.object_id, e.action) for e in ContactEvent.objects.all()] == [
-        (free.pk, "assigned")
-    ]
+    assert [(e.object_id, e.action) for e in ContactEvent.objects.all()] == [(free.pk, "assigned")]
 
     later = NOW + timedelta(minutes=5)
     second = assign_contacts(contacts=[theirs], to=me, by=me, take_over=True, now=later)
