@@ -69,7 +69,7 @@ def test_unassigned_contacts_are_assigned_and_a_colleagues_are_left_alone_unless
         me,
         later,
     )
-    assert str(event.describe()) == "took over from 田中"
+    assert str(event.describe()) == "田中 さんから引き継ぎ"
 
 
 def test_unassigning_and_assigning_to_another_colleague_are_recorded_with_who_held_it():

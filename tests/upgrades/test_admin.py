@@ -221,7 +221,7 @@ def test_assign_to_me_takes_unassigned_at_once_and_asks_before_a_colleagues(clie
     took_over = ContactEvent.objects.get(object_id=theirs.pk)
     assert (took_over.action, took_over.from_value) == ("took_over", "田中 花子")
     page = client.get(reverse("admin:upgrades_upgraderequest_change", args=[theirs.pk]))
-    assert "took over from 田中 花子" in page.text
+    assert "田中 花子 さんから引き継ぎ" in page.text
 
 
 def test_changing_a_colleagues_assignee_on_the_page_needs_the_take_over_box(client, support):
@@ -234,7 +234,7 @@ def test_changing_a_colleagues_assignee_on_the_page_needs_the_take_over_box(clie
     refused = client.post(url, change_form_data(page, assignee=support.pk))
     taken = client.post(url, change_form_data(page, assignee=support.pk, take_over="on"))
 
-    assert "Take over from 田中 花子" in page
+    assert "田中 花子 さんから引き継ぐ" in page
     assert refused.context["adminform"].form.errors["take_over"]
     assert taken.status_code == 302
     upgrade_request.refresh_from_db()
