@@ -12,13 +12,12 @@ from desk.canned import placeholders_help, unknown_placeholders, unknown_placeho
 from desk.models import CannedReply, Inquiry, InquiryMessage
 from desk.services import (
     INQUIRY_MERGE_TARGETS,
-    assign_inquiries,
     close_inquiry,
     merge_inquiries,
     open_inquiry,
     reply_to_inquiry,
 )
-from support.admin import MergeIntoActionMixin, SafeActionsMixin, email_state
+from support.admin import ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, email_state
 from support.channels import Channel
 
 
@@ -132,7 +131,7 @@ class InquiryMessageInline(admin.TabularInline):
 
 
 @admin.register(Inquiry)
-class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
     merge_service = staticmethod(merge_inquiries)
     merge_target_statuses = INQUIRY_MERGE_TARGETS
     list_display = [
@@ -177,7 +176,6 @@ class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
         "channel",
         "received_at",
         "after_hours",
-        "priority",
         "status",
         "contact_phone",
         "created_by",
@@ -190,7 +188,7 @@ class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
         return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj else []
+        return super().get_readonly_fields(request, obj) if obj else []
 
     def get_inlines(self, request, obj=None):
         return self.inlines if obj else []
@@ -198,7 +196,7 @@ class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return [*RecordInquiryForm._meta.fields, "body"]
-        return [*self.readonly_fields, "assignee", "reply", "canned_reply", "internal"]
+        return [*self.readonly_fields, "reply", "canned_reply", "internal"]
 
     def save_model(self, request, obj, form, change):
         data, now = form.cleaned_data, timezone.now()
@@ -215,7 +213,7 @@ class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
             )
             obj.pk = created.pk
             return
-        assign_inquiries(inquiries=[obj.pk], assignee=obj.assignee)
+        super().save_model(request, obj, form, change)  # assignee, priority, note
         if data.get("reply", "").strip() or data.get("canned_reply"):
             try:
                 reply_to_inquiry(
@@ -239,14 +237,6 @@ class InquiryAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
     @admin.display(description=_("age"), ordering="received_at")
     def age(self, obj: Inquiry) -> str:
         return timesince(obj.received_at)
-
-    @admin.action(description=_("Assign to me"))
-    def assign_to_me(self, request, queryset):
-        count = assign_inquiries(inquiries=queryset, assignee=request.user)
-        self.message_user(
-            request,
-            ngettext("%d inquiry assigned to you.", "%d inquiries assigned to you.", count) % count,
-        )
 
     @admin.action(description=_("Close"), permissions=["change"])
     def close(self, request, queryset):

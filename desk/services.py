@@ -185,10 +185,6 @@ def close_inquiry(*, inquiry: Inquiry, by, now: datetime) -> None:
         )
 
 
-def assign_inquiries(*, inquiries, assignee) -> int:
-    return Inquiry.objects.filter(pk__in=inquiries).update(assignee=assignee)
-
-
 def _queue_reply_email(message: InquiryMessage) -> None:
     """Queue the e-mail of one staff reply to the customer's users (Japanese, English
     below) in the reply's transaction; the outbox sends it after commit, never the

@@ -16,13 +16,12 @@ from incidents.models import (
 )
 from incidents.services import (
     DAMAGE_MERGE_TARGETS,
-    assign_damage_reports,
     close_damage_report,
     complete_field_visit,
     merge_damage_reports,
     plan_field_visit,
 )
-from support.admin import MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
+from support.admin import ContactAdminMixin, MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
 
 
 @admin.register(Disaster)
@@ -127,7 +126,9 @@ class DamagePhotoInline(admin.TabularInline):
 
 
 @admin.register(DamageReport)
-class DamageReportAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+class DamageReportAdmin(
+    ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+):
     merge_service = staticmethod(merge_damage_reports)
     merge_customer_field = "site__customer"
     merge_target_statuses = DAMAGE_MERGE_TARGETS
@@ -155,7 +156,7 @@ class DamageReportAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
         "status",
         "closed_at",
     ]
-    fields = [*readonly_fields, "assignee"]
+    fields = readonly_fields
     inlines = [DamagePhotoInline, FieldVisitInline]
     actions = ["assign_to_me", "close"]
     show_full_result_count = False
@@ -183,11 +184,6 @@ class DamageReportAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
                 complete_field_visit(visit=visit, outcome=visit.outcome, now=now)
             else:
                 visit.save()
-
-    @admin.action(description=_("Assign to me"), permissions=["change"])
-    def assign_to_me(self, request, queryset):
-        count = assign_damage_reports(reports=queryset, assignee=request.user)
-        self.message_user(request, _("%(count)s report(s) assigned to you.") % {"count": count})
 
     @admin.action(description=_("Close the reports"), permissions=["change"])
     def close(self, request, queryset):

@@ -392,7 +392,3 @@ def merge_damage_reports(*, duplicate: DamageReport, into: DamageReport, by, now
             url_path=reverse("incidents:damage-report", args=[into.pk]),
             now=now,
         )
-
-
-def assign_damage_reports(*, reports, assignee) -> int:
-    return DamageReport.objects.filter(pk__in=reports.values("pk")).update(assignee=assignee)

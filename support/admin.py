@@ -2,13 +2,16 @@ from collections.abc import Callable, Collection
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import ValidationError
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from support.contacts import add_note, assign_contacts, change_priority, contact_events
 from support.models import AfterHoursAlert, FollowUp, OnCallShift, OutboundEmail
 from support.outbox import retry_now
 
@@ -272,3 +275,214 @@ class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
     @admin.display(description=_("e-mail"))
     def email_sent(self, obj: AfterHoursAlert) -> str:
         return email_state(obj.email)
+
+
+class ContactChangeForm(forms.ModelForm):
+    """The triage part of every contact kind's change page: assignee (staff only, by the
+    field's own limit), taking over from a colleague, priority with its reason, and an
+    internal note. ``ContactAdminMixin`` puts it in front of the kind's own form."""
+
+    take_over = forms.BooleanField(label=_("Take over"), required=False)
+    priority_reason = forms.CharField(
+        label=_("Reason for the priority change"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text=_("Required when the priority changes; kept in the history for staff."),
+    )
+    internal_note = forms.CharField(
+        label=_("Internal note for staff"),
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text=_("Kept with this contact for staff only: never shown or sent to the customer."),
+    )
+
+    # The staff member using the page, set by ContactAdminMixin.get_form.
+    staff_user = None
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        holder = self._colleague_holding()
+        if "take_over" in self.fields:
+            if holder is None:
+                self.fields["take_over"].widget = forms.HiddenInput()
+            else:
+                self.fields["take_over"].label = _("Take over from %(name)s") % {
+                    "name": holder.get_full_name()
+                }
+
+    def _colleague_holding(self):
+        """The colleague who holds the contact now (None when nobody or the user does)."""
+        holder = self.instance.assignee if self.instance.assignee_id else None
+        if holder is None or self.staff_user is None or holder.pk == self.staff_user.pk:
+            return None
+        return holder
+
+    def clean(self):
+        data = super().clean()
+        holder = self._colleague_holding()
+        if (
+            "assignee" in self.changed_data
+            and holder is not None
+            and not data.get("take_over")
+            and "assignee" in data
+        ):
+            self.add_error(
+                "take_over",
+                _(
+                    "%(name)s holds this contact: tick “Take over from %(name)s” to change "
+                    "its assignee."
+                )
+                % {"name": holder.get_full_name()},
+            )
+        if "priority" in self.changed_data and not data.get("priority_reason", "").strip():
+            self.add_error("priority_reason", _("Say why the priority changes."))
+        return data
+
+
+CONTACT_FIELDS = ["assignee", "take_over", "priority", "priority_reason", "internal_note"]
+
+
+class ContactAdminMixin:
+    """What every contact kind's admin shares (upgrade requests, damage reports,
+    inquiries): "assign to me" in the list, asking before taking a colleague's
+    contacts; and on the change page the assignee, priority with a reason, an internal
+    note and the contact's history. Every change goes through support/contacts.py and is
+    recorded there.
+
+    On the change page the contact's shared fields are saved by the services and the
+    row itself is not saved: a kind with more editable fields saves them in its own
+    ``save_model`` and then calls this one."""
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is not None:
+            base = kwargs.get("form", self.form)
+            kwargs["form"] = type(
+                base.__name__, (ContactChangeForm, base), {"staff_user": request.user}
+            )
+        return super().get_form(request, obj, **kwargs)
+
+    def get_readonly_fields(self, request, obj=None):
+        fields = super().get_readonly_fields(request, obj)
+        if obj is None:
+            return fields
+        shared = [f for f in fields if f not in CONTACT_FIELDS and f != "contact_history"]
+        return [*shared, "contact_history"]
+
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None:
+            return fieldsets
+        shared = {*CONTACT_FIELDS, "contact_history"}
+        own = [
+            (name, {**options, "fields": [f for f in options["fields"] if f not in shared]})
+            for name, options in fieldsets
+        ]
+        triage = [
+            f
+            for f in CONTACT_FIELDS
+            if f != "internal_note" or request.user.has_perm("support.add_contactevent")
+        ]
+        fieldsets = [*own, (_("Triage"), {"fields": triage})]
+        if request.user.has_perm("support.view_contactevent"):
+            fieldsets.append((_("Internal notes and history"), {"fields": ["contact_history"]}))
+        return fieldsets
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            return super().save_model(request, obj, form, change)
+        data, now = form.cleaned_data, timezone.now()
+        try:
+            if "assignee" in form.changed_data:
+                result = assign_contacts(
+                    contacts=[obj],
+                    to=data["assignee"],
+                    by=request.user,
+                    take_over=data.get("take_over", False),
+                    now=now,
+                )
+                for contact in result.held:  # taken by a colleague since the page was shown
+                    self.message_user(
+                        request,
+                        _("%(name)s holds this contact now: the assignee was not changed.")
+                        % {"name": contact.assignee.get_full_name()},
+                        messages.WARNING,
+                    )
+            if "priority" in form.changed_data:
+                change_priority(
+                    contact=obj,
+                    priority=data["priority"],
+                    reason=data.get("priority_reason", ""),
+                    by=request.user,
+                    now=now,
+                )
+            if data.get("internal_note", "").strip() and request.user.has_perm(
+                "support.add_contactevent"
+            ):
+                add_note(contact=obj, text=data["internal_note"], by=request.user, now=now)
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.WARNING)
+        return None
+
+    @admin.display(description=_("internal notes and history"))
+    def contact_history(self, obj) -> str:
+        events = list(contact_events(obj)) if obj is not None and obj.pk else []
+        if not events:
+            return _("Nothing yet.")
+        return format_html(
+            "<ul>{}</ul>",
+            format_html_join(
+                "",
+                '<li style="white-space: pre-line">{} {}: {}</li>',
+                (
+                    (
+                        timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M"),
+                        event.by.get_full_name(),
+                        event.describe(),
+                    )
+                    for event in events
+                ),
+            ),
+        )
+
+    @admin.action(description=_("Assign to me"), permissions=["change"])
+    def assign_to_me(self, request, queryset):
+        """Unassigned ones are assigned at once; a colleague's are listed on a page that
+        asks first, whose confirmation posts them back with ``take_over``."""
+        confirmed = request.POST.get("take_over") == "yes"
+        try:
+            result = assign_contacts(
+                contacts=queryset,
+                to=request.user,
+                by=request.user,
+                take_over=confirmed,
+                now=timezone.now(),
+            )
+        except ValidationError as error:
+            self.message_user(request, " ".join(error.messages), messages.ERROR)
+            return None
+        if result.assigned:
+            count = len(result.assigned)
+            self.message_user(
+                request,
+                ngettext(
+                    "%(count)d %(items)s assigned to you.",
+                    "%(count)d %(items)s assigned to you.",
+                    count,
+                )
+                % {"count": count, "items": model_ngettext(self.opts, count)},
+                messages.SUCCESS,
+            )
+        if not result.held:
+            return None
+        return TemplateResponse(
+            request,
+            "admin/contact_take_over.html",
+            {
+                **self.admin_site.each_context(request),
+                "title": _("Take over from colleagues?"),
+                "held": result.held,
+                "opts": self.opts,
+                "action": "assign_to_me",
+                "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+            },
+        )

@@ -5,6 +5,8 @@ above hold those."""
 from typing import ClassVar
 
 from django.conf import settings
+from django.contrib.contenttypes.fields import GenericForeignKey
+from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
@@ -79,6 +81,94 @@ class Contact(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+
+class ContactEvent(models.Model):
+    """What staff did to a contact of any kind: assigned it, took it over from a
+    colleague, changed its priority (and why), or noted something internally. Written by
+    the services of support/contacts.py only; shown to staff on the contact's page,
+    never to the customer.
+
+    The contact is named by a generic key (content type and id): this bottom layer
+    never names the kinds above it."""
+
+    class Action(models.TextChoices):
+        ASSIGNED = "assigned", _("Assigned")
+        UNASSIGNED = "unassigned", _("Unassigned")
+        TOOK_OVER = "took_over", _("Took over")
+        PRIORITY = "priority", _("Priority changed")
+        NOTE = "note", _("Internal note")
+
+    content_type = models.ForeignKey(
+        ContentType, on_delete=models.PROTECT, related_name="+", verbose_name=_("contact kind")
+    )
+    object_id = models.PositiveBigIntegerField(_("contact"))
+    contact = GenericForeignKey("content_type", "object_id")
+    at = models.DateTimeField(_("at"))
+    by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("by"),
+        limit_choices_to={"is_staff": True},
+    )
+    action = models.CharField(_("action"), max_length=20, choices=Action.choices)
+    # Names as they were then (a staff member's name, a priority): the record stays true
+    # when people or labels change later.
+    from_value = models.CharField(_("from"), max_length=200, blank=True)
+    to_value = models.CharField(_("to"), max_length=200, blank=True)
+    # The note, or the reason for a priority change.
+    text = models.TextField(_("text"), blank=True)
+
+    class Meta:
+        verbose_name = _("contact event")
+        verbose_name_plural = _("contact events")
+        ordering = ["-at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=["assigned", "unassigned", "took_over", "priority", "note"]),
+                name="%(app_label)s_%(class)s_action_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(action__in=["priority", "note"]) | ~Q(text=""),
+                name="%(app_label)s_%(class)s_note_and_reason_have_text",
+            ),
+        ]
+        indexes = [
+            # One contact's history on its page, newest first.
+            models.Index(
+                fields=["content_type", "object_id", "at"], name="support_contact_event_idx"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} {self.at:%Y-%m-%d %H:%M}"
+
+    def describe(self) -> str:
+        """The event in words staff read on the contact's page."""
+        values = {"from": self.from_value, "to": self.to_value, "text": self.text}
+        if self.action == self.Action.TOOK_OVER:
+            return _("took over from %(from)s") % values
+        if self.action == self.Action.ASSIGNED:
+            if self.from_value:
+                return _("assigned to %(to)s (was %(from)s)") % values
+            return _("assigned to %(to)s") % values
+        if self.action == self.Action.UNASSIGNED:
+            return _("unassigned (was %(from)s)") % values
+        if self.action == self.Action.PRIORITY:
+            return _("priority %(from)s → %(to)s: %(text)s") % {
+                **values,
+                "from": _label(ContactPriority, self.from_value),
+                "to": _label(ContactPriority, self.to_value),
+            }
+        return _("note: %(text)s") % values
+
+
+def _label(choices: type[models.TextChoices], value: str) -> str:
+    try:
+        return str(choices(value).label)
+    except ValueError:
+        return value
 
 
 class OnCallShiftQuerySet(models.QuerySet):

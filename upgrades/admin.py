@@ -9,9 +9,8 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
 
-from support.admin import MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
+from support.admin import ContactAdminMixin, MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
@@ -27,7 +26,6 @@ from upgrades.services.notices import COMPOSER
 from upgrades.services.requests import (
     REQUEST_MERGE_TARGETS,
     approve_upgrade_request,
-    assign_upgrade_requests,
     check_sites_can_be_upgraded,
     end_upgrade_request,
     merge_upgrade_requests,
@@ -103,7 +101,9 @@ class SpeedGrantInline(admin.TabularInline):
 
 
 @admin.register(UpgradeRequest)
-class UpgradeRequestAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+class UpgradeRequestAdmin(
+    ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+):
     merge_service = staticmethod(merge_upgrade_requests)
     merge_target_statuses = REQUEST_MERGE_TARGETS
     list_display = [
@@ -176,7 +176,7 @@ class UpgradeRequestAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdm
         return super().get_form(request, obj, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
-        return self.readonly_fields if obj else []
+        return super().get_readonly_fields(request, obj) if obj else []
 
     def get_inlines(self, request, obj=None):
         return self.inlines if obj else []
@@ -184,11 +184,11 @@ class UpgradeRequestAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdm
     def get_fields(self, request, obj=None):
         if obj is None:
             return RecordRequestForm._meta.fields
-        return ["assignee", *self.readonly_fields]
+        return self.readonly_fields
 
     def save_model(self, request, obj, form, change):
-        if change:  # only the assignee is editable
-            assign_upgrade_requests(upgrade_requests=[obj.pk], assignee=obj.assignee)
+        if change:  # only the shared triage fields are editable (ContactAdminMixin)
+            super().save_model(request, obj, form, change)
             return
         data = form.cleaned_data
         created = request_upgrade(
@@ -216,14 +216,6 @@ class UpgradeRequestAdmin(MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdm
     @admin.display(description=_("age"), ordering="received_at")
     def age(self, obj: UpgradeRequest) -> str:
         return timesince(obj.received_at)
-
-    @admin.action(description=_("Assign to me"))
-    def assign_to_me(self, request, queryset):
-        count = assign_upgrade_requests(upgrade_requests=queryset, assignee=request.user)
-        self.message_user(
-            request,
-            ngettext("%d request assigned to you.", "%d requests assigned to you.", count) % count,
-        )
 
     @admin.action(description=_("Approve: upgrade the lines"), permissions=["change"])
     def approve(self, request, queryset):

@@ -15,6 +15,7 @@ from desk.models import Inquiry, InquiryMessage
 from desk.services import customer_follow_up, open_inquiry, reply_to_inquiry
 from support.models import AfterHoursAlert
 from tests.factories import SiteFactory, SupportUserFactory, UserFactory
+from tests.support.admin_pages import change_form_data
 
 pytestmark = pytest.mark.django_db
 
@@ -291,14 +292,10 @@ def test_support_cannot_record_an_inquiry_by_portal_or_for_another_customers_sit
 
 
 def _change_form_data(client, inquiry, **fields) -> dict:
-    """What the change page posts back, with the (read-only) messages inline."""
+    """What the change page posts back as it stands (the read-only messages inline
+    included), with the fields the agent changed."""
     page = client.get(reverse("admin:desk_inquiry_change", args=[inquiry.pk]))
-    formset = page.context["inline_admin_formsets"][0].formset
-    data = {f"{formset.prefix}-{k}": v for k, v in formset.management_form.initial.items()}
-    for form in formset.forms:
-        data[f"{form.prefix}-id"] = form.instance.pk
-        data[f"{form.prefix}-inquiry"] = inquiry.pk
-    return {"assignee": "", "reply": "", **data, **fields}
+    return change_form_data(page.text, **fields)
 
 
 def test_support_replies_and_notes_from_the_change_page(
@@ -427,3 +424,33 @@ def test_a_canned_reply_is_sent_without_typing(
 
     assert inquiry.messages.filter(body=canned.body, internal=False).exists()
     assert canned.body in send_emails()[0].body
+
+
+def test_the_inquiry_page_offers_only_staff_and_keeps_notes_from_the_customer(
+    client, support, customer_user
+):
+    from support.models import ContactEvent
+    from tests.support.admin_pages import select_options
+
+    inquiry = new_inquiry(customer_user)
+    url = reverse("admin:desk_inquiry_change", args=[inquiry.pk])
+
+    offered = select_options(client.get(url).text, "assignee")
+    refused = client.post(url, _change_form_data(client, inquiry, assignee=customer_user.pk))
+    noted = client.post(
+        url,
+        _change_form_data(
+            client, inquiry, internal_note="折り返しは夕方", priority="high", priority_reason="役所"
+        ),
+    )
+
+    assert str(support.pk) in offered and str(customer_user.pk) not in offered
+    assert refused.context["adminform"].form.errors["assignee"]
+    assert noted.status_code == 302
+    inquiry.refresh_from_db()
+    assert (inquiry.assignee, inquiry.priority) == (None, "high")
+    assert sorted(ContactEvent.objects.values_list("action", flat=True)) == ["note", "priority"]
+    client.force_login(customer_user)
+    mine = client.get(reverse("desk:inquiries"))
+    assert "折り返しは夕方" not in mine.text
+    assert "折り返しは夕方" not in client.get(reverse("desk:inquiry", args=[inquiry.pk])).text

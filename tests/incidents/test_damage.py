@@ -1,6 +1,7 @@
 """Damage reports with photos: checked, private, and never a promised date (FAQ Q5)."""
 
 import io
+import re
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -166,3 +167,46 @@ def test_a_superuser_opens_a_damage_report_and_its_photo_from_the_admin(client, 
     link = reverse("incidents:damage-photo", args=[photo.pk])
     assert f'href="{link}"' in page.text
     assert client.get(link).status_code == 200
+
+
+def test_a_note_and_a_take_over_on_a_damage_report_are_for_staff_only(client, customer_user):
+    from rest_framework.test import APIClient
+
+    from support.models import ContactEvent
+    from tests.factories import OperatorUserFactory
+    from tests.support.admin_pages import action_form_data, change_form_data
+    from tests.upgrades.conftest import form_data, post_forms
+
+    client.force_login(customer_user)
+    post_report(client, customer_user, [png()])
+    report = DamageReport.objects.get()
+    colleague = OperatorUserFactory(full_name="田中 花子")
+    DamageReport.objects.filter(pk=report.pk).update(assignee=colleague)
+    staff = SupportUserFactory()
+    client.force_login(staff)
+    changelist = reverse("admin:incidents_damagereport_changelist")
+
+    # the agent takes it over from the list, confirming on the page that asks first
+    asked = client.post(
+        changelist,
+        action_form_data(client.get(changelist).text, action="assign_to_me", selected=[report.pk]),
+    )
+    (confirm,) = [f for f in post_forms(asked.text) if ("take_over", "yes") in f["fields"]]
+    client.post(changelist, form_data(confirm["fields"]))
+    # and notes something on its page
+    url = reverse("admin:incidents_damagereport_change", args=[report.pk])
+    noted = client.post(url, change_form_data(client.get(url).text, internal_note="近隣も停電"))
+
+    report.refresh_from_db()
+    assert "田中 花子" in asked.text
+    assert report.assignee == staff and noted.status_code == 302
+    assert list(ContactEvent.objects.values_list("action", flat=True)) == ["note", "took_over"]
+    assert "近隣も停電" in client.get(url).text
+    client.force_login(customer_user)
+    page = client.get(reverse("incidents:damage-reports"))
+    link = re.search(r'href="(/damage/\d+/)"', page.text).group(1)
+    api = APIClient()
+    api.force_authenticate(customer_user)
+    for response in (page, client.get(link), api.get("/api/v1/damage-reports/")):
+        assert response.status_code == 200
+        assert "近隣も停電" not in response.content.decode()

@@ -1,11 +1,16 @@
 """The support desk's upgrade queues in the admin."""
 
+import re
+
 import pytest
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.test import APIClient
 
-from tests.factories import SupportUserFactory
-from tests.upgrades.conftest import make_lines
+from support.models import ContactEvent
+from tests.factories import OperatorUserFactory, SupportUserFactory, UserFactory
+from tests.support.admin_pages import action_form_data, change_form_data, select_options
+from tests.upgrades.conftest import form_data, make_lines, post_forms
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest
 from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster
 from upgrades.services.requests import request_upgrade
@@ -155,21 +160,137 @@ def test_upgrade_queues_keep_their_query_count_as_rows_grow(
 
 def test_support_reassigns_a_request_from_its_change_page(client, support):
     upgrade_request = new_request(make_lines(1)[0])
+    url = reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk])
 
-    response = client.post(
-        reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk]),
-        {
-            "assignee": support.pk,
-            "events-TOTAL_FORMS": "0",
-            "events-INITIAL_FORMS": "0",
-            "grants-TOTAL_FORMS": "0",
-            "grants-INITIAL_FORMS": "0",
-        },
-    )
+    response = client.post(url, change_form_data(client.get(url).text, assignee=support.pk))
 
     upgrade_request.refresh_from_db()
     assert response.status_code == 302
     assert upgrade_request.assignee == support
+    assert ContactEvent.objects.get().action == "assigned"
+
+
+def test_only_staff_are_offered_as_assignees_and_a_customer_is_refused(client, support):
+    line = make_lines(1)[0]
+    customer_user = UserFactory(customer=line.site.customer)
+    colleague = OperatorUserFactory()
+    upgrade_request = new_request(line)
+    url = reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk])
+    page = client.get(url).text
+
+    refused = client.post(url, change_form_data(page, assignee=customer_user.pk))
+
+    offered = set(select_options(page, "assignee"))
+    assert {str(support.pk), str(colleague.pk)} <= offered
+    assert str(customer_user.pk) not in offered
+    assert refused.status_code == 200
+    assert refused.context["adminform"].form.errors["assignee"]
+    upgrade_request.refresh_from_db()
+    assert upgrade_request.assignee is None
+    assert not ContactEvent.objects.exists()
+
+
+def test_assign_to_me_takes_unassigned_at_once_and_asks_before_a_colleagues(client, support):
+    colleague = OperatorUserFactory(full_name="田中 花子")
+    free, theirs = (new_request(line) for line in make_lines(2))
+    UpgradeRequest.objects.filter(pk=theirs.pk).update(assignee=colleague)
+    changelist = client.get(reverse(CHANGELIST)).text
+
+    # when: the agent ticks both and runs "assign to me"
+    asked = client.post(
+        reverse(CHANGELIST),
+        action_form_data(changelist, action="assign_to_me", selected=[free.pk, theirs.pk]),
+    )
+
+    # then: the free one is theirs at once; the colleague's is listed with its holder
+    assert asked.status_code == 200
+    assert "田中 花子" in asked.text
+    assert dict(UpgradeRequest.objects.values_list("pk", "assignee")) == {
+        free.pk: support.pk,
+        theirs.pk: colleague.pk,
+    }
+    (confirm,) = [f for f in post_forms(asked.text) if ("take_over", "yes") in f["fields"]]
+    assert [v for k, v in confirm["fields"] if k == "_selected_action"] == [str(theirs.pk)]
+
+    # when: they confirm the page's form
+    confirmed = client.post(reverse(CHANGELIST), form_data(confirm["fields"]), follow=True)
+
+    assert confirmed.status_code == 200
+    theirs.refresh_from_db()
+    assert theirs.assignee == support
+    took_over = ContactEvent.objects.get(object_id=theirs.pk)
+    assert (took_over.action, took_over.from_value) == ("took_over", "田中 花子")
+    page = client.get(reverse("admin:upgrades_upgraderequest_change", args=[theirs.pk]))
+    assert "田中 花子 さんから引き継ぎ" in page.text
+
+
+def test_changing_a_colleagues_assignee_on_the_page_needs_the_take_over_box(client, support):
+    colleague = OperatorUserFactory(full_name="田中 花子")
+    upgrade_request = new_request(make_lines(1)[0])
+    UpgradeRequest.objects.filter(pk=upgrade_request.pk).update(assignee=colleague)
+    url = reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk])
+    page = client.get(url).text
+
+    refused = client.post(url, change_form_data(page, assignee=support.pk))
+    taken = client.post(url, change_form_data(page, assignee=support.pk, take_over="on"))
+
+    assert "田中 花子 さんから引き継ぐ" in page
+    assert refused.context["adminform"].form.errors["take_over"]
+    assert taken.status_code == 302
+    upgrade_request.refresh_from_db()
+    assert upgrade_request.assignee == support
+    assert ContactEvent.objects.get().action == "took_over"
+
+
+def test_a_priority_change_needs_a_reason_and_is_shown_in_the_history(client, support):
+    upgrade_request = new_request(make_lines(1)[0])
+    url = reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk])
+    page = client.get(url).text
+    before = upgrade_request.priority
+    to = "high" if before == "normal" else "normal"
+
+    no_reason = client.post(url, change_form_data(page, priority=to))
+    with_reason = client.post(
+        url, change_form_data(page, priority=to, priority_reason="透析施設のため")
+    )
+
+    assert no_reason.context["adminform"].form.errors["priority_reason"]
+    assert with_reason.status_code == 302
+    upgrade_request.refresh_from_db()
+    assert upgrade_request.priority == to
+    event = ContactEvent.objects.get()
+    assert (event.action, event.from_value, event.to_value, event.text) == (
+        "priority",
+        before,
+        to,
+        "透析施設のため",
+    )
+    assert "透析施設のため" in client.get(url).text
+
+
+def test_a_note_on_a_request_is_shown_to_staff_and_never_to_the_customer(client, support):
+    line = make_lines(1)[0]
+    customer_user = UserFactory(customer=line.site.customer)
+    upgrade_request = new_request(line)
+    url = reverse("admin:upgrades_upgraderequest_change", args=[upgrade_request.pk])
+
+    saved = client.post(
+        url, change_form_data(client.get(url).text, internal_note="社内メモ: 回線業者に確認中")
+    )
+    staff_page = client.get(url).text
+
+    assert saved.status_code == 302
+    assert "社内メモ: 回線業者に確認中" in staff_page
+    client.force_login(customer_user)
+    index = client.get(reverse("upgrades:index")).text
+    link = re.search(r'href="(/upgrades/requests/\d+/)"', index).group(1)
+    customer_page = client.get(link)
+    api = APIClient()
+    api.force_authenticate(customer_user)
+    listed = api.get("/api/v1/upgrade-requests/")
+    assert customer_page.status_code == listed.status_code == 200
+    for text in (customer_page.text, listed.content.decode()):
+        assert "社内メモ" not in text and "回線業者" not in text
 
 
 def test_an_answer_recorded_at_night_is_stamped_after_hours(client, support):

@@ -266,10 +266,6 @@ def merge_upgrade_requests(
         )
 
 
-def assign_upgrade_requests(*, upgrade_requests, assignee) -> int:
-    return UpgradeRequest.objects.filter(pk__in=upgrade_requests).update(assignee=assignee)
-
-
 def mark_applied_requests(*, now: datetime) -> int:
     """Approved requests whose every line runs fast on the network are *applied*."""
     lagging = SpeedGrant.objects.boosting().filter(
