@@ -13,6 +13,7 @@ from django.utils.translation import gettext as _
 from desk.models import CannedReply, Inquiry, InquiryMessage
 from incidents.contacts import arrival
 from support.channels import Channel
+from support.contacts import record_first_response
 from support.mail import bilingual_from_templates, customer_recipients
 from support.outbox import queue_email
 from support.services import alert_on_call
@@ -131,6 +132,7 @@ def reply_to_inquiry(
             created_at=now,
         )
         if not internal:
+            record_first_response(inquiry, now=now)
             _queue_reply_email(message)
     return message
 

@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from incidents.contacts import arrival
 from subscriptions.models import Site, Subscription
 from support.channels import Channel
+from support.contacts import record_first_response
 from support.services import alert_on_call
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
 from upgrades.services.notices import queue_request_notice
@@ -156,6 +157,7 @@ def approve_upgrade_request(
             cause=f"upgrade request {upgrade_request.pk} approved by {by.email}",
         )
         _record(upgrade_request, Status.APPROVED, by=by, now=now, note=note)
+        record_first_response(upgrade_request, now=now)
         queue_request_notice(
             kind=CustomerNotice.Kind.REQUEST_APPROVED, upgrade_request=upgrade_request, now=now
         )
@@ -180,6 +182,7 @@ def reject_upgrade_request(
             ended_at=now,
         )
         _record(upgrade_request, Status.REJECTED, by=by, now=now, note=reason)
+        record_first_response(upgrade_request, now=now)
         queue_request_notice(
             kind=CustomerNotice.Kind.REQUEST_REJECTED, upgrade_request=upgrade_request, now=now
         )
