@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 
 from desk.models import CannedReply, Inquiry, InquiryMessage
 from desk.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
-from support.admin import SafeActionsMixin, email_state
+from support.admin import PastTargetFilter, SafeActionsMixin, email_state, first_response
 from support.channels import Channel
 
 
@@ -100,10 +100,12 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
         "priority",
         "status",
         "assignee",
+        first_response,
     ]
     list_display_links = ["pk", "subject"]
     list_filter = [
         "status",
+        PastTargetFilter,
         "channel",
         "priority",
         "after_hours",

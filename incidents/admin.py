@@ -20,7 +20,7 @@ from incidents.services import (
     complete_field_visit,
     plan_field_visit,
 )
-from support.admin import ReadOnlyAdmin, SafeActionsMixin
+from support.admin import PastTargetFilter, ReadOnlyAdmin, SafeActionsMixin, first_response
 
 
 @admin.register(Disaster)
@@ -128,9 +128,19 @@ class DamagePhotoInline(admin.TabularInline):
 class DamageReportAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Staff plan field visits inline; the customer sees progress without any date."""
 
-    list_display = ["pk", "received_at", "site", "priority", "after_hours", "assignee", "status"]
+    list_display = [
+        "pk",
+        "received_at",
+        "site",
+        "priority",
+        "after_hours",
+        "assignee",
+        "status",
+        first_response,
+    ]
     list_filter = [
         "status",
+        PastTargetFilter,
         "priority",
         "after_hours",
         "site__prefecture",

@@ -11,7 +11,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
-from support.admin import ReadOnlyAdmin, SafeActionsMixin
+from support.admin import PastTargetFilter, ReadOnlyAdmin, SafeActionsMixin, first_response
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
@@ -115,9 +115,11 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
         "status",
         "assignee",
         "disaster",
+        first_response,
     ]
     list_filter = [
         "status",
+        PastTargetFilter,
         "channel",
         "reason",
         "priority",
