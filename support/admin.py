@@ -201,9 +201,16 @@ class FollowUpAdmin(ReadOnlyAdmin):
 
 @admin.register(AfterHoursAlert)
 class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
-    list_display = ["received_at", "contact_kind", "summary", "email_sent", "nobody_on_call"]
+    list_display = [
+        "received_at",
+        "contact_kind",
+        "stage",
+        "summary",
+        "email_sent",
+        "nobody_on_call",
+    ]
     list_select_related = ["email"]
-    list_filter = ["contact_kind", "nobody_on_call"]
+    list_filter = ["contact_kind", "stage", "nobody_on_call"]
     search_fields = ["summary", "contact_id"]
     show_full_result_count = False
 
