@@ -17,7 +17,14 @@ from desk.services import (
     open_inquiry,
     reply_to_inquiry,
 )
-from support.admin import ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, email_state
+from support.admin import (
+    ContactAdminMixin,
+    MergeIntoActionMixin,
+    PastTargetFilter,
+    SafeActionsMixin,
+    email_state,
+    first_response,
+)
 from support.channels import Channel
 
 
@@ -145,10 +152,12 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
         "priority",
         "status",
         "assignee",
+        first_response,
     ]
     list_display_links = ["pk", "subject"]
     list_filter = [
         "status",
+        PastTargetFilter,
         "channel",
         "priority",
         "after_hours",

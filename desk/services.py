@@ -15,7 +15,9 @@ from desk.models import CannedReply, Inquiry, InquiryMessage
 from incidents.contacts import arrival
 from incidents.models import DamageReport
 from incidents.services import merge_damage_reports
+from support.calendar import is_after_hours
 from support.channels import Channel
+from support.contacts import record_first_response
 from support.mail import bilingual_from_templates, customer_recipients
 from support.merging import check_merge, tell_customer_merged
 from support.outbox import queue_email
@@ -146,13 +148,15 @@ def reply_to_inquiry(
             created_at=now,
         )
         if not internal:
+            record_first_response(inquiry, now=now)
             _queue_reply_email(message)
     return message
 
 
 def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> InquiryMessage:
     """The customer writes again: the inquiry goes back to support's queue as *new*
-    (a closed one is reopened)."""
+    (a closed one is reopened). After hours each follow-up alerts the staff on call, as a
+    new inquiry does: nobody reads the queue at night."""
     if by.customer_id != inquiry.customer_id:
         raise ValidationError(_("This inquiry is another organisation's."))
     body = _message_body(body)
@@ -171,7 +175,23 @@ def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> Inq
         _move_inquiry(
             inquiry, from_=set(InquiryStatus.values), to=InquiryStatus.NEW, closed_at=None
         )
-        return InquiryMessage.objects.create(inquiry=inquiry, author=by, body=body, created_at=now)
+        message = InquiryMessage.objects.create(
+            inquiry=inquiry, author=by, body=body, created_at=now
+        )
+        if is_after_hours(now):
+            alert_on_call(
+                contact_kind="inquiry_follow_up",
+                contact_id=message.pk,
+                summary=_("Follow-up on inquiry #%(number)s from %(customer)s: %(subject)s")
+                % {
+                    "number": inquiry.pk,
+                    "customer": inquiry.customer.name,
+                    "subject": inquiry.subject,
+                },
+                url=reverse("admin:desk_inquiry_change", args=[inquiry.pk]),
+                received_at=now,
+            )
+    return message
 
 
 def close_inquiry(*, inquiry: Inquiry, by, now: datetime) -> None:

@@ -21,7 +21,14 @@ from incidents.services import (
     merge_damage_reports,
     plan_field_visit,
 )
-from support.admin import ContactAdminMixin, MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
+from support.admin import (
+    ContactAdminMixin,
+    MergeIntoActionMixin,
+    PastTargetFilter,
+    ReadOnlyAdmin,
+    SafeActionsMixin,
+    first_response,
+)
 
 
 @admin.register(Disaster)
@@ -134,9 +141,19 @@ class DamageReportAdmin(
     merge_target_statuses = DAMAGE_MERGE_TARGETS
     """Staff plan field visits inline; the customer sees progress without any date."""
 
-    list_display = ["pk", "received_at", "site", "priority", "after_hours", "assignee", "status"]
+    list_display = [
+        "pk",
+        "received_at",
+        "site",
+        "priority",
+        "after_hours",
+        "assignee",
+        "status",
+        first_response,
+    ]
     list_filter = [
         "status",
+        PastTargetFilter,
         "priority",
         "after_hours",
         "site__prefecture",

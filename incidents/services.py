@@ -26,6 +26,7 @@ from incidents.models import (
     SiteCheckInToken,
 )
 from subscriptions.prefectures import Prefecture
+from support.contacts import record_first_response
 from support.mail import bilingual_from_templates, customer_recipients
 from support.merging import check_merge, tell_customer_merged
 from support.outbox import queue_email
@@ -289,6 +290,7 @@ def plan_field_visit(
             technician=technician.strip(),
             status=FieldVisit.Status.PLANNED,
         )
+        record_first_response(report, now=now)
         _queue_field_visit_email(visit=visit, event="planned", now=now)
     return visit
 
@@ -340,12 +342,15 @@ def _queue_field_visit_email(*, visit: FieldVisit, event: str, now: datetime) ->
 
 
 def close_damage_report(*, report: DamageReport, now: datetime) -> bool:
-    """Staff close a report that needs nothing more; False if it was already closed."""
-    return bool(
-        DamageReport.objects.filter(pk=report.pk, status=DamageReport.Status.NEW).update(
+    """Staff close a report that needs nothing more; False if it was already closed.
+    Closing is a response: a report closed unanswered has met its target then."""
+    with transaction.atomic():
+        closed = DamageReport.objects.filter(pk=report.pk, status=DamageReport.Status.NEW).update(
             status=DamageReport.Status.CLOSED, closed_at=now
         )
-    )
+        if closed:
+            record_first_response(report, now=now)
+    return bool(closed)
 
 
 # A report still in the desk's hands, which a duplicate can join.

@@ -502,6 +502,11 @@ SUPPORT_FIRST_RESPONSE_MINUTES = {
     "high": env.int("SUPPORT_FIRST_RESPONSE_HIGH_MINUTES", default=30),
     "normal": env.int("SUPPORT_FIRST_RESPONSE_NORMAL_MINUTES", default=240),
 }
+# An after-hours contact with no assignee and no response after this many minutes
+# reminds the staff on call, then after the second number tells the whole support group
+# (desk/escalation.py).
+SUPPORT_ESCALATE_ONCALL_MINUTES = env.int("SUPPORT_ESCALATE_ONCALL_MINUTES", default=15)
+SUPPORT_ESCALATE_GROUP_MINUTES = env.int("SUPPORT_ESCALATE_GROUP_MINUTES", default=30)
 # An SMS / chat gateway that also receives every mass message (JSON POST), once; empty: none.
 MASS_MESSAGE_WEBHOOK_URL = env.str("MASS_MESSAGE_WEBHOOK_URL", default="")
 # Readiness checks (FAQ Q1): a site not checked for this many days is asked to, monthly.
@@ -626,6 +631,13 @@ CELERY_BEAT_SCHEDULE = {
     "resume-mass-messages": {
         "task": "incidents.tasks.resume_mass_messages",
         "schedule": 300.0,
+    },
+    # Every minute: an after-hours contact nobody picked up reminds the staff on call
+    # after 15 minutes and reaches the whole support group after 30 (each once); a
+    # minute's delay on those is what the minute schedule costs.
+    "escalate-unpicked-contacts": {
+        "task": "desk.tasks.escalate_unpicked_contacts",
+        "schedule": 60.0,
     },
     # On the 1st of every month at 10:00 Japan time: ask customers to check the sites
     # that have not checked their line lately (FAQ Q1, Q5).

@@ -11,8 +11,9 @@ from django.utils.html import format_html, format_html_join
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from support.calendar import TOKYO
 from support.contacts import add_note, assign_contacts, change_priority, contact_events
-from support.models import AfterHoursAlert, FollowUp, OnCallShift, OutboundEmail
+from support.models import AfterHoursAlert, Contact, FollowUp, OnCallShift, OutboundEmail
 from support.outbox import retry_now
 
 MAX_ID = 2**63 - 1
@@ -174,6 +175,53 @@ class ReadOnlyAdmin(SafeActionsMixin, admin.ModelAdmin):
         return False
 
 
+def _japan_time(at) -> str:
+    return at.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
+
+
+def is_past_target(contact: Contact, now) -> bool:
+    """Still open, nobody has responded, and its first-response target has passed."""
+    return (
+        contact.is_open
+        and contact.first_response_at is None
+        and contact.respond_by is not None
+        and contact.respond_by < now
+    )
+
+
+@admin.display(description=_("first response"), ordering="respond_by")
+def first_response(contact: Contact) -> str:
+    """The changelist column of any contact kind: when staff first responded, or when
+    they must (Japan time), marked when that is past."""
+    if contact.first_response_at is not None:
+        return _("Responded %(at)s") % {"at": _japan_time(contact.first_response_at)}
+    if contact.respond_by is None:
+        return "-"
+    due = _("Due %(at)s") % {"at": _japan_time(contact.respond_by)}
+    if is_past_target(contact, timezone.now()):
+        return format_html('<strong class="sla-overdue">{}</strong> {}', _("Overdue"), due)
+    return due
+
+
+class PastTargetFilter(admin.SimpleListFilter):
+    """Open contacts of any kind nobody has responded to within their target."""
+
+    title = _("past its target")
+    parameter_name = "past_target"
+
+    def lookups(self, request, model_admin):
+        return [("yes", _("Past its target"))]
+
+    def queryset(self, request, queryset):
+        if self.value() != "yes":
+            return queryset
+        return queryset.filter(
+            status__in=queryset.model.OPEN_STATUSES,
+            first_response_at__isnull=True,
+            respond_by__lt=timezone.now(),
+        )
+
+
 @admin.register(OnCallShift)
 class OnCallShiftAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = ["staff", "starts_at", "ends_at"]
@@ -260,9 +308,16 @@ class FollowUpAdmin(ReadOnlyAdmin):
 
 @admin.register(AfterHoursAlert)
 class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
-    list_display = ["received_at", "contact_kind", "summary", "email_sent", "nobody_on_call"]
+    list_display = [
+        "received_at",
+        "contact_kind",
+        "stage",
+        "summary",
+        "email_sent",
+        "nobody_on_call",
+    ]
     list_select_related = ["email"]
-    list_filter = ["contact_kind", "nobody_on_call"]
+    list_filter = ["contact_kind", "stage", "nobody_on_call"]
     search_fields = ["summary", "contact_id"]
     show_full_result_count = False
 

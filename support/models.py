@@ -211,13 +211,23 @@ class OnCallShift(models.Model):
 
 
 class AfterHoursAlert(models.Model):
-    """The notice that an after-hours contact arrived: at most one per contact."""
+    """The notice that an after-hours contact arrived, and, while nobody picks it up, the
+    reminder to the on-call staff and the escalation to the support group: each at most
+    once per contact."""
 
+    class Stage(models.TextChoices):
+        FIRST = "first", _("First alert")
+        REMINDER = "reminder", _("Reminder to the on-call staff")
+        ESCALATION = "escalation", _("Escalation to the support group")
+
+    stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.FIRST)
     contact_kind = models.CharField(_("contact kind"), max_length=50)
     contact_id = models.CharField(_("contact"), max_length=50)
     summary = models.CharField(_("summary"), max_length=300)
     url = models.CharField(_("link"), max_length=300, blank=True)
     received_at = models.DateTimeField(_("received"))
+    # When this stage was sent: how long the contact had waited then.
+    alerted_at = models.DateTimeField(_("alerted"), null=True, blank=True)
     # Queued with the alert, in the same transaction: the outbox sends it (and retries).
     email = models.OneToOneField(
         "OutboundEmail",
@@ -237,12 +247,13 @@ class AfterHoursAlert(models.Model):
         ordering = ["-received_at"]
         constraints = [
             models.UniqueConstraint(
-                fields=["contact_kind", "contact_id"], name="%(app_label)s_%(class)s_once"
+                fields=["contact_kind", "contact_id", "stage"],
+                name="%(app_label)s_%(class)s_once_per_stage",
             ),
         ]
 
     def __str__(self) -> str:
-        return f"{self.contact_kind} {self.contact_id}"
+        return f"{self.contact_kind} {self.contact_id} ({self.stage})"
 
 
 class OutboundEmail(models.Model):

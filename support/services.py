@@ -1,5 +1,7 @@
 """After-hours routing (FAQ Q3): a contact outside working hours alerts the on-call staff
-at once, by e-mail and, when configured, a webhook for a chat or SMS gateway."""
+at once, by e-mail and, when configured, a webhook for a chat or SMS gateway. Left without
+an assignee or a response, it reminds the on-call staff, then escalates to the whole
+support group (desk/escalation.py finds those due)."""
 
 from datetime import datetime
 
@@ -13,21 +15,56 @@ from support.models import AfterHoursAlert, OnCallShift
 from support.outbox import fold_header, queue_email
 from support.webhooks import post_json
 
+Stage = AfterHoursAlert.Stage
+
 
 def alert_on_call(
     *, contact_kind: str, contact_id: int | str, summary: str, url: str, received_at: datetime
 ) -> AfterHoursAlert:
     """Record the alert for one after-hours contact, once, and queue its e-mail to the
     staff on call then (or the whole support group, told so) in the same transaction."""
+    return send_after_hours_alert(
+        stage=Stage.FIRST,
+        contact_kind=contact_kind,
+        contact_id=contact_id,
+        summary=summary,
+        url=url,
+        received_at=received_at,
+        now=received_at,
+    )
+
+
+def send_after_hours_alert(
+    *,
+    stage: str,
+    contact_kind: str,
+    contact_id: int | str,
+    summary: str,
+    url: str,
+    received_at: datetime,
+    now: datetime,
+) -> AfterHoursAlert:
+    """One stage of the alerts about an after-hours contact, once per contact and stage
+    (the unique constraint: two beats at once queue one e-mail): the first alert and the
+    reminder go to the staff on call at ``now`` (or the whole support group, told so),
+    the escalation to the whole support group and the staff on call."""
     with transaction.atomic():
         alert, created = AfterHoursAlert.objects.get_or_create(
             contact_kind=contact_kind,
             contact_id=str(contact_id),
-            defaults={"summary": summary[:300], "url": url, "received_at": received_at},
+            stage=stage,
+            defaults={
+                "summary": summary[:300],
+                "url": url,
+                "received_at": received_at,
+                "alerted_at": now,
+            },
         )
         if not created:
             return alert
-        recipients, nobody = _recipients(received_at)
+        recipients, nobody = _recipients(now)
+        if stage == Stage.ESCALATION:
+            recipients, nobody = sorted(set(recipients) | set(_support_group())), False
         subject, body = _alert_text(alert, nobody_on_call=nobody)
         email = queue_email(
             key=f"after-hours:{alert.pk}", to=recipients, subject=subject, body=body
@@ -53,8 +90,12 @@ def _recipients(at: datetime) -> tuple[list[str], bool]:
     if on_call:
         return sorted(on_call), False
     # Nobody on call: the whole support group, and the message says so.
+    return _support_group(), True
+
+
+def _support_group() -> list[str]:
     group = get_user_model().objects.filter(groups__name="support", is_active=True)
-    return sorted(set(group.values_list("email", flat=True))), True
+    return sorted(set(group.values_list("email", flat=True)) - {""})
 
 
 def _alert_text(alert: AfterHoursAlert, *, nobody_on_call: bool) -> tuple[str, str]:
@@ -65,6 +106,10 @@ def _alert_text(alert: AfterHoursAlert, *, nobody_on_call: bool) -> tuple[str, s
         {
             "alert": alert,
             "nobody_on_call": nobody_on_call,
+            # Whole minutes the contact has waited when this stage went out.
+            "waited": int((alert.alerted_at - alert.received_at).total_seconds() // 60)
+            if alert.alerted_at
+            else 0,
             "url": f"{settings.PORTAL_BASE_URL}{alert.url}",
         },
     )

@@ -5,23 +5,30 @@ knows, every minute, and every other test would stay green.
 """
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
 from django.conf import settings
 from django.utils import timezone
 
+from desk.services import open_inquiry
 from incidents.broadcasts import send_mass_message
 from incidents.models import ReadinessReminder
 from portal.celery import app as celery_app
 from portal.models import Heartbeat
 from subscriptions.models import RenewalReminder, Subscription
 from support.followups import relay_due
-from support.models import FollowUp, OutboundEmail
+from support.models import AfterHoursAlert, FollowUp, OutboundEmail
 from support.outbox import queue_email
-from tests.factories import OperatorUserFactory, SubscriptionFactory, UserFactory
+from tests.factories import (
+    OperatorUserFactory,
+    SubscriptionFactory,
+    SupportUserFactory,
+    UserFactory,
+)
 from tests.upgrades.conftest import make_lines
 from upgrades.models import CustomerNotice, ProvisioningChange
 from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster, end_disaster
@@ -241,6 +248,23 @@ def test_the_renewal_entry_reminds_a_line_whose_term_ends_soon(eager, mailoutbox
 
     assert RenewalReminder.objects.get().subscription == line
     assert any("keiyaku@town.example.jp" in m.to for m in mailoutbox)
+
+
+@pytest.mark.django_db
+def test_the_escalation_entry_reminds_the_on_call_staff_of_a_contact_nobody_took():
+    SupportUserFactory(email="yakin@bcp.example.jp")
+    night = datetime(2026, 11, 24, 23, 0, tzinfo=ZoneInfo("Asia/Tokyo"))
+    user = UserFactory()
+    open_inquiry(
+        customer=user.customer, subject="s", body="b", channel="portal", by=user, now=night
+    )
+
+    with time_machine.travel(night + timedelta(minutes=20), tick=False):
+        run_beat_entry("escalate-unpicked-contacts")
+
+    assert AfterHoursAlert.objects.filter(stage="reminder").get().email.to == [
+        "yakin@bcp.example.jp"
+    ]
 
 
 def test_every_beat_entry_is_run_by_a_test_of_this_file():

@@ -10,7 +10,14 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
-from support.admin import ContactAdminMixin, MergeIntoActionMixin, ReadOnlyAdmin, SafeActionsMixin
+from support.admin import (
+    ContactAdminMixin,
+    MergeIntoActionMixin,
+    PastTargetFilter,
+    ReadOnlyAdmin,
+    SafeActionsMixin,
+    first_response,
+)
 from support.channels import Channel
 from upgrades.models import (
     BlanketUpgrade,
@@ -119,9 +126,11 @@ class UpgradeRequestAdmin(
         "status",
         "assignee",
         "disaster",
+        first_response,
     ]
     list_filter = [
         "status",
+        PastTargetFilter,
         "channel",
         "reason",
         "priority",

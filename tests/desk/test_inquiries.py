@@ -1,7 +1,7 @@
 """General inquiries: customers ask, support triages and answers in the admin."""
 
 import re
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from desk.models import Inquiry, InquiryMessage
 from desk.services import customer_follow_up, open_inquiry, reply_to_inquiry
-from support.models import AfterHoursAlert
+from support.models import AfterHoursAlert, OnCallShift
 from tests.factories import SiteFactory, SupportUserFactory, UserFactory
 from tests.support.admin_pages import change_form_data
 
@@ -454,3 +454,40 @@ def test_the_inquiry_page_offers_only_staff_and_keeps_notes_from_the_customer(
     mine = client.get(reverse("desk:inquiries"))
     assert "折り返しは夕方" not in mine.text
     assert "折り返しは夕方" not in client.get(reverse("desk:inquiry", args=[inquiry.pk])).text
+
+
+def test_an_after_hours_follow_up_on_the_customer_page_alerts_the_staff_on_call(
+    client, customer_user, send_emails, django_capture_on_commit_callbacks
+):
+    on_call = SupportUserFactory(email="yakin@bcp.example.jp")
+    OnCallShift.objects.create(
+        staff=on_call, starts_at=NIGHT - timedelta(hours=2), ends_at=NIGHT + timedelta(hours=8)
+    )
+    inquiry = new_inquiry(customer_user, subject="アンテナの角度")
+    reply_to_inquiry(inquiry=inquiry, by=on_call, body="調整しました", internal=False, now=WORKING)
+    send_emails()
+    client.force_login(customer_user)
+
+    with time_machine.travel(NIGHT, tick=False), django_capture_on_commit_callbacks(execute=True):
+        listing = client.get(reverse("desk:inquiries")).text
+        (url,) = set(re.findall(rf'href="([^"]*/{inquiry.pk}/)"', listing))
+        page = client.get(url).text
+        assert 'name="body"' in page and 'method="post"' in page
+        posted = client.post(url, {"body": "夜になってまた切れました"})
+        again = client.post(url, {"body": "今も切れています"})
+
+    assert posted.status_code == again.status_code == 302
+    alerts = AfterHoursAlert.objects.filter(contact_kind="inquiry_follow_up")
+    assert alerts.count() == 2  # one per follow-up message
+    sent = [m for m in send_emails() if m.to == ["yakin@bcp.example.jp"]]
+    assert len(sent) == 2
+    assert all(f"#{inquiry.pk}" in m.subject and "営業時間外" in m.subject for m in sent)
+    assert f"/admin/desk/inquiry/{inquiry.pk}/change/" in sent[0].body
+
+
+def test_a_follow_up_in_working_hours_alerts_nobody(customer_user):
+    inquiry = new_inquiry(customer_user)
+
+    customer_follow_up(inquiry=inquiry, by=customer_user, body="追記", now=WORKING)
+
+    assert not AfterHoursAlert.objects.exists()

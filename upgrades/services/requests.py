@@ -16,6 +16,7 @@ from django.utils.translation import gettext as _
 from incidents.contacts import arrival
 from subscriptions.models import Site, Subscription
 from support.channels import Channel
+from support.contacts import record_first_response
 from support.merging import check_merge, tell_customer_merged
 from support.services import alert_on_call
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
@@ -157,6 +158,7 @@ def approve_upgrade_request(
             cause=f"upgrade request {upgrade_request.pk} approved by {by.email}",
         )
         _record(upgrade_request, Status.APPROVED, by=by, now=now, note=note)
+        record_first_response(upgrade_request, now=now)
         queue_request_notice(
             kind=CustomerNotice.Kind.REQUEST_APPROVED, upgrade_request=upgrade_request, now=now
         )
@@ -181,6 +183,7 @@ def reject_upgrade_request(
             ended_at=now,
         )
         _record(upgrade_request, Status.REJECTED, by=by, now=now, note=reason)
+        record_first_response(upgrade_request, now=now)
         queue_request_notice(
             kind=CustomerNotice.Kind.REQUEST_REJECTED, upgrade_request=upgrade_request, now=now
         )
