@@ -10,6 +10,7 @@ from django.utils.translation import ngettext
 
 from desk.models import CannedReply, Inquiry, InquiryMessage
 from desk.services import assign_inquiries, close_inquiry, open_inquiry, reply_to_inquiry
+from subscriptions.admin import customer_story_link
 from support.admin import SafeActionsMixin, email_state
 from support.channels import Channel
 
@@ -126,6 +127,7 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
     show_full_result_count = False
     readonly_fields = [
         "customer",
+        "whole_story",
         "site",
         "subject",
         "channel",
@@ -148,6 +150,10 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
 
     def get_inlines(self, request, obj=None):
         return self.inlines if obj else []
+
+    @admin.display(description=_("support desk"))
+    def whole_story(self, obj) -> str:
+        return customer_story_link(obj.customer_id)
 
     def get_fields(self, request, obj=None):
         if obj is None:

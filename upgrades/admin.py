@@ -11,6 +11,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
+from subscriptions.admin import customer_filter, customer_story_link
 from support.admin import ReadOnlyAdmin, SafeActionsMixin
 from support.channels import Channel
 from upgrades.models import (
@@ -144,6 +145,7 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
     date_hierarchy = None
     readonly_fields = [
         "customer",
+        "whole_story",
         "sites",
         "reason",
         "note",
@@ -165,6 +167,10 @@ class UpgradeRequestAdmin(SafeActionsMixin, admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("sites")
+
+    @admin.display(description=_("support desk"))
+    def whole_story(self, obj) -> str:
+        return customer_story_link(obj.customer_id)
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -290,6 +296,7 @@ class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
         "response_channel",
         "response_after_hours",
         "blanket_upgrade",
+        customer_filter("subscription__site__customer"),
     ]
     list_select_related = ["subscription__site__customer", "blanket_upgrade"]
     search_fields = [
