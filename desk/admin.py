@@ -17,6 +17,7 @@ from desk.services import (
     open_inquiry,
     reply_to_inquiry,
 )
+from subscriptions.admin import customer_story_link
 from support.admin import (
     ContactAdminMixin,
     MergeIntoActionMixin,
@@ -180,6 +181,7 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
     show_full_result_count = False
     readonly_fields = [
         "customer",
+        "whole_story",
         "site",
         "subject",
         "channel",
@@ -201,6 +203,10 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
 
     def get_inlines(self, request, obj=None):
         return self.inlines if obj else []
+
+    @admin.display(description=_("support desk"))
+    def whole_story(self, obj) -> str:
+        return customer_story_link(obj.customer_id)
 
     def get_fields(self, request, obj=None):
         if obj is None:

@@ -6,4 +6,5 @@ app_name = "desk"
 urlpatterns = [
     path("inquiries/", views.InquiriesView.as_view(), name="inquiries"),
     path("inquiries/<int:pk>/", views.InquiryDetailView.as_view(), name="inquiry"),
+    path("desk/customers/<int:pk>/", views.CustomerStoryView.as_view(), name="customer"),
 ]

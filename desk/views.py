@@ -1,7 +1,9 @@
-"""The customer's side of the desk: their inquiries and each conversation."""
+"""The customer's side of the desk (their inquiries and each conversation) and the staff's
+page of one customer's whole story."""
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import ValidationError
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
@@ -9,6 +11,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views.generic import TemplateView
 
+from desk.customer_page import customer_story
 from desk.models import Inquiry
 from desk.services import customer_follow_up, open_inquiry
 from subscriptions.models import Site
@@ -128,3 +131,29 @@ class InquiryDetailView(CustomerRequiredMixin, TemplateView):
                 messages.success(request, _("Your message has been sent to support."))
                 return redirect("desk:inquiry", pk=inquiry.pk)
         return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class CustomerStoryView(PermissionRequiredMixin, TemplateView):
+    """Support staff: everything about one customer organisation on one page.
+
+    Anonymous visitors log in first; a user without the staff's view permissions of
+    everything shown (a customer) gets 403.
+    """
+
+    permission_required = (
+        "subscriptions.view_customer",
+        "subscriptions.view_subscription",
+        "subscriptions.view_invoice",
+        "upgrades.view_speedgrant",
+        "upgrades.view_upgraderequest",
+        "incidents.view_damagereport",
+        "incidents.view_fieldvisit",
+        "incidents.view_checkin",
+        "desk.view_inquiry",
+    )
+    template_name = "desk/customer.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context["story"] = customer_story(self.kwargs["pk"])
+        return context

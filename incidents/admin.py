@@ -21,6 +21,7 @@ from incidents.services import (
     merge_damage_reports,
     plan_field_visit,
 )
+from subscriptions.admin import customer_filter, customer_story_link
 from support.admin import (
     ContactAdminMixin,
     MergeIntoActionMixin,
@@ -158,11 +159,13 @@ class DamageReportAdmin(
         "after_hours",
         "site__prefecture",
         ("assignee", admin.RelatedOnlyFieldListFilter),
+        customer_filter("site__customer"),
     ]
     list_select_related = ["site", "assignee"]
     search_fields = ["site__name", "site__customer__name", "site__contact_phone", "description"]
     readonly_fields = [
         "site",
+        "whole_story",
         "description",
         "channel",
         "received_at",
@@ -180,6 +183,10 @@ class DamageReportAdmin(
 
     def has_add_permission(self, request) -> bool:
         return False
+
+    @admin.display(description=_("support desk"))
+    def whole_story(self, obj) -> str:
+        return customer_story_link(obj.site.customer_id)
 
     def save_formset(self, request, form, formset, change):
         """Planning a visit and marking it done go through the services, which e-mail

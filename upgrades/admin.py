@@ -10,6 +10,7 @@ from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 
+from subscriptions.admin import customer_filter, customer_story_link
 from support.admin import (
     ContactAdminMixin,
     MergeIntoActionMixin,
@@ -157,6 +158,7 @@ class UpgradeRequestAdmin(
     date_hierarchy = None
     readonly_fields = [
         "customer",
+        "whole_story",
         "sites",
         "reason",
         "note",
@@ -178,6 +180,10 @@ class UpgradeRequestAdmin(
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("sites")
+
+    @admin.display(description=_("support desk"))
+    def whole_story(self, obj) -> str:
+        return customer_story_link(obj.customer_id)
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -295,6 +301,7 @@ class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
         "response_channel",
         "response_after_hours",
         "blanket_upgrade",
+        customer_filter("subscription__site__customer"),
     ]
     list_select_related = ["subscription__site__customer", "blanket_upgrade"]
     search_fields = [
