@@ -34,8 +34,7 @@ def visit_form(report, *, visit=None, status="planned", outcome="") -> dict:
     """The damage report's admin page as staff submit it, with one visit row."""
     return {
         "assignee": "",
-        "closed_at_0": "",
-        "closed_at_1": "",
+        "priority": report.priority,
         "photos-TOTAL_FORMS": "0",
         "photos-INITIAL_FORMS": "0",
         "visits-TOTAL_FORMS": "1",

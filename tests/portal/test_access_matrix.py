@@ -172,6 +172,7 @@ ARGUMENTS = {
     "incidents:check-in-token": lambda w: {"pk": w.site.pk},
     "incidents:mass-message": lambda w: {"pk": w.mass_message.pk},
     "desk:inquiry": lambda w: {"pk": w.inquiry.pk},
+    "desk:customer": lambda w: {"pk": w.customer_a.customer_id},
     "subscription-detail": lambda w: {"pk": w.subscription.pk},
     "quote-detail": lambda w: {"pk": w.quote.pk},
     "quote-accept": lambda w: {"pk": w.quote.pk},
@@ -240,6 +241,8 @@ EXPECTED = {
     "incidents:check-in-token": CUSTOMER_FORM_ACTION,
     "incidents:mass-message": OPERATOR_PAGE,
     "desk:inquiry": CUSTOMER_PAGE,
+    # a customer's whole story: the desk's page, for staff only
+    "desk:customer": row(LOGIN, 403, 403, 200, 200),
     "subscription-detail": CUSTOMER_API,
     "quote-detail": CUSTOMER_API,
     "quote-accept": CUSTOMER_API_ACTION,
