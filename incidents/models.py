@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -143,7 +143,7 @@ class Outage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_cause_display()} {self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_cause_display()} {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
 
 
 class CheckIn(models.Model):
@@ -186,7 +186,7 @@ class CheckIn(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.site} {self.checked_at:%Y-%m-%d %H:%M}"
+        return f"{self.site} {timezone.localtime(self.checked_at):%Y-%m-%d %H:%M}"
 
 
 class SiteCheckInToken(models.Model):
@@ -208,7 +208,7 @@ class SiteCheckInToken(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.site} {self.created_at:%Y-%m-%d}"
+        return f"{self.site} {timezone.localdate(self.created_at):%Y-%m-%d}"
 
 
 class ReadinessReminder(models.Model):

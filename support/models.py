@@ -3,6 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from support.channels import Channel
@@ -51,7 +52,7 @@ class OnCallShift(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.staff} {self.starts_at:%Y-%m-%d %H:%M}"
+        return f"{self.staff} {timezone.localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
 
 class AfterHoursAlert(models.Model):
