@@ -52,7 +52,7 @@ class Disaster(models.Model):
     )
     # The declaring form's one-time token: a double submit or a retried API call finds
     # the disaster it already made instead of declaring a second one.
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
 
     objects = DisasterQuerySet.as_manager()
 
@@ -110,15 +110,23 @@ class Outage(models.Model):
     message = models.TextField(_("message to customers"), blank=True)
     started_at = models.DateTimeField(_("started"))
     declared_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("declared by"),
     )
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ended by"),
     )
     # True while it lasts, NULL once ended: unique, so there is one current outage at
     # most (NULLs do not collide, on SQLite as on PostgreSQL).
-    is_current = models.BooleanField(null=True, default=True, editable=False)
+    is_current = models.BooleanField(_("current"), null=True, default=True, editable=False)
 
     objects = OutageQuerySet.as_manager()
 
@@ -172,7 +180,12 @@ class CheckIn(models.Model):
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     checked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("checked by"),
     )
     note = models.CharField(_("note"), max_length=500, blank=True)
 
@@ -315,8 +328,8 @@ class DamageReport(models.Model):
 class DamagePhoto(models.Model):
     report = models.ForeignKey(DamageReport, on_delete=models.CASCADE, related_name="photos")
     image = models.FileField(_("photo"), upload_to="damage/%Y/%m/", storage=_private_storage)
-    content_type = models.CharField(max_length=50)
-    size = models.PositiveIntegerField()
+    content_type = models.CharField(_("file type"), max_length=50)
+    size = models.PositiveIntegerField(_("size (bytes)"))
 
     class Meta:
         verbose_name = _("photo")
@@ -324,7 +337,7 @@ class DamagePhoto(models.Model):
         ordering = ["pk"]
 
     def __str__(self) -> str:
-        return self.image.name
+        return _("photo %(number)s") % {"number": self.pk}
 
 
 class FieldVisit(models.Model):
@@ -398,11 +411,11 @@ class MassMessage(models.Model):
     # Progress of the queueing task: organisations handed to the outbox so far, the last
     # customer done (the task resumes after it), and when the last one was queued.
     queued_organisations = models.PositiveIntegerField(_("organisations queued"), default=0)
-    last_customer_id = models.BigIntegerField(default=0, editable=False)
+    last_customer_id = models.BigIntegerField(_("last customer queued"), default=0, editable=False)
     queued_at = models.DateTimeField(_("all queued"), null=True, blank=True)
     webhook_status = models.CharField(_("gateway"), max_length=50, blank=True)
     # The confirmation form's one-time token: a double submit finds the message it sent.
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
 
     class Meta:
         verbose_name = _("mass message")

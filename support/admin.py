@@ -5,7 +5,7 @@ from django.http import HttpResponseRedirect
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext_lazy
 
 from support.channels import Channel
 from support.models import (
@@ -123,7 +123,7 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     fields = [
         "key",
         "status",
-        "to",
+        "to_all",
         "subject",
         "body",
         "created_at",
@@ -138,6 +138,10 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     @admin.display(description=_("recipients"))
     def recipients(self, obj: OutboundEmail) -> str:
         return ", ".join(obj.to[:3]) + (" …" if len(obj.to) > 3 else "")
+
+    @admin.display(description=_("recipients"))
+    def to_all(self, obj: OutboundEmail) -> str:
+        return ", ".join(obj.to)
 
     @admin.action(description=_("Try the failed e-mails again now"))
     def retry(self, request, queryset):
@@ -176,6 +180,8 @@ class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_filter = ["contact_kind", "nobody_on_call"]
     search_fields = ["summary", "contact_id"]
     show_full_result_count = False
+    exclude = ["recipients"]
+    readonly_fields = ["recipient_list"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -186,6 +192,10 @@ class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
     @admin.display(description=_("e-mail"))
     def email_sent(self, obj: AfterHoursAlert) -> str:
         return email_state(obj.email)
+
+    @admin.display(description=_("recipients"))
+    def recipient_list(self, obj: AfterHoursAlert) -> str:
+        return ", ".join(obj.recipients) or "-"
 
 
 class RecordInquiryForm(forms.ModelForm):
@@ -370,7 +380,8 @@ class InquiryAdmin(SafeActionsMixin, admin.ModelAdmin):
             ngettext("%d inquiry assigned to you.", "%d inquiries assigned to you.", count) % count,
         )
 
-    @admin.action(description=_("Close"), permissions=["change"])
+    # A context of its own: Django's "Close" (leaving a read-only page) is 閉じる.
+    @admin.action(description=pgettext_lazy("inquiry action", "Close"), permissions=["change"])
     def close(self, request, queryset):
         now, closed, refused = timezone.now(), 0, []
         for inquiry in queryset:
