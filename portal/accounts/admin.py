@@ -119,6 +119,26 @@ class UserAdmin(SafeActionsMixin, DjangoUserAdmin):
             messages.SUCCESS,
         )
 
+    def get_fieldsets(self, request, obj=None):
+        fieldsets = super().get_fieldsets(request, obj)
+        if obj is None or self.has_change_permission(request, obj):
+            return fieldsets
+        # Read only, the groups are text: by their translated names, not the codes.
+        return [
+            (
+                name,
+                {**options, "fields": ["roles" if f == "groups" else f for f in options["fields"]]},
+            )
+            for name, options in fieldsets
+        ]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [*super().get_readonly_fields(request, obj), "roles"]
+
+    @admin.display(description=_("groups"))
+    def roles(self, obj: User) -> str:
+        return ", ".join(group_label(group) for group in obj.groups.all()) or "-"
+
     def formfield_for_manytomany(self, db_field, request, **kwargs):
         field = super().formfield_for_manytomany(db_field, request, **kwargs)
         if db_field.name == "groups":

@@ -322,12 +322,16 @@ def problems(html: str) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("staff", ["admin@example.com", "support@example.com"])
 @pytest.mark.parametrize(("app_label", "model_name"), admin_models())
-def test_every_admin_page_reads_in_japanese(client, world, app_label, model_name):
-    client.force_login(world)
+def test_every_admin_page_reads_in_japanese(client, world, staff, app_label, model_name):
+    # A superuser sees every page editable; support staff see many read-only.
+    client.force_login(User.objects.get(email=staff))
     client.cookies["django_language"] = "ja"
 
     listed = client.get(reverse(f"admin:{app_label}_{model_name}_changelist"))
+    if listed.status_code == 403:
+        pytest.skip(f"{staff} has no {model_name} pages")
     change_link = next(
         (
             href
