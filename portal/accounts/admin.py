@@ -19,7 +19,7 @@ from support.admin import SafeActionsMixin
 
 def group_label(group: Group) -> str:
     """A role group by its translated name (the group keeps the role's code as name)."""
-    return Role(group.name).label if group.name in Role.values else group.name
+    return str(Role(group.name).label) if group.name in Role.values else group.name
 
 
 # Django stores a permission's name in English when it creates the row ("Can add …").
