@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
-from django.utils.translation import ngettext
+from django.utils.translation import ngettext, pgettext_lazy
 
 from desk.canned import placeholders_help, unknown_placeholders, unknown_placeholders_message
 from desk.models import CannedReply, Inquiry, InquiryMessage
@@ -253,7 +253,8 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
     def age(self, obj: Inquiry) -> str:
         return timesince(obj.received_at)
 
-    @admin.action(description=_("Close"), permissions=["change"])
+    # A context of its own: Django's "Close" (leaving a read-only page) is 閉じる.
+    @admin.action(description=pgettext_lazy("inquiry action", "Close"), permissions=["change"])
     def close(self, request, queryset):
         now, closed, refused = timezone.now(), 0, []
         for inquiry in queryset:

@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext
 
 from incidents.models import (
     DamagePhoto,
@@ -32,15 +33,27 @@ from support.admin import (
 )
 
 
+def prefecture_list(obj: Disaster | MassMessage) -> str:
+    """The prefectures in scope by name (the row keeps their JIS codes)."""
+    return pgettext("list separator", ", ").join(map(str, obj.prefecture_names())) or "-"
+
+
 @admin.register(Disaster)
 class DisasterAdmin(ReadOnlyAdmin):
     """Read-only: operators declare and end disasters on the dashboard, where the
     blanket upgrade starts and stops with them."""
 
-    list_display = ["title", "nationwide", "prefectures", "declared_at", "declared_by", "ended_at"]
+    list_display = ["title", "nationwide", "areas", "declared_at", "declared_by", "ended_at"]
     list_filter = ["nationwide"]
     search_fields = ["title"]
     list_select_related = ["declared_by"]
+    # The one-time token of the declaring form: no one looks for it here.
+    exclude = ["prefectures", "idempotency_key"]
+    readonly_fields = ["areas"]
+
+    @admin.display(description=_("prefectures"))
+    def areas(self, obj: Disaster) -> str:
+        return prefecture_list(obj)
 
 
 @admin.register(MassMessage)
@@ -61,6 +74,13 @@ class MassMessageAdmin(ReadOnlyAdmin):
     search_fields = ["subject_ja", "body_ja"]
     list_select_related = ["created_by"]
     date_hierarchy = "created_at"
+    # The one-time token of the declaring form: no one looks for it here.
+    exclude = ["prefectures", "idempotency_key"]
+    readonly_fields = ["areas"]
+
+    @admin.display(description=_("prefectures"))
+    def areas(self, obj: MassMessage) -> str:
+        return prefecture_list(obj)
 
 
 @admin.register(Outage)
@@ -119,7 +139,7 @@ class FieldVisitInline(admin.TabularInline):
 
 class DamagePhotoInline(admin.TabularInline):
     model = DamagePhoto
-    fields = ["link", "content_type", "size"]
+    fields = ["link", "file_type", "size"]
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -132,6 +152,10 @@ class DamagePhotoInline(admin.TabularInline):
             '<a href="{}">{}</a>', reverse("incidents:damage-photo", args=[obj.pk]), obj.pk
         )
 
+    @admin.display(description=_("file type"))
+    def file_type(self, obj: DamagePhoto) -> str:
+        return {"image/jpeg": "JPEG", "image/png": "PNG"}.get(obj.content_type, obj.content_type)
+
 
 @admin.register(DamageReport)
 class DamageReportAdmin(
@@ -143,7 +167,7 @@ class DamageReportAdmin(
     """Staff plan field visits inline; the customer sees progress without any date."""
 
     list_display = [
-        "pk",
+        "id",
         "received_at",
         "site",
         "priority",

@@ -3,7 +3,7 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import translation
+from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
@@ -51,7 +51,7 @@ class Disaster(models.Model):
     )
     # The declaring form's one-time token: a double submit or a retried API call finds
     # the disaster it already made instead of declaring a second one.
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
 
     objects = DisasterQuerySet.as_manager()
 
@@ -109,15 +109,23 @@ class Outage(models.Model):
     message = models.TextField(_("message to customers"), blank=True)
     started_at = models.DateTimeField(_("started"))
     declared_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("declared by"),
     )
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     ended_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("ended by"),
     )
     # True while it lasts, NULL once ended: unique, so there is one current outage at
     # most (NULLs do not collide, on SQLite as on PostgreSQL).
-    is_current = models.BooleanField(null=True, default=True, editable=False)
+    is_current = models.BooleanField(_("current"), null=True, default=True, editable=False)
 
     objects = OutageQuerySet.as_manager()
 
@@ -142,7 +150,7 @@ class Outage(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_cause_display()} {self.started_at:%Y-%m-%d %H:%M}"
+        return f"{self.get_cause_display()} {timezone.localtime(self.started_at):%Y-%m-%d %H:%M}"
 
 
 class CheckIn(models.Model):
@@ -171,7 +179,12 @@ class CheckIn(models.Model):
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
     checked_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("checked by"),
     )
     note = models.CharField(_("note"), max_length=500, blank=True)
 
@@ -185,7 +198,7 @@ class CheckIn(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.site} {self.checked_at:%Y-%m-%d %H:%M}"
+        return f"{self.site} {timezone.localtime(self.checked_at):%Y-%m-%d %H:%M}"
 
 
 class SiteCheckInToken(models.Model):
@@ -207,7 +220,7 @@ class SiteCheckInToken(models.Model):
         ordering = ["-created_at"]
 
     def __str__(self) -> str:
-        return f"{self.site} {self.created_at:%Y-%m-%d}"
+        return f"{self.site} {timezone.localdate(self.created_at):%Y-%m-%d}"
 
 
 class ReadinessReminder(models.Model):
@@ -333,8 +346,8 @@ class DamageReport(IncidentContact):
 class DamagePhoto(models.Model):
     report = models.ForeignKey(DamageReport, on_delete=models.CASCADE, related_name="photos")
     image = models.FileField(_("photo"), upload_to="damage/%Y/%m/", storage=_private_storage)
-    content_type = models.CharField(max_length=50)
-    size = models.PositiveIntegerField()
+    content_type = models.CharField(_("file type"), max_length=50)
+    size = models.PositiveIntegerField(_("size (bytes)"))
 
     class Meta:
         verbose_name = _("photo")
@@ -342,7 +355,7 @@ class DamagePhoto(models.Model):
         ordering = ["pk"]
 
     def __str__(self) -> str:
-        return self.image.name
+        return _("photo %(number)s") % {"number": self.pk}
 
 
 class FieldVisit(models.Model):
@@ -416,11 +429,11 @@ class MassMessage(models.Model):
     # Progress of the queueing task: organisations handed to the outbox so far, the last
     # customer done (the task resumes after it), and when the last one was queued.
     queued_organisations = models.PositiveIntegerField(_("organisations queued"), default=0)
-    last_customer_id = models.BigIntegerField(default=0, editable=False)
+    last_customer_id = models.BigIntegerField(_("last customer queued"), default=0, editable=False)
     queued_at = models.DateTimeField(_("all queued"), null=True, blank=True)
     webhook_status = models.CharField(_("gateway"), max_length=50, blank=True)
     # The confirmation form's one-time token: a double submit finds the message it sent.
-    idempotency_key = models.CharField(max_length=64, unique=True)
+    idempotency_key = models.CharField(_("idempotency key"), max_length=64, unique=True)
 
     class Meta:
         verbose_name = _("mass message")

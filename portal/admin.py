@@ -11,8 +11,12 @@ admin.site.index_title = _("Support desk")
 
 @admin.register(Heartbeat)
 class HeartbeatAdmin(SafeActionsMixin, admin.ModelAdmin):
-    list_display = ["name", "beat_at", "count"]
-    readonly_fields = ["name", "beat_at", "count"]
+    list_display = ["job", "beat_at", "count"]
+    fields = readonly_fields = ["job", "beat_at", "count"]
+
+    @admin.display(description=_("name"), ordering="name")
+    def job(self, obj: Heartbeat) -> str:
+        return obj.label
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -23,4 +23,9 @@ class Heartbeat(models.Model):
         ordering = ["name"]
 
     def __str__(self) -> str:
-        return self.name
+        return str(self.label)
+
+    @property
+    def label(self) -> str:
+        # "beat" is the scheduler's own heartbeat (portal/tasks.py, HEARTBEAT_NAME).
+        return _("Scheduler (periodic jobs)") if self.name == "beat" else self.name

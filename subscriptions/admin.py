@@ -24,6 +24,7 @@ from subscriptions.models import (
     Subscription,
 )
 from subscriptions.services import cancel_invoice, record_payment
+from subscriptions.speed_causes import describe_cause
 from support.admin import SafeActionsMixin, is_database_id
 
 
@@ -202,10 +203,15 @@ class SubscriptionAdmin(SafeActionsMixin, admin.ModelAdmin):
         "created_at",
         "desired_upgraded",
         "desired_version",
-        "desired_cause",
+        "speed_reason",
         "applied_upgraded",
     ]
+    exclude = ["desired_cause"]
     show_full_result_count = False
+
+    @admin.display(description=_("reason for the speed"))
+    def speed_reason(self, obj: Subscription) -> str:
+        return describe_cause(obj.desired_cause) if obj.desired_cause else "-"
 
     @admin.display(description=_("customer"), ordering="site__customer__name")
     def customer(self, obj: Subscription) -> Customer:
@@ -261,7 +267,7 @@ class InvoiceAdmin(SafeActionsMixin, admin.ModelAdmin):
     """Issued documents are read-only here: payments and cancellations are actions."""
 
     list_display = [
-        "display_number",
+        "invoice_number",
         "kind",
         "issued_on",
         "due_on",
@@ -283,6 +289,10 @@ class InvoiceAdmin(SafeActionsMixin, admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+    @admin.display(description=_("invoice number"), ordering="number")
+    def invoice_number(self, obj: Invoice) -> str:
+        return obj.display_number
 
     def get_urls(self):
         return [

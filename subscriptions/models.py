@@ -379,7 +379,11 @@ class Quote(models.Model):
     total_yen = models.PositiveBigIntegerField(_("total (yen)"))
     created_at = models.DateTimeField(_("created"))
     created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        verbose_name=_("created by"),
     )
 
     class Meta:
@@ -448,7 +452,12 @@ class Invoice(models.Model):
         verbose_name=_("subscription"),
     )
     quote = models.OneToOneField(
-        Quote, on_delete=models.PROTECT, null=True, blank=True, related_name="invoice"
+        Quote,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="invoice",
+        verbose_name=_("quote"),
     )
     credits = models.OneToOneField(
         "self",
@@ -547,7 +556,10 @@ class Payment(models.Model):
     paid_on = models.DateField(_("paid on"))
     reference = models.CharField(_("bank-transfer reference"), max_length=100)
     recorded_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        verbose_name=_("recorded by"),
     )
     recorded_at = models.DateTimeField(_("recorded"))
 

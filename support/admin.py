@@ -260,7 +260,7 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     fields = [
         "key",
         "status",
-        "to",
+        "to_all",
         "subject",
         "body",
         "created_at",
@@ -275,6 +275,10 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
     @admin.display(description=_("recipients"))
     def recipients(self, obj: OutboundEmail) -> str:
         return ", ".join(obj.to[:3]) + (" …" if len(obj.to) > 3 else "")
+
+    @admin.display(description=_("recipients"))
+    def to_all(self, obj: OutboundEmail) -> str:
+        return ", ".join(obj.to)
 
     @admin.action(description=_("Try the failed e-mails again now"))
     def retry(self, request, queryset):
@@ -320,6 +324,8 @@ class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_filter = ["contact_kind", "stage", "nobody_on_call"]
     search_fields = ["summary", "contact_id"]
     show_full_result_count = False
+    exclude = ["recipients"]
+    readonly_fields = ["recipient_list"]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -330,6 +336,10 @@ class AfterHoursAlertAdmin(SafeActionsMixin, admin.ModelAdmin):
     @admin.display(description=_("e-mail"))
     def email_sent(self, obj: AfterHoursAlert) -> str:
         return email_state(obj.email)
+
+    @admin.display(description=_("recipients"))
+    def recipient_list(self, obj: AfterHoursAlert) -> str:
+        return ", ".join(obj.recipients) or "-"
 
 
 class ContactChangeForm(forms.ModelForm):

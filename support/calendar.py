@@ -12,17 +12,21 @@ from zoneinfo import ZoneInfo
 
 import holidays
 from django.conf import settings
+from django.utils.translation import get_language
 
 TOKYO = ZoneInfo("Asia/Tokyo")
 
 
 @lru_cache(maxsize=32)
-def _japanese_holidays(year: int) -> holidays.HolidayBase:
-    return holidays.Japan(years=year)
+def _japanese_holidays(year: int, language: str) -> holidays.HolidayBase:
+    return holidays.Japan(years=year, language=language)
 
 
 def holiday_name(day: date) -> str | None:
-    return _japanese_holidays(day.year).get(day)
+    """The public holiday's name in the active language (元日 / New Year's Day), or None."""
+    # The library names holidays in "ja" and "en_US"; any other language reads English.
+    language = "ja" if (get_language() or settings.LANGUAGE_CODE).startswith("ja") else "en_US"
+    return _japanese_holidays(day.year, language).get(day)
 
 
 def in_year_end_closure(day: date) -> bool:

@@ -9,6 +9,7 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from support.channels import Channel
@@ -207,7 +208,7 @@ class OnCallShift(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.staff} {self.starts_at:%Y-%m-%d %H:%M}"
+        return f"{self.staff} {timezone.localtime(self.starts_at):%Y-%m-%d %H:%M}"
 
 
 class AfterHoursAlert(models.Model):
@@ -221,7 +222,14 @@ class AfterHoursAlert(models.Model):
         ESCALATION = "escalation", _("Escalation to the support group")
 
     stage = models.CharField(_("stage"), max_length=20, choices=Stage.choices, default=Stage.FIRST)
-    contact_kind = models.CharField(_("contact kind"), max_length=50)
+
+    class ContactKind(models.TextChoices):
+        INQUIRY = "inquiry", _("Inquiry")
+        UPGRADE_REQUEST = "upgrade_request", _("Speed-upgrade request")
+        DAMAGE_REPORT = "damage_report", _("Damage report")
+        INQUIRY_FOLLOW_UP = "inquiry_follow_up", _("Customer's follow-up to an inquiry")
+
+    contact_kind = models.CharField(_("contact kind"), max_length=50, choices=ContactKind)
     contact_id = models.CharField(_("contact"), max_length=50)
     summary = models.CharField(_("summary"), max_length=300)
     url = models.CharField(_("link"), max_length=300, blank=True)
@@ -253,7 +261,7 @@ class AfterHoursAlert(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.contact_kind} {self.contact_id} ({self.stage})"
+        return f"{self.get_contact_kind_display()} {self.contact_id} ({self.get_stage_display()})"
 
 
 class OutboundEmail(models.Model):
@@ -292,7 +300,7 @@ class OutboundEmail(models.Model):
     # Not before: a failed attempt waits longer each time (backoff).
     send_after = models.DateTimeField(_("next attempt"))
     # A sender holds the row until then while it talks to the mail server.
-    lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    lease_until = models.DateTimeField(_("leased until"), null=True, blank=True, editable=False)
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0, db_default=0)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True, db_default="")
@@ -340,7 +348,27 @@ class FollowUp(models.Model):
     constraint on it: a transaction asking for work never waits on another's lock.
     """
 
-    task = models.CharField(_("task"), max_length=200)
+    class Task(models.TextChoices):
+        # What a worker does, as staff read it; a task not listed shows its name.
+        APPLY_BLANKET_UPGRADE = "upgrades.tasks.apply_blanket_upgrade", _("Grant a blanket upgrade")
+        END_BLANKET_GRANTS = "upgrades.tasks.end_blanket_grants", _("End a blanket upgrade")
+        RECONCILE_SPEEDS = "upgrades.tasks.reconcile_speeds", _("Send speed changes to the network")
+        QUEUE_MASS_MESSAGE = "incidents.tasks.queue_mass_message", _("Queue a mass message")
+        POST_MASS_MESSAGE_WEBHOOK = (
+            "incidents.tasks.post_mass_message_webhook",
+            _("Post a mass message to the webhook"),
+        )
+        ASK_TO_RECHECK = (
+            "incidents.tasks.ask_to_recheck_after_disaster",
+            _("Ask sites to check their equipment again"),
+        )
+        POST_AFTER_HOURS_WEBHOOK = (
+            "support.tasks.post_after_hours_webhook",
+            _("Post an after-hours alert to the webhook"),
+        )
+        SEND_QUEUED_EMAILS = "support.tasks.send_queued_emails", _("Send queued e-mails")
+
+    task = models.CharField(_("task"), max_length=200, choices=Task)
     args = models.JSONField(_("arguments"), default=list, blank=True)
     # The task and its arguments. Rows of one key are one piece of work: a run takes
     # every row of its key that waits, and only one message per key is out at a time.
@@ -354,7 +382,7 @@ class FollowUp(models.Model):
     # message comes; the retry timed for then does.
     hold_until = models.DateTimeField(_("backing off until"), null=True, blank=True)
     # The Celery task id of the run that holds the row (its lease is ``due_at``).
-    run_id = models.CharField(max_length=64, blank=True, default="")
+    run_id = models.CharField(_("run"), max_length=64, blank=True, default="")
     relays = models.PositiveIntegerField(_("messages sent"), default=0)
     attempts = models.PositiveIntegerField(_("failed runs"), default=0)
     last_error = models.TextField(_("last error"), blank=True)
@@ -370,4 +398,4 @@ class FollowUp(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.task}{tuple(self.args)}"
+        return f"{self.get_task_display()} {tuple(self.args)}"

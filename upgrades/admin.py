@@ -1,16 +1,23 @@
 """The support desk's queues for upgrades. Every change goes through a service."""
 
+from datetime import datetime
+
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.dateformat import format as date_format
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import mark_safe
 from django.utils.timesince import timesince
+from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
 from subscriptions.admin import customer_filter, customer_story_link
+from subscriptions.prefectures import Prefecture
+from subscriptions.speed_causes import describe_cause
 from support.admin import (
     ContactAdminMixin,
     MergeIntoActionMixin,
@@ -115,7 +122,7 @@ class UpgradeRequestAdmin(
     merge_service = staticmethod(merge_upgrade_requests)
     merge_target_statuses = REQUEST_MERGE_TARGETS
     list_display = [
-        "pk",
+        "id",
         "received_at",
         "age",
         "customer",
@@ -285,7 +292,7 @@ class UpgradeRequestAdmin(
 @admin.register(SpeedGrant)
 class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
     list_display = [
-        "pk",
+        "id",
         "subscription",
         "customer",
         "source",
@@ -359,12 +366,49 @@ class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
         self._respond(request, queryset, keep=False, channel=Channel.EMAIL)
 
 
+DETAIL_LABELS = {
+    "nationwide": _("nationwide"),
+    "prefectures": _("prefectures"),
+    "window_days": _("confirmation window (days)"),
+    "grants": _("lines"),
+    "from": _("deadline before"),
+    "to": _("deadline after"),
+}
+
+
+def _detail_value(value) -> str:
+    if isinstance(value, bool):
+        return gettext("yes") if value else gettext("no")
+    if isinstance(value, list):
+        names = [Prefecture(v).label if v in Prefecture.values else str(v) for v in value]
+        return pgettext("list separator", ", ").join(map(str, names)) or "-"
+    if isinstance(value, str):
+        try:  # the times an event records (ISO 8601), in Japan time
+            return date_format(timezone.localtime(datetime.fromisoformat(value)), "Y-m-d H:i")
+        except ValueError:
+            return value
+    return str(value)
+
+
+def describe_detail(detail: dict) -> str:
+    """An event's detail as "label: value" lines (the row keeps codes and ISO times)."""
+    return format_html_join(
+        mark_safe("<br>"),
+        "{}: {}",
+        ((DETAIL_LABELS.get(key, key), _detail_value(value)) for key, value in detail.items()),
+    )
+
+
 class BlanketUpgradeEventInline(admin.TabularInline):
     model = BlanketUpgradeEvent
-    fields = ["at", "kind", "by", "detail"]
+    fields = ["at", "kind", "by", "details"]
     readonly_fields = fields
     extra = 0
     can_delete = False
+
+    @admin.display(description=_("detail"))
+    def details(self, obj: BlanketUpgradeEvent) -> str:
+        return describe_detail(obj.detail) if obj.detail else "-"
 
 
 @admin.register(BlanketUpgrade)
@@ -377,10 +421,25 @@ class BlanketUpgradeAdmin(ReadOnlyAdmin):
 
 @admin.register(ProvisioningChange)
 class ProvisioningChangeAdmin(ReadOnlyAdmin):
-    list_display = ["applied_at", "subscription", "from_kbps", "to_kbps", "cause", "version"]
+    list_display = ["applied_at", "subscription", "from_kbps", "to_kbps", "reason", "version"]
     list_filter = ["upgraded"]
     list_select_related = ["subscription"]
     search_fields = ["subscription__contract_number", "cause"]
+    fields = [
+        "subscription",
+        "version",
+        "upgraded",
+        "from_kbps",
+        "to_kbps",
+        "reason",
+        "batch",
+        "applied_at",
+    ]
+    readonly_fields = fields
+
+    @admin.display(description=_("cause"))
+    def reason(self, obj: ProvisioningChange) -> str:
+        return describe_cause(obj.cause)
 
 
 @admin.register(CustomerNotice)

@@ -109,7 +109,12 @@ class UpgradeRequestEvent(models.Model):
     status = models.CharField(_("status"), max_length=20, choices=UpgradeRequest.Status.choices)
     at = models.DateTimeField(_("at"))
     by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
     )
     note = models.TextField(_("note"), blank=True)
 
@@ -119,7 +124,7 @@ class UpgradeRequestEvent(models.Model):
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.upgrade_request_id}: {self.status}"
+        return f"{self.upgrade_request_id}: {self.get_status_display()}"
 
 
 class BlanketUpgrade(models.Model):
@@ -193,7 +198,12 @@ class BlanketUpgradeEvent(models.Model):
     kind = models.CharField(_("kind"), max_length=30, choices=Kind.choices)
     at = models.DateTimeField(_("at"))
     by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("by"),
     )
     detail = models.JSONField(_("detail"), default=dict, blank=True)
 
@@ -203,7 +213,7 @@ class BlanketUpgradeEvent(models.Model):
         ordering = ["at", "pk"]
 
     def __str__(self) -> str:
-        return f"{self.blanket_upgrade_id}: {self.kind}"
+        return f"{self.blanket_upgrade_id}: {self.get_kind_display()}"
 
     def describe(self) -> str:
         """The history line an operator reads (the detail's numbers in words)."""

@@ -170,4 +170,4 @@ class SecondFactorReset(models.Model):
         ordering = ["-reset_at"]
 
     def __str__(self) -> str:
-        return f"{self.user} ({self.reset_at:%Y-%m-%d %H:%M})"
+        return f"{self.user} ({timezone.localtime(self.reset_at):%Y-%m-%d %H:%M})"

@@ -1,6 +1,11 @@
 """Ground-station outages: declared and ended by operators, shown to everyone."""
 
+import re
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
 import pytest
+import time_machine
 from django.urls import reverse
 from django.utils import timezone
 
@@ -84,3 +89,21 @@ def test_the_outage_page_counts_every_contact_received_during_it(client):
     assert "高速化申込 1 件" in page.text
     assert "問い合わせ 1 件" in page.text
     assert "機器の破損報告 0 件" in page.text
+
+
+def test_an_outage_shows_its_start_in_japan_time_on_the_dashboard_and_in_the_admin(client):
+    operator = OperatorUserFactory()
+    client.force_login(operator)
+    started = datetime(2026, 11, 24, 17, 37, tzinfo=ZoneInfo("Asia/Tokyo"))  # 08:37 UTC
+    with time_machine.travel(started, tick=False):
+        client.post(reverse("incidents:declare-outage"), {"cause": "heavy_rain"})
+
+    dashboard = client.get(reverse("operator-dashboard")).text
+    client.force_login(UserFactory(customer=None, is_staff=True, is_superuser=True))
+    listed = client.get(reverse("admin:incidents_outage_changelist")).text
+    change = re.search(r'href="([^"]*/incidents/outage/\d+/change/)"', listed).group(1)
+    title = re.search(r"<h2>(.*?)</h2>", client.get(change).text).group(1)
+
+    assert "大雨 2026-11-24 17:37" in dashboard
+    assert "08:37" not in dashboard
+    assert title == "大雨 2026-11-24 17:37"

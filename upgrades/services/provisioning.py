@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Min
+from django.utils import timezone
 
 from subscriptions.models import Subscription
 from support.followups import keep_alive
@@ -59,7 +60,7 @@ class ReconcileIncomplete(ProvisioningUnavailable):
     def __init__(self, result: ReconcileResult):
         super().__init__(
             f"{result.set_aside} batch(es) set aside, {result.applied} change(s) applied, "
-            f"lines wait until {result.retry_at:%H:%M:%S}"
+            f"lines wait until {timezone.localtime(result.retry_at):%H:%M:%S}"
         )
         self.result = result
 
