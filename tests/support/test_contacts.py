@@ -5,6 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.utils import translation
 
 from desk.models import Inquiry
 from incidents.models import DamageReport
@@ -69,7 +70,8 @@ def test_unassigned_contacts_are_assigned_and_a_colleagues_are_left_alone_unless
         me,
         later,
     )
-    assert str(event.describe()) == "田中 さんから引き継ぎ"
+    with translation.override("ja"):
+        assert str(event.describe()) == "田中 さんから引き継ぎ"
 
 
 def test_unassigning_and_assigning_to_another_colleague_are_recorded_with_who_held_it():
