@@ -12,9 +12,7 @@ from tests.upgrades.test_browser import enrol_second_factor, log_in
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_the_queue_refreshes_itself_but_not_while_the_agent_picks_a_filter(
-    live_server, page: Page
-):
+def test_the_queue_refreshes_itself_but_not_while_the_agent_picks_a_filter(live_server, page: Page):
     customer = CustomerFactory(name="秩父商店")
     SupportUserFactory(email="desk@example.com")
 
