@@ -8,8 +8,10 @@ from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from desk.models import Inquiry
@@ -191,6 +193,7 @@ class QueueFilterForm(forms.Form):
         )
 
 
+@method_decorator(never_cache, name="dispatch")
 class QueueView(PermissionRequiredMixin, TemplateView):
     """Staff only (support and operators): every contact of every kind in one list,
     filtered and sorted as the query string says, page by page without a cap."""
