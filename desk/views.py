@@ -1,23 +1,28 @@
-"""The customer's side of the desk (their inquiries and each conversation) and the staff's
-page of one customer's whole story."""
+"""The customer's side of the desk (their inquiries and each conversation), the
+staff's one queue over every contact kind, and the page of one customer's whole story."""
 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import PermissionRequiredMixin
 from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
+from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
+from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from desk.customer_page import customer_story
 from desk.models import Inquiry
+from desk.queue import KINDS, QueueFilters, QueueRow, queue
 from desk.services import customer_follow_up, open_inquiry
 from subscriptions.models import Site
 from support.access import CustomerRequiredMixin
 from support.admin import MAX_ID
 from support.channels import Channel
+from support.models import ContactPriority
 
 
 class InquiryForm(forms.Form):
@@ -156,4 +161,89 @@ class CustomerStoryView(PermissionRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context["story"] = customer_story(self.kwargs["pk"])
+        return context
+
+
+class QueueFilterForm(forms.Form):
+    """The queue's filters and sort, read from the query string (a plain GET form)."""
+
+    kind = forms.ChoiceField(label=gettext_lazy("Kind"), required=False)
+    status = forms.ChoiceField(
+        label=gettext_lazy("Status"),
+        required=False,
+        choices=[("open", gettext_lazy("Open")), ("all", gettext_lazy("All, closed too"))],
+    )
+    priority = forms.ChoiceField(
+        label=gettext_lazy("Priority"),
+        required=False,
+        choices=[("", gettext_lazy("Any priority")), *ContactPriority.choices],
+    )
+    after_hours = forms.BooleanField(label=gettext_lazy("After hours"), required=False)
+    mine = forms.BooleanField(label=gettext_lazy("Assigned to me"), required=False)
+    unassigned = forms.BooleanField(label=gettext_lazy("Unassigned"), required=False)
+    overdue = forms.BooleanField(
+        label=gettext_lazy("Past its first-response target"), required=False
+    )
+    sort = forms.ChoiceField(
+        label=gettext_lazy("Sort"),
+        required=False,
+        choices=[
+            ("priority", gettext_lazy("Priority (high first, then oldest)")),
+            ("oldest", gettext_lazy("Oldest first")),
+            ("newest", gettext_lazy("Newest first")),
+            ("sla", gettext_lazy("First-response target (soonest first)")),
+        ],
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["kind"].choices = [("", gettext_lazy("Every kind")), *KINDS.items()]
+
+    def filters(self) -> QueueFilters:
+        """The filters asked for; a value not understood is left at its default (the
+        form's errors say which)."""
+        self.is_valid()
+        data = {
+            name: value
+            for name, value in getattr(self, "cleaned_data", {}).items()
+            if name not in self.errors
+        }
+        return QueueFilters(
+            kind=data.get("kind") or "",
+            open_only=(data.get("status") or "open") == "open",
+            priority=data.get("priority") or "",
+            after_hours=bool(data.get("after_hours")),
+            mine=bool(data.get("mine")),
+            unassigned=bool(data.get("unassigned")),
+            overdue=bool(data.get("overdue")),
+            sort=data.get("sort") or "priority",
+        )
+
+
+@method_decorator(never_cache, name="dispatch")
+class QueueView(PermissionRequiredMixin, TemplateView):
+    """Staff only (support and operators): every contact of every kind in one list,
+    filtered and sorted as the query string says, page by page without a cap."""
+
+    permission_required = "upgrades.view_upgraderequest"
+    template_name = "desk/queue.html"
+    paginate_by = 25
+    # How often the page refreshes its list (static/desk/refresh.js), in seconds.
+    refresh_seconds = 30
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        now = timezone.now()
+        form = QueueFilterForm(self.request.GET)
+        filters = form.filters()
+        rows = queue(filters=filters, user_id=self.request.user.pk, now=now)
+        page = Paginator(rows, self.paginate_by).get_page(self.request.GET.get("page"))
+        context.update(
+            form=form,
+            filters=filters,
+            page=page,
+            rows=[QueueRow.from_values(row, now=now) for row in page.object_list],
+            loaded_at=now,
+            refresh_seconds=self.refresh_seconds,
+        )
         return context

@@ -11,7 +11,6 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
-from desk.queue import KINDS, open_contacts
 from incidents.readiness import readiness_by_prefecture
 from incidents.selectors import mass_messages_for_customer
 from incidents.views import OutageForm
@@ -115,25 +114,3 @@ def healthz(request: HttpRequest) -> JsonResponse:
         # Work waiting for the workers: for monitoring, not a reason to fail the check.
         body["backlog"] = backlog().as_dict(now)
     return JsonResponse(body, status=200 if database and broker else 503)
-
-
-class SupportDeskView(PermissionRequiredMixin, TemplateView):
-    """Staff only (support and operators): every open contact in one list."""
-
-    permission_required = "upgrades.view_upgraderequest"
-    template_name = "portal/desk.html"
-
-    def get_context_data(self, **kwargs):
-        query = self.request.GET
-        kind = query.get("kind", "") if query.get("kind", "") in KINDS else ""
-        return {
-            **super().get_context_data(**kwargs),
-            "contacts": open_contacts(
-                kind=kind,
-                after_hours=query.get("after_hours") == "1",
-                high=query.get("priority") == "high",
-                assignee=self.request.user if query.get("mine") == "1" else None,
-            ),
-            "kinds": KINDS,
-            "kind": kind,
-        }

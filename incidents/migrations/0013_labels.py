@@ -6,56 +6,78 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('incidents', '0012_damage_report_status_from_closed'),
+        ("incidents", "0012_damage_report_status_from_closed"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='checkin',
-            name='checked_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='checked by'),
+            model_name="checkin",
+            name="checked_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="checked by",
+            ),
         ),
         migrations.AlterField(
-            model_name='damagephoto',
-            name='content_type',
-            field=models.CharField(max_length=50, verbose_name='file type'),
+            model_name="damagephoto",
+            name="content_type",
+            field=models.CharField(max_length=50, verbose_name="file type"),
         ),
         migrations.AlterField(
-            model_name='damagephoto',
-            name='size',
-            field=models.PositiveIntegerField(verbose_name='size (bytes)'),
+            model_name="damagephoto",
+            name="size",
+            field=models.PositiveIntegerField(verbose_name="size (bytes)"),
         ),
         migrations.AlterField(
-            model_name='disaster',
-            name='idempotency_key',
-            field=models.CharField(max_length=64, unique=True, verbose_name='idempotency key'),
+            model_name="disaster",
+            name="idempotency_key",
+            field=models.CharField(max_length=64, unique=True, verbose_name="idempotency key"),
         ),
         migrations.AlterField(
-            model_name='massmessage',
-            name='idempotency_key',
-            field=models.CharField(max_length=64, unique=True, verbose_name='idempotency key'),
+            model_name="massmessage",
+            name="idempotency_key",
+            field=models.CharField(max_length=64, unique=True, verbose_name="idempotency key"),
         ),
         migrations.AlterField(
-            model_name='massmessage',
-            name='last_customer_id',
-            field=models.BigIntegerField(default=0, editable=False, verbose_name='last customer queued'),
+            model_name="massmessage",
+            name="last_customer_id",
+            field=models.BigIntegerField(
+                default=0, editable=False, verbose_name="last customer queued"
+            ),
         ),
         migrations.AlterField(
-            model_name='outage',
-            name='declared_by',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='declared by'),
+            model_name="outage",
+            name="declared_by",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="declared by",
+            ),
         ),
         migrations.AlterField(
-            model_name='outage',
-            name='ended_by',
-            field=models.ForeignKey(blank=True, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL, verbose_name='ended by'),
+            model_name="outage",
+            name="ended_by",
+            field=models.ForeignKey(
+                blank=True,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+                verbose_name="ended by",
+            ),
         ),
         migrations.AlterField(
-            model_name='outage',
-            name='is_current',
-            field=models.BooleanField(default=True, editable=False, null=True, verbose_name='current'),
+            model_name="outage",
+            name="is_current",
+            field=models.BooleanField(
+                default=True, editable=False, null=True, verbose_name="current"
+            ),
         ),
     ]

@@ -4,30 +4,62 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('support', '0009_after_hours_alert_stages'),
+        ("support", "0009_after_hours_alert_stages"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='afterhoursalert',
-            name='contact_kind',
-            field=models.CharField(choices=[('inquiry', 'Inquiry'), ('upgrade_request', 'Speed-upgrade request'), ('damage_report', 'Damage report'), ('inquiry_follow_up', "Customer's follow-up to an inquiry")], max_length=50, verbose_name='contact kind'),
+            model_name="afterhoursalert",
+            name="contact_kind",
+            field=models.CharField(
+                choices=[
+                    ("inquiry", "Inquiry"),
+                    ("upgrade_request", "Speed-upgrade request"),
+                    ("damage_report", "Damage report"),
+                    ("inquiry_follow_up", "Customer's follow-up to an inquiry"),
+                ],
+                max_length=50,
+                verbose_name="contact kind",
+            ),
         ),
         migrations.AlterField(
-            model_name='followup',
-            name='run_id',
-            field=models.CharField(blank=True, default='', max_length=64, verbose_name='run'),
+            model_name="followup",
+            name="run_id",
+            field=models.CharField(blank=True, default="", max_length=64, verbose_name="run"),
         ),
         migrations.AlterField(
-            model_name='followup',
-            name='task',
-            field=models.CharField(choices=[('upgrades.tasks.apply_blanket_upgrade', 'Grant a blanket upgrade'), ('upgrades.tasks.end_blanket_grants', 'End a blanket upgrade'), ('upgrades.tasks.reconcile_speeds', 'Send speed changes to the network'), ('incidents.tasks.queue_mass_message', 'Queue a mass message'), ('incidents.tasks.post_mass_message_webhook', 'Post a mass message to the webhook'), ('incidents.tasks.ask_to_recheck_after_disaster', 'Ask sites to check their equipment again'), ('support.tasks.post_after_hours_webhook', 'Post an after-hours alert to the webhook'), ('support.tasks.send_queued_emails', 'Send queued e-mails')], max_length=200, verbose_name='task'),
+            model_name="followup",
+            name="task",
+            field=models.CharField(
+                choices=[
+                    ("upgrades.tasks.apply_blanket_upgrade", "Grant a blanket upgrade"),
+                    ("upgrades.tasks.end_blanket_grants", "End a blanket upgrade"),
+                    ("upgrades.tasks.reconcile_speeds", "Send speed changes to the network"),
+                    ("incidents.tasks.queue_mass_message", "Queue a mass message"),
+                    (
+                        "incidents.tasks.post_mass_message_webhook",
+                        "Post a mass message to the webhook",
+                    ),
+                    (
+                        "incidents.tasks.ask_to_recheck_after_disaster",
+                        "Ask sites to check their equipment again",
+                    ),
+                    (
+                        "support.tasks.post_after_hours_webhook",
+                        "Post an after-hours alert to the webhook",
+                    ),
+                    ("support.tasks.send_queued_emails", "Send queued e-mails"),
+                ],
+                max_length=200,
+                verbose_name="task",
+            ),
         ),
         migrations.AlterField(
-            model_name='outboundemail',
-            name='lease_until',
-            field=models.DateTimeField(blank=True, editable=False, null=True, verbose_name='leased until'),
+            model_name="outboundemail",
+            name="lease_until",
+            field=models.DateTimeField(
+                blank=True, editable=False, null=True, verbose_name="leased until"
+            ),
         ),
     ]
