@@ -22,11 +22,20 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
+
+
 @pytest.fixture(autouse=True)
-def _empty_cache(django_db_setup, django_db_blocker):
+def _empty_cache(request, django_db_setup, django_db_blocker):
     # Rate limits count in the cache (password resets, throttles): each test starts with
-    # none spent. The cache is a table of the test database (embedded mode), emptied here
-    # for tests without database access too.
+    # none spent. The cache is a table of the test database (embedded mode). A session
+    # of tests that touch no database has none (pytest-django creates it only when a
+    # test asks), and nothing to empty.
+    if not (
+        request.node.get_closest_marker("django_db")
+        or DATABASE_FIXTURES & set(request.fixturenames)
+    ):
+        return
     from django.core.cache import cache
 
     with django_db_blocker.unblock():
