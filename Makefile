@@ -2,6 +2,8 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
+# `make run PORT=8080`: the server, the banner and the links in e-mails all follow it.
+PORT ?= 8000
 
 .PHONY: run test lint format messages clean
 
@@ -9,9 +11,10 @@ run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
 	@echo ""
-	@echo "  BCP Portal: http://127.0.0.1:8000/   (Ctrl-C stops web, worker and beat)"
+	@echo "  BCP Portal: http://127.0.0.1:$(PORT)/   (Ctrl-C stops web, worker and beat)"
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/honcho start -f Procfile
+	PATH="$(CURDIR)/$(BIN):$$PATH" PORTAL_BASE_URL="$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)}" \
+		$(BIN)/honcho start -f Procfile.dev -p $(PORT)
 
 test: $(VENV)/.dev
 	$(BIN)/ruff check .

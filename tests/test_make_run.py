@@ -1,0 +1,103 @@
+"""`make run` on another port: the server, the banner and the links in e-mails follow it.
+
+Runs the real command (migrate, seed_demo, honcho with web, worker and beat) against a
+database and a broker folder of its own, asks for a password reset as a person would,
+and reads the e-mail the worker prints (the embedded mode's console e-mail).
+"""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for(predicate, *, seconds: float, what: str):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        result = predicate()
+        if result:
+            return result
+        time.sleep(0.3)
+    raise AssertionError(f"not within {seconds} s: {what}")
+
+
+def answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+@pytest.mark.worker
+def test_make_run_on_another_port_serves_there_and_mails_links_to_it(tmp_path):
+    port = free_port()
+    output = tmp_path / "make-run.log"
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in {"DATABASE_URL", "CELERY_BROKER_URL", "PORTAL_BASE_URL", "CACHE_URL"}
+    }
+    env |= {
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'portal.sqlite3'}",
+        "CELERY_FILESYSTEM_DIR": str(tmp_path / "celery"),
+        "PYTHONUNBUFFERED": "1",
+    }
+    with output.open("w") as log:
+        make = subprocess.Popen(
+            ["make", "run", f"PORT={port}"],
+            cwd=ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_for(lambda: answers(f"{base}/healthz"), seconds=180, what="the portal answers")
+        assert f"BCP Portal: {base}/" in output.read_text()
+
+        # a person forgot their password: the login page's link, the form it shows
+        session = requests.Session()
+        login = session.get(f"{base}/accounts/login/", timeout=5)
+        reset = base + re.search(r'href="(/accounts/[^"]*reset/)"', login.text).group(1)
+        form = session.get(reset, timeout=5)
+        token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form.text).group(1)
+        sent = session.post(
+            reset,
+            data={"csrfmiddlewaretoken": token, "email": "chichibu@example.com"},
+            headers={"Referer": reset},
+            timeout=10,
+        )
+        assert sent.status_code == 200
+
+        # the worker sends it; its link names the port the portal runs on
+        link = wait_for(
+            lambda: re.search(
+                r"http://[^\s/]+/accounts/password/reset/\S+/\S+/", output.read_text()
+            ),
+            seconds=60,
+            what="the reset e-mail is sent",
+        ).group(0)
+        assert link.startswith(f"{base}/accounts/password/reset/")
+        assert answers(link)
+    finally:
+        os.killpg(make.pid, signal.SIGINT)
+        try:
+            make.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            os.killpg(make.pid, signal.SIGKILL)
+            make.wait()
