@@ -10,10 +10,12 @@ PORT ?= 8000
 run: $(VENV)/.runtime
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py seed_demo
+	STATIC_COLLECTED=1 $(BIN)/python manage.py collectstatic --noinput -v0
 	@echo ""
 	@echo "  BCP Portal: http://127.0.0.1:$(PORT)/   (Ctrl-C stops web, worker and beat)"
 	@echo ""
-	PATH="$(CURDIR)/$(BIN):$$PATH" PORTAL_BASE_URL="$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)}" \
+	PATH="$(CURDIR)/$(BIN):$$PATH" STATIC_COLLECTED=1 \
+		PORTAL_BASE_URL="$${PORTAL_BASE_URL:-http://127.0.0.1:$(PORT)}" \
 		$(BIN)/honcho start -f Procfile.dev -p $(PORT)
 
 test: $(VENV)/.dev

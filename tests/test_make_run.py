@@ -70,6 +70,15 @@ def test_make_run_on_another_port_serves_there_and_mails_links_to_it(tmp_path):
         wait_for(lambda: answers(f"{base}/healthz"), seconds=180, what="the portal answers")
         assert f"BCP Portal: {base}/" in output.read_text()
 
+        # pages and static files travel compressed; static files are kept for a year
+        page = requests.get(f"{base}/accounts/login/", timeout=5)
+        assert page.headers["Content-Encoding"] == "gzip"
+        css = re.search(r'href="(/static/[^"]+\.css)"', page.text).group(1)
+        assert re.search(r"\.[0-9a-f]{12}\.css$", css), "a hashed name, safe to keep"
+        style = requests.get(f"{base}{css}", headers={"Accept-Encoding": "br"}, timeout=5)
+        assert style.headers["Content-Encoding"] == "br"
+        assert "max-age=315360000" in style.headers["Cache-Control"]
+
         # a person forgot their password: the login page's link, the form it shows
         session = requests.Session()
         login = session.get(f"{base}/accounts/login/", timeout=5)

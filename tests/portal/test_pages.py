@@ -128,3 +128,24 @@ def test_customer_home_is_light_enough_for_the_satellite_line(client):
     assert len(b"".join(stylesheet.streaming_content)) < 10_000
     assert response.text.count("<script") == 0
     assert response.text.count('rel="stylesheet"') == 1
+
+
+def test_pages_travel_compressed_over_the_slow_line(client):
+    # given: a customer with 30 sites, whose home page repeats a form per site
+    import gzip
+
+    user = UserFactory()
+    give_subscriptions(user.customer, sites=30, per_site=1)
+    client.force_login(user)
+
+    # when: the browser says it takes gzip, as every browser does
+    plain = client.get(reverse("home"))
+    compressed = client.get(reverse("home"), HTTP_ACCEPT_ENCODING="gzip, deflate, br")
+
+    # then: the page travels gzipped, a fraction of its size, the same page inside
+    assert "Content-Encoding" not in plain
+    assert compressed["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in compressed["Vary"]
+    html = gzip.decompress(compressed.content).decode()
+    assert user.customer.name in html
+    assert len(compressed.content) < len(plain.content) / 4
