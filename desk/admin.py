@@ -116,6 +116,24 @@ class InquiryChangeForm(forms.ModelForm):
             raise forms.ValidationError(unknown_placeholders_message(unknown))
         return canned
 
+    def clean(self):
+        # A reply to an inquiry closed meanwhile (by a colleague) is refused here, with
+        # the typed text kept on the page, not lost after a save that says it worked.
+        data = super().clean()
+        replying = (data.get("reply") or "").strip() or data.get("canned_reply")
+        if replying and not data.get("internal"):
+            status = Inquiry.objects.filter(pk=self.instance.pk).values_list("status", flat=True)
+            if status.first() == Inquiry.Status.CLOSED:
+                self.add_error(
+                    "reply",
+                    _(
+                        "This inquiry is closed: the customer reopens it by writing again. "
+                        "Keep the text as an internal note, or write to the customer in a "
+                        "new inquiry."
+                    ),
+                )
+        return data
+
 
 class InquiryMessageInline(admin.TabularInline):
     model = InquiryMessage
@@ -143,7 +161,7 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
     merge_service = staticmethod(merge_inquiries)
     merge_target_statuses = INQUIRY_MERGE_TARGETS
     list_display = [
-        "pk",
+        "id",
         "received_at",
         "age",
         "customer",
@@ -155,7 +173,7 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
         "assignee",
         first_response,
     ]
-    list_display_links = ["pk", "subject"]
+    list_display_links = ["id", "subject"]
     list_filter = [
         "status",
         PastTargetFilter,

@@ -37,7 +37,14 @@ SORTS = {
     "oldest": ("q_received", "q_kind", "q_pk"),
     "newest": ("-q_received", "-q_kind", "-q_pk"),
     # The first-response target soonest first; contacts without one come last.
-    "sla": (F("q_respond_by").asc(nulls_last=True), "q_received", "q_kind", "q_pk"),
+    # Those still waiting for a first response come before those already answered.
+    "sla": (
+        F("q_first_response_at").asc(nulls_first=True),
+        F("q_respond_by").asc(nulls_last=True),
+        "q_received",
+        "q_kind",
+        "q_pk",
+    ),
 }
 SUMMARY_LENGTH = 80
 
@@ -171,8 +178,10 @@ class QueueRow:
             assignee=row["q_assignee_name"] or row["q_assignee_email"] or "",
             respond_by=row["q_respond_by"],
             first_response_at=row["q_first_response_at"],
+            # Only a contact still in the desk's hands can be late.
             overdue=bool(
-                row["q_respond_by"]
+                row["q_status"] in model.OPEN_STATUSES
+                and row["q_respond_by"]
                 and row["q_first_response_at"] is None
                 and row["q_respond_by"] < now
             ),

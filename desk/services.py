@@ -22,6 +22,7 @@ from support.mail import bilingual_from_templates, customer_recipients
 from support.merging import check_merge, tell_customer_merged
 from support.outbox import queue_email
 from support.services import alert_on_call
+from support.sla import first_response_due
 from upgrades.models import UpgradeRequest
 from upgrades.services.requests import merge_upgrade_requests
 
@@ -161,9 +162,9 @@ def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> Inq
         raise ValidationError(_("This inquiry is another organisation's."))
     body = _message_body(body)
     with transaction.atomic():
-        merged_into = (
+        merged_into, status = (
             Inquiry.objects.select_for_update()
-            .values_list("merged_into_id", flat=True)
+            .values_list("merged_into_id", "status")
             .get(pk=inquiry.pk)
         )
         if merged_into is not None:
@@ -172,8 +173,11 @@ def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> Inq
                 _("This inquiry was merged into #%(number)s: please write there.")
                 % {"number": merged_into}
             )
+        # An answered or closed inquiry the customer writes to again waits for a new
+        # first response, with a new target; one still waiting keeps its (earlier) one.
+        sla = {} if status == InquiryStatus.NEW else _new_response_target(inquiry, now=now)
         _move_inquiry(
-            inquiry, from_=set(InquiryStatus.values), to=InquiryStatus.NEW, closed_at=None
+            inquiry, from_=set(InquiryStatus.values), to=InquiryStatus.NEW, closed_at=None, **sla
         )
         message = InquiryMessage.objects.create(
             inquiry=inquiry, author=by, body=body, created_at=now
@@ -192,6 +196,15 @@ def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> Inq
                 received_at=now,
             )
     return message
+
+
+def _new_response_target(inquiry: Inquiry, *, now: datetime) -> dict:
+    return {
+        "first_response_at": None,
+        "respond_by": first_response_due(
+            priority=inquiry.priority, after_hours=is_after_hours(now), received_at=now
+        ),
+    }
 
 
 def close_inquiry(*, inquiry: Inquiry, by, now: datetime) -> None:
@@ -265,7 +278,15 @@ def merge_inquiries(*, duplicate: Inquiry, into: Inquiry, by, now: datetime) -> 
         )
         moved = InquiryMessage.objects.filter(inquiry=duplicate).update(inquiry=into)
         if waiting and into.status == InquiryStatus.ANSWERED:
-            _move_inquiry(into, from_={InquiryStatus.ANSWERED}, to=InquiryStatus.NEW)
+            # The duplicate's question waits for an answer: so does the target now, by
+            # the duplicate's target.
+            _move_inquiry(
+                into,
+                from_={InquiryStatus.ANSWERED},
+                to=InquiryStatus.NEW,
+                first_response_at=None,
+                respond_by=duplicate.respond_by,
+            )
         InquiryMessage.objects.bulk_create(
             [
                 InquiryMessage(

@@ -10,7 +10,7 @@ from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy
+from django.utils.translation import gettext_lazy, pgettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
@@ -180,7 +180,9 @@ class QueueFilterForm(forms.Form):
     )
     after_hours = forms.BooleanField(label=gettext_lazy("After hours"), required=False)
     mine = forms.BooleanField(label=gettext_lazy("Assigned to me"), required=False)
-    unassigned = forms.BooleanField(label=gettext_lazy("Unassigned"), required=False)
+    unassigned = forms.BooleanField(
+        label=pgettext_lazy("queue filter", "Unassigned"), required=False
+    )
     overdue = forms.BooleanField(
         label=gettext_lazy("Past its first-response target"), required=False
     )
@@ -225,7 +227,12 @@ class QueueView(PermissionRequiredMixin, TemplateView):
     """Staff only (support and operators): every contact of every kind in one list,
     filtered and sorted as the query string says, page by page without a cap."""
 
-    permission_required = "upgrades.view_upgraderequest"
+    # It lists every kind and links to each kind's admin page.
+    permission_required = (
+        "upgrades.view_upgraderequest",
+        "incidents.view_damagereport",
+        "desk.view_inquiry",
+    )
     template_name = "desk/queue.html"
     paginate_by = 25
     # How often the page refreshes its list (static/desk/refresh.js), in seconds.

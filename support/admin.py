@@ -12,7 +12,13 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext
 
 from support.calendar import TOKYO
-from support.contacts import add_note, assign_contacts, change_priority, contact_events
+from support.contacts import (
+    add_note,
+    assign_contacts,
+    change_priority,
+    contact_events,
+    staff_name,
+)
 from support.models import AfterHoursAlert, Contact, FollowUp, OnCallShift, OutboundEmail
 from support.outbox import retry_now
 
@@ -372,7 +378,7 @@ class ContactChangeForm(forms.ModelForm):
                 self.fields["take_over"].widget = forms.HiddenInput()
             else:
                 self.fields["take_over"].label = _("Take over from %(name)s") % {
-                    "name": holder.get_full_name()
+                    "name": staff_name(holder)
                 }
 
     def _colleague_holding(self):
@@ -397,7 +403,7 @@ class ContactChangeForm(forms.ModelForm):
                     "%(name)s holds this contact: tick “Take over from %(name)s” to change "
                     "its assignee."
                 )
-                % {"name": holder.get_full_name()},
+                % {"name": staff_name(holder)},
             )
         if "priority" in self.changed_data and not data.get("priority_reason", "").strip():
             self.add_error("priority_reason", _("Say why the priority changes."))
@@ -469,7 +475,7 @@ class ContactAdminMixin:
                     self.message_user(
                         request,
                         _("%(name)s holds this contact now: the assignee was not changed.")
-                        % {"name": contact.assignee.get_full_name()},
+                        % {"name": staff_name(contact.assignee)},
                         messages.WARNING,
                     )
             if "priority" in form.changed_data:
@@ -501,7 +507,7 @@ class ContactAdminMixin:
                 (
                     (
                         timezone.localtime(event.at).strftime("%Y-%m-%d %H:%M"),
-                        event.by.get_full_name(),
+                        staff_name(event.by),
                         event.describe(),
                     )
                     for event in events

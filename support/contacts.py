@@ -29,7 +29,7 @@ class Assignment:
     unchanged: list[Contact] = field(default_factory=list)
 
 
-def _name(user) -> str:
+def staff_name(user) -> str:
     return (user.get_full_name() or user.get_username()) if user is not None else ""
 
 
@@ -99,8 +99,8 @@ def assign_contacts(
                         by=by,
                         now=now,
                         action=action,
-                        from_value=_name(holder),
-                        to_value=_name(to),
+                        from_value=staff_name(holder),
+                        to_value=staff_name(to),
                     )
                 )
                 contact.assignee = to

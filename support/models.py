@@ -116,8 +116,8 @@ class ContactEvent(models.Model):
     action = models.CharField(_("action"), max_length=20, choices=Action.choices)
     # Names as they were then (a staff member's name, a priority): the record stays true
     # when people or labels change later.
-    from_value = models.CharField(_("from"), max_length=200, blank=True)
-    to_value = models.CharField(_("to"), max_length=200, blank=True)
+    from_value = models.CharField(_("before"), max_length=200, blank=True)
+    to_value = models.CharField(_("after"), max_length=200, blank=True)
     # The note, or the reason for a priority change.
     text = models.TextField(_("text"), blank=True)
 

@@ -491,3 +491,44 @@ def test_a_follow_up_in_working_hours_alerts_nobody(customer_user):
     customer_follow_up(inquiry=inquiry, by=customer_user, body="追記", now=WORKING)
 
     assert not AfterHoursAlert.objects.exists()
+
+
+def test_a_follow_up_on_an_answered_inquiry_waits_for_a_new_first_response(
+    client, customer_user, support
+):
+    inquiry = new_inquiry(customer_user)
+    reply_to_inquiry(inquiry=inquiry, by=support, body="確認します", internal=False, now=WORKING)
+    client.force_login(customer_user)
+
+    # the customer writes again at night, on the page
+    with time_machine.travel(NIGHT, tick=False):
+        assert client.post(f"/inquiries/{inquiry.pk}/", {"body": "まだです"}).status_code == 302
+
+    inquiry.refresh_from_db()
+    assert (inquiry.status, inquiry.first_response_at) == ("new", None)
+    # a new target from the follow-up (clock time at night), not the old one met at noon
+    assert inquiry.respond_by > NIGHT
+    # and the desk's "past its target" filter shows it once that passes
+    client.force_login(support)
+    with time_machine.travel(inquiry.respond_by + timedelta(minutes=1), tick=False):
+        late = client.get("/desk/", {"overdue": "on", "status": "open", "sort": "sla"})
+    assert f'data-contact="inquiry-{inquiry.pk}"' in late.text
+
+
+def test_a_reply_to_an_inquiry_closed_meanwhile_is_refused_and_kept_on_the_page(
+    client, customer_user, support
+):
+    inquiry = new_inquiry(customer_user)
+    url = reverse("admin:desk_inquiry_change", args=[inquiry.pk])
+    form = _change_form_data(client, inquiry, reply="折り返しお電話します")
+    # a colleague closes it while this agent types
+    from desk.services import close_inquiry
+
+    close_inquiry(inquiry=inquiry, by=support, now=timezone.now())
+
+    page = client.post(url, form)
+
+    assert page.status_code == 200
+    assert "折り返しお電話します" in page.text
+    assert page.context["adminform"].form.errors["reply"]
+    assert not inquiry.messages.filter(from_staff=True).exists()

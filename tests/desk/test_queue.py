@@ -350,3 +350,37 @@ def test_the_page_says_when_it_was_loaded_and_refreshes_by_its_own_script(client
     script = Path(finders.find("desk/refresh.js")).read_text(encoding="utf-8")
     assert "getSelection" in script and 'getElementById("queue")' in script
     assert re.search(r'id="queue" data-refresh="30"', response.text)
+
+
+def test_the_sla_sort_puts_contacts_still_waiting_before_those_answered(client):
+    # an approved request met its target long ago; an inquiry still waits for an answer
+    customer = CustomerFactory()
+    answered = UpgradeRequestFactory(
+        customer=customer,
+        status="approved",
+        respond_by=NOON - timedelta(hours=5),
+        first_response_at=NOON - timedelta(hours=6),
+    )
+    waiting = inquiry(customer, respond_by=NOON + timedelta(hours=1))
+    client.force_login(SupportUserFactory())
+
+    page = submit_filters(client, client.get("/desk/"), sort="sla")
+
+    assert contacts(page) == [f"inquiry-{waiting.pk}", f"upgrade_request-{answered.pk}"]
+
+
+def test_a_closed_contact_is_never_marked_late(client):
+    customer = CustomerFactory()
+    with time_machine.travel(NOON, tick=False):
+        closed = inquiry(
+            customer,
+            status="closed",
+            closed_at=NOON,
+            respond_by=NOON - timedelta(hours=1),
+        )
+        late = inquiry(customer, respond_by=NOON - timedelta(hours=1))
+        client.force_login(SupportUserFactory())
+        everything = submit_filters(client, client.get("/desk/"), status="all")
+
+    marked = {row["data-contact"]: "overdue" in row["class"] for row in read(everything).rows}
+    assert marked == {f"inquiry-{closed.pk}": False, f"inquiry-{late.pk}": True}
