@@ -4,6 +4,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import model_ngettext
 from django.core.exceptions import ValidationError
+from django.db import models
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils import timezone
@@ -44,6 +45,30 @@ class SafeActionsMixin:
             messages.error(request, _("That filter is not valid; the full list is shown."))
             return HttpResponseRedirect(request.path)
         return super().changelist_view(request, extra_context)
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        # A forged related id beyond the database's integers ("customer=9999…9") would
+        # reach the query that redraws the chosen value (an autocomplete widget): a 500.
+        # Such a value is dropped: the form then says the field needs a valid choice.
+        if request.method == "POST":
+            forged = {
+                field.name
+                for field in self.model._meta.get_fields()
+                if (field.many_to_one or field.many_to_many)
+                and not field.auto_created
+                and isinstance(field.target_field, models.AutoField | models.IntegerField)
+                and any(
+                    value and not is_database_id(value)
+                    for value in request.POST.getlist(field.name)
+                )
+            }
+            if forged:
+                request.POST = request.POST.copy()
+                for name in forged:
+                    request.POST.setlist(
+                        name, [v for v in request.POST.getlist(name) if is_database_id(v)]
+                    )
+        return super().changeform_view(request, object_id, form_url, extra_context)
 
     def response_action(self, request, queryset):
         selected = request.POST.getlist(admin.helpers.ACTION_CHECKBOX_NAME)

@@ -4,20 +4,19 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('support', '0010_labels'),
+        ("support", "0010_labels"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='contactevent',
-            name='from_value',
-            field=models.CharField(blank=True, max_length=200, verbose_name='before'),
+            model_name="contactevent",
+            name="from_value",
+            field=models.CharField(blank=True, max_length=200, verbose_name="before"),
         ),
         migrations.AlterField(
-            model_name='contactevent',
-            name='to_value',
-            field=models.CharField(blank=True, max_length=200, verbose_name='after'),
+            model_name="contactevent",
+            name="to_value",
+            field=models.CharField(blank=True, max_length=200, verbose_name="after"),
         ),
     ]

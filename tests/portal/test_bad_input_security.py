@@ -148,3 +148,37 @@ def test_no_admin_list_answers_500_to_forged_ids_or_a_nul_byte(client, django_us
             failed.append((url, "NUL"))
 
     assert not failed
+
+
+def test_no_admin_add_page_answers_500_to_a_forged_related_id(client, django_user_model):
+    # every add page of every registered admin, its related fields posted with ids no
+    # database holds: a form error, never a 500
+    from django.contrib import admin
+
+    root = django_user_model.objects.create_superuser(email="root@example.com", password="x")
+    client.force_login(root)
+    client.raise_request_exception = False
+    failed = []
+    for model, model_admin in list(admin.site._registry.items()):
+        related = [
+            field.name
+            for field in model._meta.get_fields()
+            if (field.many_to_one or field.many_to_many) and not field.auto_created
+        ]
+        if not related or not model_admin.has_add_permission(_request_of(root)):
+            continue
+        url = f"/admin/{model._meta.app_label}/{model._meta.model_name}/add/"
+        for forged in ["²", "abc", "99999999999999999999"]:
+            answer = client.post(url, dict.fromkeys(related, forged))
+            if answer.status_code >= 500:
+                failed.append((url, forged))
+
+    assert not failed
+
+
+def _request_of(user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().get("/admin/")
+    request.user = user
+    return request
