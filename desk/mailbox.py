@@ -464,6 +464,11 @@ def fetch_support_mailbox(*, now: datetime) -> FetchReport:
         if done:
             box.move(done, processed_folder)
             report.moved = len(done)
+    # Rows staff asked to process again (admin), already out of the mailbox.
+    waiting = InboundEmail.objects.filter(state=InboundEmail.State.RECEIVED, fetched_at__lt=now)
+    for inbound_id in waiting.order_by("pk").values_list("pk", flat=True)[:50]:
+        if process_recorded(inbound_id=inbound_id, now=now):
+            report.processed += 1
     return report
 
 

@@ -262,6 +262,26 @@ def _queue_reply_email(message: InquiryMessage) -> None:
     InquiryMessage.objects.filter(pk=message.pk).update(email=email)
 
 
+def assign_inquiry_customer(*, inquiry: Inquiry, customer, by, now: datetime) -> None:
+    """Staff say which customer an unknown sender's e-mail came from; the inquiry is
+    that customer's from then on (its sender still gets the replies)."""
+    with transaction.atomic():
+        if not Inquiry.objects.filter(pk=inquiry.pk, customer__isnull=True).update(
+            customer=customer
+        ):
+            raise ValidationError(_("This inquiry's customer is already known."))
+        InquiryMessage.objects.create(
+            inquiry=inquiry,
+            author=by,
+            internal=True,
+            from_staff=True,
+            created_at=now,
+            body=_("Customer set to %(customer)s (the sender %(email)s was unknown).")
+            % {"customer": customer.name, "email": inquiry.sender_email},
+        )
+    inquiry.refresh_from_db()
+
+
 def thread_headers(inquiry: Inquiry) -> dict[str, str]:
     """The headers that make a customer's mail program show our e-mail under theirs
     (In-Reply-To the last e-mail they sent about it, References the thread), and send

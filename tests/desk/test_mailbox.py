@@ -4,7 +4,7 @@ delivered into it become inquiries or follow-ups, once, and are moved out of the
 import io
 import re
 import threading
-from datetime import datetime
+from datetime import datetime, timedelta
 from email.header import Header
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -17,7 +17,7 @@ from PIL import Image
 
 from desk.mailbox import fetch_support_mailbox
 from desk.models import InboundEmail, Inquiry, InquiryAttachment
-from desk.services import open_inquiry, reply_to_inquiry
+from desk.services import assign_inquiry_customer, open_inquiry, reply_to_inquiry
 from support.models import AfterHoursAlert, OutboundEmail
 from support.outbox import send_queued_emails
 from tests.factories import CustomerFactory, SupportUserFactory, UserFactory
@@ -289,6 +289,13 @@ def test_an_unknown_sender_waits_in_the_queue_until_staff_choose_the_customer(im
     assert "someone@unknown.example.org" in queue
     ack = InboundEmail.objects.get(inquiry=unknown).acknowledgement
     assert ack.to == ["someone@unknown.example.org"]
+    # staff find the field to name the customer on the inquiry's page
+    page = client.get(f"/admin/desk/inquiry/{unknown.pk}/change/").content.decode()
+    assert 'name="customer_code"' in page
+    assign_inquiry_customer(
+        inquiry=unknown, customer=customer, by=SupportUserFactory(), now=WORKING_HOURS
+    )
+    assert unknown.customer == customer
 
 
 @pytest.mark.django_db
@@ -307,6 +314,15 @@ def test_an_unreadable_email_is_kept_for_staff_and_moved(imap, client):
     client.force_login(SupportUserFactory())
     page = client.get("/admin/desk/inboundemail/?state__exact=failed").content.decode()
     assert "no sender" in page
+    # staff read it, fix what they can and have it processed again: it fails the same
+    # way here (it still has no sender), and stays kept
+    client.post(
+        "/admin/desk/inboundemail/",
+        {"action": "process_again", "_selected_action": [kept.pk]},
+    )
+    assert InboundEmail.objects.get().state == "received"
+    fetch(now=WORKING_HOURS + timedelta(minutes=1))
+    assert InboundEmail.objects.get().state == "failed"
 
 
 @pytest.mark.django_db
