@@ -42,11 +42,11 @@ from django.urls import reverse
 from django.utils.html import strip_tags
 from django.utils.translation import gettext as _
 from imap_tools import MailBox, MailBoxStartTls
+from imap_tools.errors import MailboxCopyError, MailboxMoveError
 
 from desk.models import InboundEmail, Inquiry, InquiryAttachment, InquiryMessage
 from desk.services import email_follow_up, open_inquiry
 from incidents.services import PHOTO_EXTENSIONS, check_photo
-from portal.accounts.models import canonical_email
 from subscriptions.models import Customer
 from support.channels import Channel
 from support.mail import bilingual_from_templates
@@ -64,6 +64,12 @@ MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 MACHINE_SENDERS = {"mailer-daemon", "postmaster", "noreply", "no-reply", "donotreply"}
 PDF = "application/pdf"
 SUBJECT_MAX = 200
+
+
+def canonical_email(address: str) -> str:
+    # The one form of an address that accounts compare (portal.accounts' canonical_email,
+    # reached through the user model: desk sits below portal).
+    return get_user_model().normalize_username(address)
 
 
 class UnreadableEmail(Exception):
@@ -430,6 +436,25 @@ def _fetch_raw(box, uid: str) -> bytes | None:
     return next((item[1] for item in data if isinstance(item, tuple)), None)
 
 
+def _move(box, uids: list[str], folder: str) -> int:
+    """Move the messages done; one another fetch moved meanwhile is already gone (the
+    server refuses the whole command then: move the rest one by one)."""
+    if not uids:
+        return 0
+    try:
+        box.move(uids, folder)
+        return len(uids)
+    except (MailboxCopyError, MailboxMoveError):
+        moved = 0
+        for uid in uids:
+            try:
+                box.move(uid, folder)
+                moved += 1
+            except (MailboxCopyError, MailboxMoveError):
+                logger.info("support mailbox: message %s was moved by another fetch", uid)
+        return moved
+
+
 def fetch_support_mailbox(*, now: datetime) -> FetchReport:
     """Fetch the mailbox's new e-mails (at most SUPPORT_MAILBOX_BATCH a run), process
     each once, and move those done to the processed folder."""
@@ -461,9 +486,7 @@ def fetch_support_mailbox(*, now: datetime) -> FetchReport:
                 report.skipped += 1  # another fetch holds it: it moves it when done
             else:
                 done.append(uid)
-        if done:
-            box.move(done, processed_folder)
-            report.moved = len(done)
+        report.moved = _move(box, done, processed_folder)
     # Rows staff asked to process again (admin), already out of the mailbox.
     waiting = InboundEmail.objects.filter(state=InboundEmail.State.RECEIVED, fetched_at__lt=now)
     for inbound_id in waiting.order_by("pk").values_list("pk", flat=True)[:50]:

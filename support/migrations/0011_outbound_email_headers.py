@@ -4,15 +4,16 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('support', '0010_labels'),
+        ("support", "0010_labels"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='outboundemail',
-            name='headers',
-            field=models.JSONField(blank=True, db_default={}, default=dict, verbose_name='extra headers'),
+            model_name="outboundemail",
+            name="headers",
+            field=models.JSONField(
+                blank=True, db_default={}, default=dict, verbose_name="extra headers"
+            ),
         ),
     ]

@@ -6,7 +6,11 @@ from django.db import migrations
 from portal.accounts.roles import grant, revoke
 
 ROLES = {
-    "support": ["desk.view_inboundemail", "desk.change_inboundemail", "desk.view_inquiryattachment"],
+    "support": [
+        "desk.view_inboundemail",
+        "desk.change_inboundemail",
+        "desk.view_inquiryattachment",
+    ],
     "operator": ["desk.view_inboundemail", "desk.view_inquiryattachment"],
 }
 
