@@ -16,7 +16,7 @@ from django.db import connection
 from PIL import Image
 
 from desk.mailbox import fetch_support_mailbox
-from desk.models import InboundEmail, Inquiry, InquiryAttachment
+from desk.models import CannedReply, InboundEmail, Inquiry, InquiryAttachment
 from desk.services import assign_inquiry_customer, open_inquiry, reply_to_inquiry
 from support.models import AfterHoursAlert, OutboundEmail
 from support.outbox import send_queued_emails
@@ -292,6 +292,20 @@ def test_an_unknown_sender_waits_in_the_queue_until_staff_choose_the_customer(im
     # staff find the field to name the customer on the inquiry's page
     page = client.get(f"/admin/desk/inquiry/{unknown.pk}/change/").content.decode()
     assert 'name="customer_code"' in page
+    # staff can answer before they know who it is: the reply goes to the sender
+    canned = CannedReply.objects.create(title="t", body="{customer} 様、ありがとうございます。")
+    reply = reply_to_inquiry(
+        inquiry=unknown,
+        by=SupportUserFactory(),
+        body="",
+        canned_reply=canned,
+        internal=False,
+        now=WORKING_HOURS,
+    )
+    assert reply.body.startswith("someone@unknown.example.org 様")
+    assert OutboundEmail.objects.get(key=f"inquiry-reply:{reply.pk}").to == [
+        "someone@unknown.example.org"
+    ]
     assign_inquiry_customer(
         inquiry=unknown, customer=customer, by=SupportUserFactory(), now=WORKING_HOURS
     )
