@@ -365,8 +365,8 @@ def _process(inbound: InboundEmail, parsed: ParsedEmail, *, now: datetime) -> No
 def record(*, raw: bytes, folder: str, uid: str, now: datetime) -> InboundEmail:
     """The message's row, written once (unique Message-ID) before anything else."""
     message_id = message_id_of(raw)
-    headers = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
     try:
+        headers = BytesParser(policy=policy.default).parsebytes(raw, headersonly=True)
         sender = ", ".join(a for _name, a in getaddresses([str(headers.get("From", ""))]))
         subject = " ".join(str(headers.get("Subject", "")).split())
     except Exception:  # a header too broken to decode: the raw bytes say it all
