@@ -3,21 +3,25 @@
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.html import format_html
 from django.utils.timesince import timesince
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import ngettext, pgettext_lazy
 
 from desk.canned import placeholders_help, unknown_placeholders, unknown_placeholders_message
-from desk.models import CannedReply, Inquiry, InquiryMessage
+from desk.models import CannedReply, InboundEmail, Inquiry, InquiryAttachment, InquiryMessage
 from desk.services import (
     INQUIRY_MERGE_TARGETS,
+    assign_inquiry_customer,
     close_inquiry,
     merge_inquiries,
     open_inquiry,
     reply_to_inquiry,
 )
 from subscriptions.admin import customer_story_link
+from subscriptions.models import Customer
 from support.admin import (
     ContactAdminMixin,
     MergeIntoActionMixin,
@@ -95,9 +99,25 @@ class InquiryChangeForm(forms.ModelForm):
         help_text=_("Keep this message for staff only: never shown or sent to the customer."),
     )
 
+    customer_code = forms.CharField(
+        label=_("Customer code"),
+        required=False,
+        max_length=20,
+        help_text=_("An e-mail from an unknown sender: the code of the customer who wrote."),
+    )
+
     class Meta:
         model = Inquiry
         fields = ["assignee"]
+
+    def clean_customer_code(self):
+        code = self.cleaned_data["customer_code"].strip()
+        if not code:
+            return None
+        customer = Customer.objects.filter(code=code).first()
+        if customer is None:
+            raise forms.ValidationError(_("No customer has this code."))
+        return customer
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
@@ -133,6 +153,24 @@ class InquiryChangeForm(forms.ModelForm):
                     ),
                 )
         return data
+
+
+class InquiryAttachmentInline(admin.TabularInline):
+    model = InquiryAttachment
+    fields = ["file_link", "content_type", "size", "message"]
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("file"))
+    def file_link(self, obj: InquiryAttachment) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("desk:attachment", args=[obj.pk]), obj)
 
 
 class InquiryMessageInline(admin.TabularInline):
@@ -185,6 +223,7 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
     ]
     list_select_related = ["customer", "assignee"]
     search_fields = [
+        "sender_email",
         "customer__name",
         "customer__code",
         "customer__phone",
@@ -195,10 +234,11 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
     ]
     autocomplete_fields = ["customer", "site"]
     actions = ["assign_to_me", "close"]
-    inlines = [InquiryMessageInline]
+    inlines = [InquiryMessageInline, InquiryAttachmentInline]
     show_full_result_count = False
     readonly_fields = [
         "customer",
+        "sender_email",
         "whole_story",
         "site",
         "subject",
@@ -224,12 +264,15 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
 
     @admin.display(description=_("support desk"))
     def whole_story(self, obj) -> str:
+        if obj.customer_id is None:
+            return _("Unknown sender: choose the customer below.")
         return customer_story_link(obj.customer_id)
 
     def get_fields(self, request, obj=None):
         if obj is None:
             return [*RecordInquiryForm._meta.fields, "body"]
-        return [*self.readonly_fields, "reply", "canned_reply", "internal"]
+        unknown = ["customer_code"] if obj.customer_id is None else []
+        return [*self.readonly_fields, *unknown, "reply", "canned_reply", "internal"]
 
     def save_model(self, request, obj, form, change):
         data, now = form.cleaned_data, timezone.now()
@@ -247,6 +290,13 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
             obj.pk = created.pk
             return
         super().save_model(request, obj, form, change)  # assignee, priority, note
+        if data.get("customer_code"):
+            try:
+                assign_inquiry_customer(
+                    inquiry=obj, customer=data["customer_code"], by=request.user, now=now
+                )
+            except ValidationError as error:
+                self.message_user(request, " ".join(error.messages), messages.WARNING)
         if data.get("reply", "").strip() or data.get("canned_reply"):
             try:
                 reply_to_inquiry(
@@ -289,3 +339,56 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
             )
         for text in refused:
             self.message_user(request, text, messages.WARNING)
+
+
+@admin.register(InboundEmail)
+class InboundEmailAdmin(admin.ModelAdmin):
+    """What the support mailbox received; those that could not be read wait here, with
+    the error and the raw message, for staff to read and record by hand."""
+
+    list_display = ["fetched_at", "sender", "subject", "state", "inquiry", "error"]
+    list_filter = ["state"]
+    search_fields = ["sender", "subject", "message_id"]
+    list_select_related = ["inquiry"]
+    show_full_result_count = False
+    fields = [
+        "fetched_at",
+        "sender",
+        "subject",
+        "message_id",
+        "folder",
+        "uid",
+        "state",
+        "error",
+        "processed_at",
+        "inquiry",
+        "acknowledgement",
+        "raw_text",
+    ]
+    readonly_fields = fields
+    actions = ["process_again"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description=_("raw message"))
+    def raw_text(self, obj: InboundEmail) -> str:
+        return format_html("<pre>{}</pre>", bytes(obj.raw).decode("utf-8", "replace")[:200_000])
+
+    @admin.action(description=_("Process again (after a fix)"), permissions=["change"])
+    def process_again(self, request, queryset):
+        count = queryset.filter(state=InboundEmail.State.FAILED).update(
+            state=InboundEmail.State.RECEIVED, error=""
+        )
+        self.message_user(
+            request,
+            ngettext(
+                "%d e-mail will be processed again at the next fetch.",
+                "%d e-mails will be processed again at the next fetch.",
+                count,
+            )
+            % count,
+        )

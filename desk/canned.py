@@ -67,6 +67,8 @@ def _deadline(customer_id: int) -> str:
 def _site(inquiry: Inquiry) -> str:
     if inquiry.site_id:
         return inquiry.site.name
+    if inquiry.customer_id is None:  # an unknown sender's e-mail
+        return ""
     names = inquiry.customer.sites.order_by("name", "pk").values_list("name", flat=True)
     return ", ".join(names) or inquiry.customer.name
 
@@ -83,7 +85,9 @@ def fill_placeholders(text: str, *, inquiry: Inquiry) -> str:
         name = match.group(1)
         if name not in values:
             values[name] = {
-                "customer": lambda: inquiry.customer.name,
+                "customer": lambda: (
+                    inquiry.customer.name if inquiry.customer_id else inquiry.sender_email
+                ),
                 "site": lambda: _site(inquiry),
                 "deadline": lambda: _deadline(inquiry.customer_id),
                 "number": lambda: str(inquiry.pk),

@@ -29,12 +29,19 @@ class Inquiry(IncidentContact):
 
     OPEN_STATUSES = frozenset({Status.NEW})
 
+    # Empty only for an e-mail from an unknown sender: staff choose the customer in the
+    # admin (the inquiry is in the queue as "unknown sender" until then).
     customer = models.ForeignKey(
         Customer,
         on_delete=models.PROTECT,
+        null=True,
+        blank=True,
         related_name="inquiries",
         verbose_name=_("customer"),
     )
+    # The address an e-mailed inquiry came from: replies go there too (and only there
+    # while the sender is unknown).
+    sender_email = models.EmailField(_("sender's e-mail"), blank=True, db_default="")
     site = models.ForeignKey(
         Site,
         on_delete=models.PROTECT,
@@ -81,6 +88,11 @@ class Inquiry(IncidentContact):
                 condition=Q(status="closed", closed_at__isnull=False) | ~Q(status="closed"),
                 name="%(app_label)s_%(class)s_closed_has_time",
             ),
+            # Only an e-mail may come from someone we do not know yet.
+            models.CheckConstraint(
+                condition=Q(customer__isnull=False) | ~Q(sender_email=""),
+                name="%(app_label)s_%(class)s_customer_or_sender",
+            ),
         ]
         indexes = [
             # The support desk's queue: newest first within a status.
@@ -91,6 +103,11 @@ class Inquiry(IncidentContact):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.subject}"
+
+    @property
+    def reference(self) -> str:
+        """What an e-mail's subject carries so that a reply finds this inquiry."""
+        return f"[#INQ-{self.pk}]"
 
 
 class InquiryMessage(models.Model):
@@ -163,3 +180,106 @@ class CannedReply(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class InboundEmail(models.Model):
+    """One e-mail fetched from the support mailbox (desk/mailbox.py), recorded before it
+    is processed: its Message-ID is unique, so a message is taken once however many
+    fetches see it, and its raw bytes are kept, so nothing is lost to a message that
+    cannot be read (it stays here, *failed*, with the error, for staff)."""
+
+    class State(models.TextChoices):
+        RECEIVED = "received", _("Received")
+        PROCESSED = "processed", _("Processed")
+        FAILED = "failed", _("Could not be read")
+
+    message_id = models.CharField(_("Message-ID"), max_length=500, unique=True)
+    folder = models.CharField(_("IMAP folder"), max_length=200)
+    uid = models.CharField(_("IMAP UID"), max_length=20)
+    raw = models.BinaryField(_("raw message"))
+    sender = models.CharField(_("from"), max_length=300, blank=True)
+    subject = models.CharField(_("subject"), max_length=300, blank=True)
+    state = models.CharField(
+        _("state"), max_length=20, choices=State.choices, default=State.RECEIVED
+    )
+    error = models.TextField(_("error"), blank=True)
+    fetched_at = models.DateTimeField(_("fetched"))
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    inquiry = models.ForeignKey(
+        Inquiry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="emails",
+        verbose_name=_("inquiry"),
+    )
+    # The conversation's message this e-mail became (the first one, or a follow-up).
+    inquiry_message = models.OneToOneField(
+        InquiryMessage,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="inbound_email",
+        verbose_name=_("message"),
+    )
+    acknowledgement = models.OneToOneField(
+        OutboundEmail,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("acknowledgement"),
+    )
+
+    class Meta:
+        verbose_name = _("received e-mail")
+        verbose_name_plural = _("received e-mails")
+        ordering = ["-fetched_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(state__in=["received", "processed", "failed"]),
+                name="%(app_label)s_%(class)s_state_valid",
+            ),
+        ]
+        indexes = [
+            # The admin's list of e-mails that could not be read.
+            models.Index(fields=["state", "-fetched_at"], name="desk_inbound_state_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.sender} {self.subject}"[:100]
+
+
+def _private_storage():
+    # Customers' files: never under a public URL; served by desk.views.AttachmentView,
+    # which checks who asks.
+    from django.core.files.storage import FileSystemStorage
+
+    return FileSystemStorage(location=settings.PRIVATE_MEDIA_ROOT, base_url=None)
+
+
+class InquiryAttachment(models.Model):
+    """A file that came with an inquiry's e-mail, checked by its content (JPEG, PNG, PDF)
+    and stored privately under a name of ours."""
+
+    inquiry = models.ForeignKey(
+        Inquiry, on_delete=models.CASCADE, related_name="attachments", verbose_name=_("inquiry")
+    )
+    message = models.ForeignKey(
+        InquiryMessage,
+        on_delete=models.CASCADE,
+        related_name="attachments",
+        verbose_name=_("message"),
+    )
+    file = models.FileField(_("file"), upload_to="inquiries/%Y/%m/", storage=_private_storage)
+    filename = models.CharField(_("file name"), max_length=200, blank=True)
+    content_type = models.CharField(_("file type"), max_length=50)
+    size = models.PositiveIntegerField(_("size (bytes)"))
+
+    class Meta:
+        verbose_name = _("attachment")
+        verbose_name_plural = _("attachments")
+        ordering = ["pk"]
+
+    def __str__(self) -> str:
+        return self.filename or _("attachment %(number)s") % {"number": self.pk}

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import Case, CharField, F, IntegerField, Q, QuerySet, Value, When
-from django.db.models.functions import Substr
+from django.db.models.functions import Coalesce, Substr
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
@@ -61,7 +61,7 @@ class QueueFilters:
     sort: str = "priority"
 
 
-def _columns(kind: str, *, customer: str, summary: str) -> dict:
+def _columns(kind: str, *, customer: str, summary: str, unknown: str | None = None) -> dict:
     """The same columns, in the same order, for every kind: UNION pairs them by position,
     so every one is an annotation made here (a model field would be put first)."""
     return {
@@ -82,7 +82,12 @@ def _columns(kind: str, *, customer: str, summary: str) -> dict:
         "q_respond_by": F("respond_by"),
         "q_first_response_at": F("first_response_at"),
         "q_customer_id": F(f"{customer}_id"),
-        "q_customer_name": F(f"{customer}__name"),
+        # An inquiry e-mailed by an unknown sender has no customer: its address instead.
+        "q_customer_name": (
+            Coalesce(F(f"{customer}__name"), F(unknown), output_field=CharField())
+            if unknown
+            else F(f"{customer}__name")
+        ),
         "q_summary": Substr(summary, 1, SUMMARY_LENGTH, output_field=CharField()),
     }
 
@@ -105,7 +110,7 @@ def _kind_rows(kind: str, filters: QueueFilters, *, user_id: int, now: datetime)
     columns = {
         "upgrade_request": _columns(kind, customer="customer", summary="reason"),
         "damage_report": _columns(kind, customer="site__customer", summary="description"),
-        "inquiry": _columns(kind, customer="customer", summary="subject"),
+        "inquiry": _columns(kind, customer="customer", summary="subject", unknown="sender_email"),
     }[kind]
     return queryset.order_by().annotate(**columns).values(*columns)
 
@@ -169,8 +174,12 @@ class QueueRow:
             kind=kind,
             number=row["q_pk"],
             received_at=row["q_received"],
-            customer_name=row["q_customer_name"],
-            customer_url=customer_url(row["q_customer_id"]),
+            customer_name=(
+                row["q_customer_name"]
+                if row["q_customer_id"] is not None
+                else _("Unknown sender %(email)s") % {"email": row["q_customer_name"]}
+            ),
+            customer_url=customer_url(row["q_customer_id"]) if row["q_customer_id"] else "",
             summary=summary,
             priority=row["q_priority"],
             status=row["q_status"],

@@ -59,6 +59,7 @@ def open_inquiry(
     recorded_by=None,
     site=None,
     contact_phone: str = "",
+    sender_email: str = "",
     now: datetime,
 ) -> Inquiry:
     """Record a customer's question with its first message.
@@ -66,12 +67,16 @@ def open_inquiry(
     ``by`` is the customer's user who asked in the portal or API; ``recorded_by`` the
     staff member who took it by phone or e-mail. The site, if any, must be the
     customer's. After hours the inquiry is high priority and the on-call staff are told.
+    An e-mail from an unknown sender has no customer, only its ``sender_email``: staff
+    choose the customer later.
     """
     subject = (subject or "").strip()
     if not subject:
         raise ValidationError({"subject": _("Write a subject.")})
     body = _message_body(body)
-    if site is not None and site.customer_id != customer.pk:
+    if customer is None and not sender_email:
+        raise ValidationError({"customer": _("Choose the customer.")})
+    if site is not None and (customer is None or site.customer_id != customer.pk):
         raise ValidationError({"site": _("Choose only your own organisation's sites.")})
     # A question about no site in particular is about all of the customer's sites: a
     # disaster covering any of them makes it urgent.
@@ -79,6 +84,8 @@ def open_inquiry(
         [site.prefecture]
         if site is not None
         else customer.sites.values_list("prefecture", flat=True).distinct()
+        if customer is not None
+        else []
     )
     with transaction.atomic():
         inquiry = Inquiry.objects.create(
@@ -89,6 +96,7 @@ def open_inquiry(
             created_by=by,
             recorded_by=recorded_by,
             contact_phone=contact_phone,
+            sender_email=sender_email,
             **arrival(prefectures=prefectures, now=now),
         )
         InquiryMessage.objects.create(
@@ -99,7 +107,7 @@ def open_inquiry(
                 contact_kind="inquiry",
                 contact_id=inquiry.pk,
                 summary=_("Inquiry #%(number)s from %(customer)s: %(subject)s")
-                % {"number": inquiry.pk, "customer": customer.name, "subject": subject},
+                % {"number": inquiry.pk, "customer": _who(inquiry), "subject": subject},
                 url=reverse("admin:desk_inquiry_change", args=[inquiry.pk]),
                 received_at=now,
             )
@@ -154,12 +162,33 @@ def reply_to_inquiry(
     return message
 
 
+def _who(inquiry: Inquiry) -> str:
+    if inquiry.customer_id is None:
+        return _("unknown sender %(email)s") % {"email": inquiry.sender_email}
+    return inquiry.customer.name
+
+
 def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> InquiryMessage:
     """The customer writes again: the inquiry goes back to support's queue as *new*
     (a closed one is reopened). After hours each follow-up alerts the staff on call, as a
     new inquiry does: nobody reads the queue at night."""
-    if by.customer_id != inquiry.customer_id:
+    if inquiry.customer_id is None or by.customer_id != inquiry.customer_id:
         raise ValidationError(_("This inquiry is another organisation's."))
+    return _follow_up(inquiry=inquiry, author=by, body=body, now=now)
+
+
+def email_follow_up(*, inquiry: Inquiry, author, body: str, now: datetime) -> InquiryMessage:
+    """An e-mail that answers an inquiry (its reference in the subject, or a reply to an
+    e-mail of ours) joins its conversation as the customer's follow-up. ``author`` is
+    the customer's user who wrote, or None for an address that is no user's (the
+    mailbox decided the e-mail belongs to this inquiry: desk/mailbox.py). A merged
+    inquiry's e-mail goes to the inquiry it was merged into."""
+    while inquiry.merged_into_id is not None:
+        inquiry = Inquiry.objects.get(pk=inquiry.merged_into_id)
+    return _follow_up(inquiry=inquiry, author=author, body=body, now=now)
+
+
+def _follow_up(*, inquiry: Inquiry, author, body: str, now: datetime) -> InquiryMessage:
     body = _message_body(body)
     with transaction.atomic():
         merged_into, status = (
@@ -180,7 +209,7 @@ def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> Inq
             inquiry, from_=set(InquiryStatus.values), to=InquiryStatus.NEW, closed_at=None, **sla
         )
         message = InquiryMessage.objects.create(
-            inquiry=inquiry, author=by, body=body, created_at=now
+            inquiry=inquiry, author=author, body=body, created_at=now
         )
         if is_after_hours(now):
             alert_on_call(
@@ -189,7 +218,7 @@ def customer_follow_up(*, inquiry: Inquiry, by, body: str, now: datetime) -> Inq
                 summary=_("Follow-up on inquiry #%(number)s from %(customer)s: %(subject)s")
                 % {
                     "number": inquiry.pk,
-                    "customer": inquiry.customer.name,
+                    "customer": _who(inquiry),
                     "subject": inquiry.subject,
                 },
                 url=reverse("admin:desk_inquiry_change", args=[inquiry.pk]),
@@ -231,13 +260,55 @@ def _queue_reply_email(message: InquiryMessage) -> None:
             "url": settings.PORTAL_BASE_URL + reverse("desk:inquiry", args=[inquiry.pk]),
         },
     )
+    to = set(customer_recipients(inquiry.customer)) if inquiry.customer_id else set()
+    if inquiry.sender_email:
+        to.add(inquiry.sender_email)
     email = queue_email(
         key=f"inquiry-reply:{message.pk}",
-        to=customer_recipients(inquiry.customer),
-        subject=subject,
+        to=sorted(to),
+        # The reference lets the customer's answer find this inquiry (desk/mailbox.py);
+        # one for both languages, outside the translated text.
+        subject=f"{inquiry.reference} {subject}",
         body=body,
+        headers=thread_headers(inquiry),
     )
     InquiryMessage.objects.filter(pk=message.pk).update(email=email)
+
+
+def assign_inquiry_customer(*, inquiry: Inquiry, customer, by, now: datetime) -> None:
+    """Staff say which customer an unknown sender's e-mail came from; the inquiry is
+    that customer's from then on (its sender still gets the replies)."""
+    with transaction.atomic():
+        if not Inquiry.objects.filter(pk=inquiry.pk, customer__isnull=True).update(
+            customer=customer
+        ):
+            raise ValidationError(_("This inquiry's customer is already known."))
+        InquiryMessage.objects.create(
+            inquiry=inquiry,
+            author=by,
+            internal=True,
+            from_staff=True,
+            created_at=now,
+            body=_("Customer set to %(customer)s (the sender %(email)s was unknown).")
+            % {"customer": customer.name, "email": inquiry.sender_email},
+        )
+    inquiry.refresh_from_db()
+
+
+def thread_headers(inquiry: Inquiry) -> dict[str, str]:
+    """The headers that make a customer's mail program show our e-mail under theirs
+    (In-Reply-To the last e-mail they sent about it, References the thread), and send
+    their answer to the support mailbox rather than to the portal's no-reply address."""
+    headers = {"Reply-To": settings.SUPPORT_EMAIL}
+    theirs = list(
+        inquiry.emails.exclude(message_id__startswith="<sha256.")
+        .order_by("-fetched_at", "-pk")
+        .values_list("message_id", flat=True)[:10]
+    )
+    if theirs:
+        headers["In-Reply-To"] = theirs[0]
+        headers["References"] = " ".join(reversed(theirs))
+    return headers
 
 
 def merge_inquiries(*, duplicate: Inquiry, into: Inquiry, by, now: datetime) -> None:

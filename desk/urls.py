@@ -6,5 +6,6 @@ app_name = "desk"
 urlpatterns = [
     path("inquiries/", views.InquiriesView.as_view(), name="inquiries"),
     path("inquiries/<int:pk>/", views.InquiryDetailView.as_view(), name="inquiry"),
+    path("inquiries/files/<int:pk>/", views.AttachmentView.as_view(), name="attachment"),
     path("desk/customers/<int:pk>/", views.CustomerStoryView.as_view(), name="customer"),
 ]

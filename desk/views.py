@@ -3,21 +3,25 @@ staff's one queue over every contact kind, and the page of one customer's whole 
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
+from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from desk.customer_page import customer_story
-from desk.models import Inquiry
+from desk.mailbox import PDF
+from desk.models import Inquiry, InquiryAttachment
 from desk.queue import KINDS, QueueFilters, QueueRow, queue
 from desk.services import customer_follow_up, open_inquiry
+from incidents.services import PHOTO_EXTENSIONS
 from subscriptions.models import Site
 from support.access import CustomerRequiredMixin
 from support.admin import MAX_ID
@@ -113,7 +117,11 @@ class InquiryDetailView(CustomerRequiredMixin, TemplateView):
             customer_inquiries(self.request.user.customer_id), pk=self.kwargs["pk"]
         )
         context["inquiry"] = inquiry
-        context["conversation"] = inquiry.messages.filter(internal=False).select_related("author")
+        context["conversation"] = (
+            inquiry.messages.filter(internal=False)
+            .select_related("author")
+            .prefetch_related("attachments")
+        )
         context.setdefault("form", FollowUpForm())
         return context
 
@@ -254,3 +262,27 @@ class QueueView(PermissionRequiredMixin, TemplateView):
             refresh_seconds=self.refresh_seconds,
         )
         return context
+
+
+class AttachmentView(LoginRequiredMixin, View):
+    """A file that came with an inquiry's e-mail, to that customer's users and to staff
+    only; others get 404 (as incidents.views.DamagePhotoView)."""
+
+    def get(self, request, pk: int):
+        attachment = get_object_or_404(InquiryAttachment.objects.select_related("inquiry"), pk=pk)
+        customer_id = attachment.inquiry.customer_id
+        own = request.user.customer_id is not None and customer_id == request.user.customer_id
+        if not (own or request.user.has_perm("desk.view_inquiry")):
+            raise Http404
+        extension = (
+            "pdf" if attachment.content_type == PDF else (PHOTO_EXTENSIONS[attachment.content_type])
+        )
+        # Under a name of ours with the detected type's extension, as the detected type
+        # (nosniff), and kept in no cache.
+        response = FileResponse(
+            attachment.file.open("rb"),
+            content_type=attachment.content_type,
+            filename=f"inquiry-{attachment.inquiry_id}-{attachment.pk}.{extension}",
+        )
+        response["Cache-Control"] = "private, no-store"
+        return response

@@ -522,6 +522,28 @@ READINESS_STALE_DAYS = env.int("READINESS_STALE_DAYS", default=90)
 # After a disaster ends, its sites are asked to check their equipment this much later.
 READINESS_RECHECK_AFTER_HOURS = env.int("READINESS_RECHECK_AFTER_HOURS", default=24)
 SUPPORT_EMAIL = env.str("SUPPORT_EMAIL", default="support@ipstar.ne.jp")
+# The support mailbox (issue 12): fetched over IMAP by beat's "fetch-support-mailbox"
+# and turned into inquiries (desk/mailbox.py). An empty host turns the fetch off.
+SUPPORT_MAILBOX_HOST = env.str("SUPPORT_MAILBOX_HOST", default="")
+SUPPORT_MAILBOX_PORT = env.int("SUPPORT_MAILBOX_PORT", default=993)
+SUPPORT_MAILBOX_USER = env.str("SUPPORT_MAILBOX_USER", default="")
+SUPPORT_MAILBOX_PASSWORD = env.str("SUPPORT_MAILBOX_PASSWORD", default="")
+SUPPORT_MAILBOX_FOLDER = env.str("SUPPORT_MAILBOX_FOLDER", default="INBOX")
+SUPPORT_MAILBOX_PROCESSED_FOLDER = env.str(
+    "SUPPORT_MAILBOX_PROCESSED_FOLDER", default="INBOX/Processed"
+)
+# True: IMAPS (TLS from the first byte, port 993); False: STARTTLS on port 143. TLS
+# either way, the server's certificate verified (against SUPPORT_MAILBOX_CA_FILE when
+# set, e.g. a company CA; else the system's).
+SUPPORT_MAILBOX_SSL = env.bool("SUPPORT_MAILBOX_SSL", default=True)
+SUPPORT_MAILBOX_CA_FILE = env.str("SUPPORT_MAILBOX_CA_FILE", default="")
+SUPPORT_MAILBOX_TIMEOUT = env.int("SUPPORT_MAILBOX_TIMEOUT", default=30)
+# At most this many messages per run (the next run, a minute later, takes the rest).
+SUPPORT_MAILBOX_BATCH = env.int("SUPPORT_MAILBOX_BATCH", default=50)
+# An e-mail's attachments: images by the damage-photo rules, PDFs up to this size each.
+SUPPORT_MAILBOX_ATTACHMENT_MAX_BYTES = env.int(
+    "SUPPORT_MAILBOX_ATTACHMENT_MAX_BYTES", default=10 * 1024 * 1024
+)
 
 # --- Celery ---------------------------------------------------------------------------
 
@@ -647,6 +669,9 @@ CELERY_BEAT_SCHEDULE = {
         "task": "desk.tasks.escalate_unpicked_contacts",
         "schedule": 60.0,
     },
+    # Every minute: the support mailbox's new e-mails become inquiries or follow-ups
+    # (desk/mailbox.py); does nothing while SUPPORT_MAILBOX_HOST is empty.
+    "fetch-support-mailbox": {"task": "desk.tasks.fetch_support_mailbox", "schedule": 60.0},
     # On the 1st of every month at 10:00 Japan time: ask customers to check the sites
     # that have not checked their line lately (FAQ Q1, Q5).
     "readiness-reminders": {

@@ -304,6 +304,9 @@ class OutboundEmail(models.Model):
     attempts = models.PositiveSmallIntegerField(_("attempts"), default=0, db_default=0)
     sent_at = models.DateTimeField(_("sent"), null=True, blank=True)
     last_error = models.TextField(_("last error"), blank=True, db_default="")
+    # Extra headers sent with the message, e.g. In-Reply-To and References so that the
+    # customer's mail program threads a reply under their e-mail.
+    headers = models.JSONField(_("extra headers"), default=dict, blank=True, db_default={})
 
     class Meta:
         verbose_name = _("outgoing e-mail")

@@ -82,10 +82,18 @@ def clean_addresses(addresses: Iterable[str]) -> list[str]:
 
 
 def queue_email(
-    *, key: str, to: Iterable[str], subject: str, body: str, now: datetime | None = None
+    *,
+    key: str,
+    to: Iterable[str],
+    subject: str,
+    body: str,
+    headers: dict[str, str] | None = None,
+    now: datetime | None = None,
 ) -> OutboundEmail | None:
-    """Queue one ready e-mail; returns None when ``key`` was queued before."""
-    queued = queue_emails([dict(key=key, to=to, subject=subject, body=body)], now=now)
+    """Queue one ready e-mail; returns None when ``key`` was queued before. ``headers``
+    are sent with it (In-Reply-To, References, Auto-Submitted…)."""
+    message = dict(key=key, to=to, subject=subject, body=body, headers=headers or {})
+    queued = queue_emails([message], now=now)
     return queued[0] if queued else None
 
 
@@ -108,6 +116,10 @@ def queue_emails(messages: list[dict], *, now: datetime | None = None) -> list[O
                 to=to,
                 subject=fold_header(message["subject"]),
                 body=message["body"],
+                headers={
+                    name: fold_header(value, limit=2000)
+                    for name, value in message.get("headers", {}).items()
+                },
                 status=OutboundEmail.Status.QUEUED if to else OutboundEmail.Status.SKIPPED,
                 created_at=now,
                 send_after=due,
@@ -221,7 +233,10 @@ def _send_batch(rows: list[OutboundEmail], report: SendReport) -> None:
                 _renew_lease(ready[index:])
                 renewed = _clock()
             message = EmailMessage(
-                row.subject, row.body, to=row.to, headers={"Message-ID": message_id(row)}
+                row.subject,
+                row.body,
+                to=row.to,
+                headers={**row.headers, "Message-ID": message_id(row)},
             )
             try:
                 connection.send_messages([message])

@@ -14,6 +14,7 @@ import time_machine
 from django.conf import settings
 from django.utils import timezone
 
+from desk.models import Inquiry
 from desk.services import open_inquiry
 from incidents.broadcasts import send_mass_message
 from incidents.models import ReadinessReminder
@@ -29,6 +30,7 @@ from tests.factories import (
     SupportUserFactory,
     UserFactory,
 )
+from tests.imapserver import IMAPServer
 from tests.upgrades.conftest import make_lines
 from upgrades.models import CustomerNotice, ProvisioningChange
 from upgrades.services.blanket import apply_blanket_upgrade, declare_disaster, end_disaster
@@ -265,6 +267,24 @@ def test_the_escalation_entry_reminds_the_on_call_staff_of_a_contact_nobody_took
     assert AfterHoursAlert.objects.filter(stage="reminder").get().email.to == [
         "yakin@bcp.example.jp"
     ]
+
+
+@pytest.mark.django_db
+def test_the_mailbox_entry_turns_an_email_into_an_inquiry(settings, tmp_path):
+    with IMAPServer() as imap:
+        for name, value in imap.settings().items():
+            setattr(settings, name, value)
+        settings.PRIVATE_MEDIA_ROOT = tmp_path
+        user = UserFactory(email="tanaka@town.example.jp")
+        imap.deliver(
+            b"From: tanaka@town.example.jp\r\nSubject: test\r\n"
+            b"Message-ID: <beat-1@town.example.jp>\r\n\r\nHello\r\n"
+        )
+
+        run_beat_entry("fetch-support-mailbox")
+
+        assert Inquiry.objects.get().customer == user.customer
+        assert imap.uids("INBOX") == []
 
 
 def test_every_beat_entry_is_run_by_a_test_of_this_file():

@@ -24,7 +24,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
-from desk.models import CannedReply
+from desk.models import CannedReply, InboundEmail, InquiryAttachment
 from desk.services import open_inquiry
 from incidents.broadcasts import send_mass_message
 from incidents.models import Outage
@@ -118,6 +118,18 @@ class World:
         self.inquiry = open_inquiry(
             customer=site.customer, subject="件名", body="本文", channel=Channel.API, now=now
         )
+        inbound = InboundEmail.objects.create(
+            message_id="<matrix@town.example.jp>", folder="INBOX", uid="1", raw=b"x", fetched_at=now
+        )
+        self.attachment = InquiryAttachment(
+            inquiry=self.inquiry,
+            message=self.inquiry.messages.get(),
+            content_type="image/png",
+            size=len(png().read()),
+        )
+        self.attachment.file.save("matrix.png", png(), save=False)
+        self.attachment.save()
+        InboundEmail.objects.filter(pk=inbound.pk).update(inquiry=self.inquiry)
         self.outage = Outage.objects.create(
             cause="heavy_rain", started_at=now, declared_by=self.operator
         )
@@ -173,6 +185,7 @@ ARGUMENTS = {
     "incidents:mass-message": lambda w: {"pk": w.mass_message.pk},
     "desk:inquiry": lambda w: {"pk": w.inquiry.pk},
     "desk:customer": lambda w: {"pk": w.customer_a.customer_id},
+    "desk:attachment": lambda w: {"pk": w.attachment.pk},
     "subscription-detail": lambda w: {"pk": w.subscription.pk},
     "quote-detail": lambda w: {"pk": w.quote.pk},
     "quote-accept": lambda w: {"pk": w.quote.pk},
@@ -243,6 +256,8 @@ EXPECTED = {
     "desk:inquiry": CUSTOMER_PAGE,
     # a customer's whole story: the desk's page, for staff only
     "desk:customer": row(LOGIN, 403, 403, 200, 200),
+    # a file e-mailed with an inquiry: its customer's and staff's (from the admin)
+    "desk:attachment": row(LOGIN, 200, 404, 200, 200),
     "subscription-detail": CUSTOMER_API,
     "quote-detail": CUSTOMER_API,
     "quote-accept": CUSTOMER_API_ACTION,
