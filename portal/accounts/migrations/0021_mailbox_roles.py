@@ -1,18 +1,17 @@
 """Data migration: support staff see the e-mails the support mailbox received (those that
-could not be read above all) and may have one processed again; operators read them."""
+could not be read above all) and may have one processed again; so may operators."""
 
 from django.db import migrations
 
 from portal.accounts.roles import grant, revoke
 
-ROLES = {
-    "support": [
-        "desk.view_inboundemail",
-        "desk.change_inboundemail",
-        "desk.view_inquiryattachment",
-    ],
-    "operator": ["desk.view_inboundemail", "desk.view_inquiryattachment"],
-}
+MAILBOX = [
+    "desk.view_inboundemail",
+    "desk.change_inboundemail",
+    "desk.view_inquiryattachment",
+]
+# Operators hold every support permission (tests/portal/test_accounts.py).
+ROLES = {"support": MAILBOX, "operator": MAILBOX}
 
 
 def add(apps, schema_editor):
