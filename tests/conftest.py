@@ -22,6 +22,16 @@ def _fast_password_hashing(settings):
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 
 
+@pytest.fixture(autouse=True)
+def _fresh_query_log():
+    # Query counts (django_assert_max_num_queries) read the connection's log, a deque of
+    # at most 9,000 entries: left full by an earlier test, it would count 0 queries and
+    # pass any budget. Each test starts with it empty.
+    from django.db import reset_queries
+
+    reset_queries()
+
+
 DATABASE_FIXTURES = {"db", "transactional_db", "live_server", "django_db_reset_sequences"}
 
 
