@@ -1,10 +1,11 @@
 """Reads for the portal's own pages."""
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Count, Min, OuterRef, Prefetch, QuerySet, Subquery
+from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
 from incidents.models import CheckIn
 from portal.models import Heartbeat
@@ -12,7 +13,7 @@ from portal.services import RECENT
 from portal.tasks import HEARTBEAT_NAME
 from subscriptions.models import Site, Subscription
 from support.models import FollowUp, OutboundEmail
-from upgrades.models import BlanketUpgrade, CustomerNotice
+from upgrades.models import BlanketUpgrade, CustomerNotice, SpeedGrant
 
 
 @dataclass(frozen=True)
@@ -88,17 +89,73 @@ def backlog() -> Backlog:
     )
 
 
-def sites_with_subscriptions(*, customer_id: int) -> QuerySet[Site]:
-    """The customer's sites, each with its subscriptions and their plans, and the time of
-    its last readiness check: two queries."""
+# The customer home over the satellite line: a page of sites, a few lines each. A
+# customer with 2,000 lines gets a summary and one page of 20 sites, not 1.2 MB of HTML.
+HOME_SITES_PER_PAGE = 20
+HOME_LINES_PER_SITE = 10
+SITE_LINES_PER_PAGE = 50
+
+
+@dataclass(frozen=True)
+class LineSummary:
+    """The customer's lines counted by what they read on the home page."""
+
+    total: int
+    in_service: int
+    upgraded: int
+    expiring_soon: int
+    pending_answers: int
+
+
+def line_summary(*, customer_id: int, today: date) -> LineSummary:
+    """Two queries whatever the number of lines; the same states as
+    ``Subscription.state_on`` (in service covers expiring soon and extended)."""
+    active = Q(status=Subscription.Status.ACTIVE)
+    in_service = active & (Q(term_end__gt=today) | Q(extended_until__gte=today))
+    horizon = today + timedelta(days=settings.EXPIRING_SOON_DAYS)
+    no_extension = Q(extended_until__isnull=True) | Q(extended_until__lt=F("term_end"))
+    expiring_soon = (
+        active
+        & Q(term_end__gt=today)
+        & (
+            (no_extension & Q(term_end__lte=horizon))
+            | Q(extended_until__gte=F("term_end"), extended_until__lt=horizon)
+        )
+    )
+    counts = Subscription.objects.for_customer(customer_id).aggregate(
+        total=Count("pk"),
+        in_service=Count("pk", filter=in_service),
+        upgraded=Count("pk", filter=in_service & Q(applied_upgraded=True)),
+        expiring_soon=Count("pk", filter=expiring_soon),
+    )
+    pending = (
+        SpeedGrant.objects.for_customer(customer_id).filter(state=SpeedGrant.State.PENDING).count()
+    )
+    return LineSummary(**counts, pending_answers=pending)
+
+
+def sites_with_subscriptions(
+    *, customer_id: int, lines_per_site: int | None = HOME_LINES_PER_SITE
+) -> QuerySet[Site]:
+    """The customer's sites, each with its number of lines, its first ``lines_per_site``
+    lines (newest first, in ``shown_lines``) with their plans, and the time of its last
+    readiness check: two queries for a page of sites, whatever their size."""
     last_check = CheckIn.objects.filter(site_id=OuterRef("pk")).order_by("-checked_at")
+    line_count = (
+        Subscription.objects.filter(site_id=OuterRef("pk"))
+        .order_by()
+        .values("site_id")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    lines = Subscription.objects.select_related("plan").order_by("-service_start", "pk")
+    if lines_per_site is not None:
+        lines = lines[:lines_per_site]
     return (
         Site.objects.filter(customer_id=customer_id)
-        .annotate(last_checked_at=Subquery(last_check.values("checked_at")[:1]))
-        .prefetch_related(
-            Prefetch(
-                "subscriptions",
-                queryset=Subscription.objects.select_related("plan").order_by("-service_start"),
-            )
+        .annotate(
+            last_checked_at=Subquery(last_check.values("checked_at")[:1]),
+            line_count=Coalesce(Subquery(line_count), 0),
         )
+        .prefetch_related(Prefetch("subscriptions", queryset=lines, to_attr="shown_lines"))
     )

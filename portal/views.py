@@ -4,9 +4,10 @@ import logging
 
 from django.conf import settings
 from django.contrib.auth.mixins import PermissionRequiredMixin
+from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
-from django.shortcuts import redirect
+from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
@@ -15,7 +16,15 @@ from incidents.readiness import readiness_by_prefecture
 from incidents.selectors import mass_messages_for_customer
 from incidents.views import OutageForm
 from portal.celery import app as celery_app
-from portal.selectors import backlog, scheduler_status, sites_with_subscriptions
+from portal.selectors import (
+    HOME_LINES_PER_SITE,
+    HOME_SITES_PER_PAGE,
+    SITE_LINES_PER_PAGE,
+    backlog,
+    line_summary,
+    scheduler_status,
+    sites_with_subscriptions,
+)
 from support.access import CustomerRequiredMixin, is_customer_user
 from upgrades.selectors import disasters_for_dashboard
 
@@ -38,16 +47,34 @@ class HomeView(CustomerRequiredMixin, TemplateView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
+        customer_id = self.request.user.customer_id
         today = timezone.localdate()
-        sites = list(sites_with_subscriptions(customer_id=self.request.user.customer_id))
-        for site in sites:
-            for subscription in site.subscriptions.all():
+        number = self.request.GET.get("page")
+        site_id = self.request.GET.get("site", "")
+        sites = sites_with_subscriptions(customer_id=customer_id)
+        if site_id.isdigit():
+            # One site's lines, page after page: a site with hundreds of lines.
+            site = get_object_or_404(sites.prefetch_related(None), pk=site_id)
+            lines = site.subscriptions.select_related("plan").order_by("-service_start", "pk")
+            page = Paginator(lines, SITE_LINES_PER_PAGE).get_page(number)
+            site.shown_lines = list(page.object_list)
+            context["only_site"] = site
+            shown = [site]
+        else:
+            page = Paginator(sites, HOME_SITES_PER_PAGE).get_page(number)
+            shown = list(page.object_list)
+        for site in shown:
+            for subscription in site.shown_lines:
                 subscription.state = subscription.state_on(today)
         context["customer"] = self.request.user.customer
-        context["sites"] = sites
-        context["mass_messages"] = mass_messages_for_customer(
-            customer_id=self.request.user.customer_id
+        context["summary"] = line_summary(customer_id=customer_id, today=today)
+        context["sites"] = shown
+        context["page"] = page
+        context["page_range"] = page.paginator.get_elided_page_range(
+            page.number, on_each_side=2, on_ends=1
         )
+        context["lines_per_site"] = HOME_LINES_PER_SITE
+        context["mass_messages"] = mass_messages_for_customer(customer_id=customer_id)
         return context
 
 

@@ -250,7 +250,7 @@ EXPECTED = {
     "incidents:damage-report": CUSTOMER_PAGE,
     # staff open the photos from the admin's damage report
     "incidents:damage-photo": row(LOGIN, 200, 404, 200, 200),
-    "incidents:check-in": CUSTOMER_FORM_ACTION,
+    "incidents:check-in": row(LOGIN, 200, 404, 403, 403, post_b=404),  # the form, then its POST
     "incidents:check-in-token": CUSTOMER_FORM_ACTION,
     "incidents:mass-message": OPERATOR_PAGE,
     "desk:inquiry": CUSTOMER_PAGE,
