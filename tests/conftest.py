@@ -179,6 +179,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0018_second_factor_roles", "add"),
     ("portal.accounts.migrations.0019_desk_roles", "add"),
     ("portal.accounts.migrations.0020_contact_event_roles", "add"),
+    ("portal.accounts.migrations.0021_call_roles", "add"),
 ]
 
 
