@@ -57,7 +57,7 @@ def api_headers(user) -> dict[str, str]:
 
 # The phone system's endpoint takes its own token: fuzzed with it, its bodies are
 # checked, not only its 403.
-CTI_TOKEN = "fuzz-cti-token"  # noqa: S105 (a test's token)
+CTI_TOKEN = "fuzz-cti-token"
 
 
 def headers_for(path: str, headers: dict[str, str]) -> dict[str, str]:
@@ -105,7 +105,8 @@ def test_every_operation_answers_as_its_schema_says(caller):
             | operation.as_strategy(generation_mode=GenerationMode.NEGATIVE)
         )
         def call(case):
-            case.call_and_validate(headers=operation_headers, checks=CHECKS)
+            # Called within its own iteration: the loop variable is the right one.
+            case.call_and_validate(headers=operation_headers, checks=CHECKS)  # noqa: B023
 
         try:
             call()
