@@ -22,11 +22,14 @@ from django.utils.translation import gettext as _
 from desk.models import Call, CallEvent, Inquiry
 from desk.services import open_inquiry
 from incidents.contacts import arrival
+from incidents.models import DamageReport
+from incidents.services import report_damage
 from subscriptions.models import Customer, Site, Subscription, UserPhone
 from subscriptions.phones import to_e164
 from support.channels import Channel
 from support.services import alert_on_call
-from upgrades.models import SpeedGrant
+from upgrades.models import SpeedGrant, UpgradeRequest
+from upgrades.services.requests import request_upgrade
 
 Status = Call.Status
 Event = CallEvent.Event
@@ -235,6 +238,57 @@ def record_inquiry_from_call(*, call: Call, by, subject: str, body: str, now: da
             raise ValidationError(_("An inquiry is already recorded from this call."))
     call.refresh_from_db()
     return inquiry
+
+
+def record_upgrade_request_from_call(
+    *, call: Call, by, sites: list[Site], reason: str, note: str, now: datetime
+) -> UpgradeRequest:
+    """The customer asked for speed on the call: an upgrade request taken by phone,
+    linked to it (the upgrade services' rules: their own sites, lines in service)."""
+    _check_can_record(call, "upgrade_request")
+    with transaction.atomic():
+        upgrade_request = request_upgrade(
+            customer=call.customer,
+            sites=sites,
+            reason=reason,
+            note=note,
+            channel=Channel.PHONE,
+            recorded_by=by,
+            contact_phone=call.from_number[:20],
+            now=now,
+        )
+        _link(call, upgrade_request=upgrade_request)
+    return upgrade_request
+
+
+def record_damage_report_from_call(
+    *, call: Call, by, site: Site, description: str, now: datetime
+) -> DamageReport:
+    """The customer reported damaged equipment on the call: a damage report taken by
+    phone (photos follow by the portal or e-mail), linked to it."""
+    _check_can_record(call, "damage_report")
+    if site.customer_id != call.customer_id:
+        raise ValidationError({"site": _("Choose one of the caller's sites.")})
+    with transaction.atomic():
+        report = report_damage(
+            site=site, description=description, photos=[], channel=Channel.PHONE, now=now
+        )
+        _link(call, damage_report=report)
+    return report
+
+
+def _check_can_record(call: Call, field: str) -> None:
+    if call.customer is None:
+        raise ValidationError(_("Say whose call this was first."))
+    if getattr(call, f"{field}_id") is not None:
+        raise ValidationError(_("This is already recorded from this call."))
+
+
+def _link(call: Call, **contact) -> None:
+    ((field, value),) = contact.items()
+    if not Call.objects.filter(pk=call.pk, **{f"{field}__isnull": True}).update(**contact):
+        raise ValidationError(_("This is already recorded from this call."))
+    setattr(call, field, value)
 
 
 def call_summary(call: Call) -> str:

@@ -234,7 +234,7 @@ class Call(IncidentContact):
         verbose_name=_("called back by"),
     )
     callback_note = models.TextField(_("callback note"), blank=True)
-    # What the customer asked, recorded from the call (desk/calls.py record_request).
+    # What the customer asked, recorded from the call (desk/calls.py), one of each.
     inquiry = models.ForeignKey(
         Inquiry,
         on_delete=models.SET_NULL,
@@ -242,6 +242,22 @@ class Call(IncidentContact):
         blank=True,
         related_name="+",
         verbose_name=_("inquiry"),
+    )
+    upgrade_request = models.ForeignKey(
+        "upgrades.UpgradeRequest",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("upgrade request"),
+    )
+    damage_report = models.ForeignKey(
+        "incidents.DamageReport",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("damage report"),
     )
 
     class Meta:

@@ -14,7 +14,13 @@ from django.utils.translation import gettext_lazy
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
-from desk.calls import choose_call_customer, record_callback, record_inquiry_from_call
+from desk.calls import (
+    choose_call_customer,
+    record_callback,
+    record_damage_report_from_call,
+    record_inquiry_from_call,
+    record_upgrade_request_from_call,
+)
 from desk.customer_page import customer_story
 from desk.models import Call, Inquiry
 from desk.queue import KINDS, QueueFilters, QueueRow, queue
@@ -24,6 +30,7 @@ from support.access import CustomerRequiredMixin
 from support.admin import MAX_ID
 from support.channels import Channel
 from support.models import ContactPriority
+from upgrades.models import UpgradeRequest
 
 
 class InquiryForm(forms.Form):
@@ -275,6 +282,33 @@ class CallInquiryForm(forms.Form):
     )
 
 
+class CallUpgradeForm(forms.Form):
+    sites = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("Sites"),
+        queryset=Site.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    reason = forms.ChoiceField(label=gettext_lazy("Reason"), choices=UpgradeRequest.Reason.choices)
+    note = forms.CharField(
+        label=gettext_lazy("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, call, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sites"].queryset = Site.objects.filter(customer_id=call.customer_id)
+
+
+class CallDamageForm(forms.Form):
+    site = forms.ModelChoiceField(label=gettext_lazy("Site"), queryset=Site.objects.none())
+    description = forms.CharField(
+        label=gettext_lazy("What is damaged"), widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args, call, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = Site.objects.filter(customer_id=call.customer_id)
+
+
 @method_decorator(never_cache, name="dispatch")
 class CallLogView(PermissionRequiredMixin, TemplateView):
     """Staff: every phone call, newest first, page by page; ``?callback=1`` keeps the
@@ -307,7 +341,9 @@ class CallDetailView(PermissionRequiredMixin, TemplateView):
 
     def get_call(self) -> Call:
         return get_object_or_404(
-            Call.objects.select_related("customer", "callback_by", "inquiry"),
+            Call.objects.select_related(
+                "customer", "callback_by", "inquiry", "upgrade_request", "damage_report"
+            ),
             pk=self.kwargs["pk"],
         )
 
@@ -327,6 +363,8 @@ class CallDetailView(PermissionRequiredMixin, TemplateView):
                 initial={"customer": call.customer_id} if call.customer_id else None,
             ),
             inquiry_form=kwargs.get("inquiry_form") or CallInquiryForm(),
+            upgrade_form=kwargs.get("upgrade_form") or CallUpgradeForm(call=call),
+            damage_form=kwargs.get("damage_form") or CallDamageForm(call=call),
         )
         return context
 
@@ -343,6 +381,8 @@ class CallDetailView(PermissionRequiredMixin, TemplateView):
                 CallCustomerForm(request.POST, candidates=call.candidates.all()),
             ),
             "inquiry": ("inquiry_form", CallInquiryForm(request.POST)),
+            "upgrade": ("upgrade_form", CallUpgradeForm(request.POST, call=call)),
+            "damage": ("damage_form", CallDamageForm(request.POST, call=call)),
         }
         if action not in forms_by_action:
             return redirect("desk:call", pk=call.pk)
@@ -356,6 +396,25 @@ class CallDetailView(PermissionRequiredMixin, TemplateView):
                 elif action == "customer":
                     choose_call_customer(call=call, customer_id=data["customer"])
                     messages.success(request, _("The call is the chosen customer's."))
+                elif action == "upgrade":
+                    record_upgrade_request_from_call(
+                        call=call,
+                        by=request.user,
+                        sites=list(data["sites"]),
+                        reason=data["reason"],
+                        note=data["note"],
+                        now=now,
+                    )
+                    messages.success(request, _("The upgrade request is recorded from this call."))
+                elif action == "damage":
+                    record_damage_report_from_call(
+                        call=call,
+                        by=request.user,
+                        site=data["site"],
+                        description=data["description"],
+                        now=now,
+                    )
+                    messages.success(request, _("The damage report is recorded from this call."))
                 else:
                     inquiry = record_inquiry_from_call(
                         call=call,

@@ -206,6 +206,11 @@ def links(page) -> dict[str, str]:
     }
 
 
+def link_by_id(page, link_id: str) -> str:
+    html = page.content.decode()
+    return unescape(re.search(rf'<a href="([^"]+)" id="{link_id}"', html).group(1))
+
+
 def test_a_missed_call_is_on_the_callback_list_until_called_back(live_server, client):
     customer = known_customer()
     staff = SupportUserFactory(full_name="佐藤")
@@ -218,7 +223,7 @@ def test_a_missed_call_is_on_the_callback_list_until_called_back(live_server, cl
     client.force_login(staff)
     queue = client.get("/desk/")
     assert f'data-contact="call-{call.pk}"' in queue.content.decode()
-    callback_list = client.get(links(queue)["Callback list"])
+    callback_list = client.get(link_by_id(queue, "callback-list"))
     assert customer.name in callback_list.content.decode()
     call_page = client.get(links(callback_list)["2026-06-03 10:00"])
     assert "record-callback" in call_page.content.decode()
@@ -236,7 +241,7 @@ def test_a_missed_call_is_on_the_callback_list_until_called_back(live_server, cl
     )
     assert call.callback_at == WORKING.replace(hour=11)
     assert call.missed is True
-    assert customer.name not in client.get(links(queue)["Callback list"]).content.decode()
+    assert customer.name not in client.get(link_by_id(queue, "callback-list")).content.decode()
     assert f'data-contact="call-{call.pk}"' not in client.get("/desk/").content.decode()
     assert "2026-06-03 10:00" in client.get("/desk/calls/").content.decode()
 
@@ -319,3 +324,54 @@ def test_phones_are_kept_in_e164_where_they_are_saved():
     site.save(update_fields=["contact_phone"])
     site.refresh_from_db()
     assert site.contact_phone_e164 == "+81494229999"
+
+
+def form_fields(page, form_id: str) -> dict[str, str]:
+    """The hidden fields of the form with this id, as the browser would send them."""
+    html = page.content.decode()
+    form = re.search(rf'<form[^>]*id="{form_id}".*?</form>', html, re.S).group(0)
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)"', form))
+
+
+def test_an_upgrade_request_and_a_damage_report_are_recorded_from_a_call(live_server, client):
+    customer = known_customer()
+    site = customer.sites.get()
+    SubscriptionFactory(site=site)
+    staff = SupportUserFactory()
+    post_event(live_server, {"event": "newCall", "from": "0362790933", "callId": "c-12"})
+    call = Call.objects.get()
+    client.force_login(staff)
+    page = client.get(f"/desk/calls/{call.pk}/")
+
+    client.post(
+        page.request["PATH_INFO"],
+        {**form_fields(page, "record-upgrade"), "sites": [str(site.pk)], "reason": "disaster"},
+    )
+    client.post(
+        page.request["PATH_INFO"],
+        {**form_fields(page, "record-damage"), "site": str(site.pk), "description": "傾いた"},
+    )
+
+    call.refresh_from_db()
+    assert (call.upgrade_request.channel, call.upgrade_request.customer) == ("phone", customer)
+    assert list(call.upgrade_request.sites.all()) == [site]
+    assert call.upgrade_request.recorded_by == staff
+    assert (call.damage_report.channel, call.damage_report.site) == ("phone", site)
+    after = client.get(f"/desk/calls/{call.pk}/").content.decode()
+    assert 'id="record-upgrade"' not in after and 'id="record-damage"' not in after
+
+
+def test_the_caller_log_reads_a_page_in_a_fixed_number_of_queries(
+    live_server, client, django_assert_max_num_queries
+):
+    known_customer()
+    answerer = SupportUserFactory(email="tanaka@support.example.com")
+    for n in range(30):
+        post_event(live_server, {"event": "newCall", "from": "0362790933", "callId": f"q-{n}"})
+        post_event(live_server, {"event": "answer", "callId": f"q-{n}", "user": [answerer.email]})
+    client.force_login(SupportUserFactory())
+
+    with django_assert_max_num_queries(12):
+        page = client.get("/desk/calls/")
+
+    assert page.content.decode().count("data-call=") == 25
