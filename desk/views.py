@@ -163,6 +163,7 @@ class CustomerStoryView(PermissionRequiredMixin, TemplateView):
         "incidents.view_fieldvisit",
         "incidents.view_checkin",
         "desk.view_inquiry",
+        "desk.view_call",
     )
     template_name = "desk/customer.html"
 
@@ -312,7 +313,8 @@ class CallDamageForm(forms.Form):
 @method_decorator(never_cache, name="dispatch")
 class CallLogView(PermissionRequiredMixin, TemplateView):
     """Staff: every phone call, newest first, page by page; ``?callback=1`` keeps the
-    callback list (missed calls nobody has called back yet)."""
+    callback list (missed calls nobody has called back yet), ``?customer=<id>`` one
+    customer's calls (linked from the customer's page)."""
 
     permission_required = "desk.view_call"
     template_name = "desk/calls.html"
@@ -324,6 +326,9 @@ class CallLogView(PermissionRequiredMixin, TemplateView):
         calls = Call.objects.select_related("customer").prefetch_related("answered_by")
         if callback_only:
             calls = calls.filter(status=Call.Status.MISSED)
+        customer_id = self.request.GET.get("customer", "")
+        if customer_id.isdigit() and int(customer_id) <= MAX_ID:
+            calls = calls.filter(customer_id=int(customer_id))
         page = Paginator(calls.order_by("-received_at", "-pk"), self.paginate_by).get_page(
             self.request.GET.get("page")
         )

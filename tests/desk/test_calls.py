@@ -375,3 +375,16 @@ def test_the_caller_log_reads_a_page_in_a_fixed_number_of_queries(
         page = client.get("/desk/calls/")
 
     assert page.content.decode().count("data-call=") == 25
+
+
+def test_the_customer_page_lists_the_customers_calls(live_server, client):
+    customer = known_customer()
+    with time_machine.travel(WORKING, tick=False):
+        post_event(live_server, {"event": "newCall", "from": "0362790933", "callId": "c-13"})
+    call = Call.objects.get()
+    client.force_login(SupportUserFactory())
+
+    page = client.get(f"/desk/customers/{customer.pk}/")
+    call_page = client.get(links(page)["2026-06-03 10:00"])
+
+    assert call_page.context["call"] == call
