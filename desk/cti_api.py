@@ -86,6 +86,14 @@ def cti_token_ok(header: str) -> bool:
     return hmac.compare_digest(token.strip().encode(), expected.encode())
 
 
+def _form_lists(data):
+    # Form-encoded, phone systems send the list as user[]=a&user[]=b (PHP's style).
+    if hasattr(data, "getlist") and "user[]" in data:
+        data = data.copy()
+        data.setlist("user", data.getlist("user[]"))
+    return data
+
+
 class CallEventView(APIView):
     """One event of a phone call, posted by the phone system (PBX)."""
 
@@ -131,7 +139,7 @@ class CallEventView(APIView):
     def post(self, request):
         if not cti_token_ok(request.headers.get("Authorization", "")):
             raise PermissionDenied(_("Unknown CTI token, or CTI is switched off."))
-        data = CallEventInput(data=request.data)
+        data = CallEventInput(data=_form_lists(request.data))
         data.is_valid(raise_exception=True)
         values = data.validated_data
         call, recorded = record_call_event(

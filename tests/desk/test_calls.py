@@ -388,3 +388,20 @@ def test_the_customer_page_lists_the_customers_calls(live_server, client):
     call_page = client.get(links(page)["2026-06-03 10:00"])
 
     assert call_page.context["call"] == call
+
+
+def test_a_form_encoded_event_as_many_phone_systems_send_it(live_server):
+    known_customer()
+    staff = SupportUserFactory(email="suzuki@support.example.com")
+
+    post_event(live_server, {"event": "newCall", "from": "0362790933", "callId": "c-14"}, form=True)
+    status, body = post_event(
+        live_server,
+        {"event": "answer", "callId": "c-14", "user[]": ["suzuki@support.example.com", "202"]},
+        form=True,
+    )
+
+    assert (status, body["status"]) == (200, "answered")
+    call = Call.objects.get()
+    assert list(call.answered_by.all()) == [staff]
+    assert call.answered_by_names == ["suzuki@support.example.com", "202"]
