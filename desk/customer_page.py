@@ -18,7 +18,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import urlencode
 
-from desk.models import Inquiry, InquiryMessage
+from desk.models import Call, Inquiry, InquiryMessage
 from incidents.models import CheckIn, DamageReport
 from subscriptions.models import Customer, Invoice, Site, Subscription
 from upgrades.models import SpeedGrant, UpgradeRequest
@@ -52,7 +52,7 @@ class CustomerStory:
     inquiries: Section
     invoices: Section
     check_ins: Section
-    # Calls (PBX events) join here as a section of their own when the desk records them.
+    calls: Section
 
 
 def _changelist(model, **filters) -> str:
@@ -150,5 +150,12 @@ def customer_story(customer_id: int) -> CustomerStory:
             CheckIn.objects.filter(site__customer_id=cid)
             .select_related("site")
             .order_by("-checked_at", "-pk"),
+        ),
+        # The phone system's calls: all of them in the desk's caller log, for this customer.
+        calls=_section(
+            Call.objects.filter(customer_id=cid)
+            .select_related("callback_by")
+            .order_by("-received_at", "-pk"),
+            all_url=f"{reverse('desk:calls')}?{urlencode({'customer': cid})}",
         ),
     )

@@ -283,3 +283,168 @@ class InquiryAttachment(models.Model):
 
     def __str__(self) -> str:
         return self.filename or _("attachment %(number)s") % {"number": self.pk}
+
+
+class Call(IncidentContact):
+    """A phone call the phone system (PBX) told us about (desk/calls.py): who called,
+    which customer that is, who answered, and, for a missed call, the callback.
+
+    ringing → answered → ended, or ringing → missed → called back. A missed call stays
+    on the callback list (the desk's queue) until a staff member records the callback.
+    """
+
+    class Status(models.TextChoices):
+        RINGING = "ringing", _("Ringing")
+        ANSWERED = "answered", _("Answered")
+        MISSED = "missed", _("Missed")
+        ENDED = "ended", _("Ended")
+        CALLED_BACK = "called_back", _("Called back")
+
+    class Direction(models.TextChoices):
+        IN = "in", _("Incoming")
+        OUT = "out", _("Outgoing")
+
+    OPEN_STATUSES = frozenset({Status.RINGING, Status.MISSED})
+
+    # The phone system's id of the call: its events name it.
+    call_id = models.CharField(_("call id"), max_length=100, unique=True)
+    direction = models.CharField(
+        _("direction"), max_length=3, choices=Direction.choices, default=Direction.IN
+    )
+    from_number = models.CharField(_("caller number"), max_length=100, blank=True)
+    from_e164 = models.CharField(_("caller number (E.164)"), max_length=16, blank=True)
+    to_number = models.CharField(_("called number"), max_length=100, blank=True)
+    # The customer on the other end: empty for an unknown caller, or until staff choose
+    # among several customers who have the number (``candidates``).
+    customer = models.ForeignKey(
+        Customer,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="calls",
+        verbose_name=_("customer"),
+    )
+    candidates = models.ManyToManyField(
+        Customer, blank=True, related_name="+", verbose_name=_("customers with this number")
+    )
+    status = models.CharField(
+        _("status"), max_length=20, choices=Status.choices, default=Status.RINGING
+    )
+    answered_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
+    # Seconds talked (answer to hang-up); empty for a call nobody answered.
+    duration = models.PositiveIntegerField(_("duration (seconds)"), null=True, blank=True)
+    # The staff who took it, as the phone system named them (e-mail or extension), and
+    # those names that are a staff member's e-mail.
+    answered_by_names = models.JSONField(_("answered by (as sent)"), default=list, blank=True)
+    answered_by = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="+", verbose_name=_("answered by")
+    )
+    answering_number = models.CharField(_("answering number"), max_length=100, blank=True)
+    end_cause = models.CharField(_("end cause"), max_length=50, blank=True)
+    # Ended without an answer (an incoming call): kept after the callback.
+    missed = models.BooleanField(_("missed"), default=False)
+    callback_at = models.DateTimeField(_("called back"), null=True, blank=True)
+    callback_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("called back by"),
+    )
+    callback_note = models.TextField(_("callback note"), blank=True)
+    # What the customer asked, recorded from the call (desk/calls.py), one of each.
+    inquiry = models.ForeignKey(
+        Inquiry,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("inquiry"),
+    )
+    upgrade_request = models.ForeignKey(
+        "upgrades.UpgradeRequest",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("upgrade request"),
+    )
+    damage_report = models.ForeignKey(
+        "incidents.DamageReport",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        verbose_name=_("damage report"),
+    )
+
+    class Meta:
+        verbose_name = _("call")
+        verbose_name_plural = _("calls")
+        ordering = ["-received_at", "-pk"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=["ringing", "answered", "missed", "ended", "called_back"]),
+                name="%(app_label)s_%(class)s_status_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(direction__in=["in", "out"]),
+                name="%(app_label)s_%(class)s_direction_valid",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="called_back") | Q(callback_at__isnull=False),
+                name="%(app_label)s_%(class)s_called_back_has_time",
+            ),
+        ]
+        indexes = [
+            # The caller log, newest first, and its callback list (missed, not called back).
+            models.Index(fields=["status", "-received_at"], name="desk_call_status_recv_idx"),
+            # A customer's calls on the desk's customer page.
+            models.Index(fields=["customer", "-received_at"], name="desk_call_customer_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.from_number or '—'} {localtime(self.received_at):%Y-%m-%d %H:%M}"
+
+    @property
+    def duration_text(self) -> str:
+        """Talk time as minutes:seconds ("" when nobody answered)."""
+        if self.duration is None:
+            return ""
+        return f"{self.duration // 60}:{self.duration % 60:02d}"
+
+
+class CallEvent(models.Model):
+    """One event the phone system posted, as it came: once per call and event, so a
+    replay changes nothing."""
+
+    class Event(models.TextChoices):
+        NEW_CALL = "newCall", _("New call")
+        ANSWER = "answer", _("Answered")
+        HANGUP = "hangup", _("Hung up")
+
+    call = models.ForeignKey(
+        Call, on_delete=models.CASCADE, related_name="events", verbose_name=_("call")
+    )
+    event = models.CharField(_("event"), max_length=10, choices=Event.choices)
+    payload = models.JSONField(_("as posted"), default=dict)
+    received_at = models.DateTimeField(_("received"))
+
+    class Meta:
+        verbose_name = _("call event")
+        verbose_name_plural = _("call events")
+        ordering = ["received_at", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["call", "event"], name="%(app_label)s_%(class)s_once_per_call"
+            ),
+            models.CheckConstraint(
+                condition=Q(event__in=["newCall", "answer", "hangup"]),
+                name="%(app_label)s_%(class)s_event_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.call_id} {self.event}"

@@ -14,7 +14,7 @@ from django.db.models.functions import Coalesce, Substr
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from desk.models import Inquiry
+from desk.models import Call, Inquiry
 from incidents.models import DamageReport
 from support.models import ContactPriority
 from upgrades.models import UpgradeRequest
@@ -23,11 +23,14 @@ KINDS = {
     "upgrade_request": _("Upgrade request"),
     "damage_report": _("Damage report"),
     "inquiry": _("Inquiry"),
+    # Open while ringing, and once missed until someone calls back: the callback list.
+    "call": _("Phone call"),
 }
 MODELS = {
     "upgrade_request": UpgradeRequest,
     "damage_report": DamageReport,
     "inquiry": Inquiry,
+    "call": Call,
 }
 # The sorts an agent picks, as ORDER BY of the combined columns. Every sort ends on the
 # kind and number so that a page boundary never moves between two loads.
@@ -111,6 +114,7 @@ def _kind_rows(kind: str, filters: QueueFilters, *, user_id: int, now: datetime)
         "upgrade_request": _columns(kind, customer="customer", summary="reason"),
         "damage_report": _columns(kind, customer="site__customer", summary="description"),
         "inquiry": _columns(kind, customer="customer", summary="subject", unknown="sender_email"),
+        "call": _columns(kind, customer="customer", summary="from_number"),
     }[kind]
     return queryset.order_by().annotate(**columns).values(*columns)
 
@@ -177,7 +181,10 @@ class QueueRow:
             customer_name=(
                 row["q_customer_name"]
                 if row["q_customer_id"] is not None
+                # An e-mail from an unknown address, a call from an unknown number.
                 else _("Unknown sender %(email)s") % {"email": row["q_customer_name"]}
+                if kind == "inquiry"
+                else str(_("Unknown caller"))
             ),
             customer_url=customer_url(row["q_customer_id"]) if row["q_customer_id"] else "",
             summary=summary,
@@ -194,7 +201,9 @@ class QueueRow:
                 and row["q_first_response_at"] is None
                 and row["q_respond_by"] < now
             ),
-            url=reverse(
+            url=reverse("desk:call", args=[row["q_pk"]])
+            if kind == "call"
+            else reverse(
                 f"admin:{model._meta.app_label}_{model._meta.model_name}_change",
                 args=[row["q_pk"]],
             ),

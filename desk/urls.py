@@ -8,4 +8,6 @@ urlpatterns = [
     path("inquiries/<int:pk>/", views.InquiryDetailView.as_view(), name="inquiry"),
     path("inquiries/files/<int:pk>/", views.AttachmentView.as_view(), name="attachment"),
     path("desk/customers/<int:pk>/", views.CustomerStoryView.as_view(), name="customer"),
+    path("desk/calls/", views.CallLogView.as_view(), name="calls"),
+    path("desk/calls/<int:pk>/", views.CallDetailView.as_view(), name="call"),
 ]

@@ -4,7 +4,7 @@ staff's one queue over every contact kind, and the page of one customer's whole 
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin, PermissionRequiredMixin
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.http import FileResponse, Http404
 from django.shortcuts import get_object_or_404, redirect
@@ -16,9 +16,16 @@ from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
+from desk.calls import (
+    choose_call_customer,
+    record_callback,
+    record_damage_report_from_call,
+    record_inquiry_from_call,
+    record_upgrade_request_from_call,
+)
 from desk.customer_page import customer_story
 from desk.mailbox import PDF
-from desk.models import Inquiry, InquiryAttachment
+from desk.models import Call, Inquiry, InquiryAttachment
 from desk.queue import KINDS, QueueFilters, QueueRow, queue
 from desk.services import customer_follow_up, open_inquiry
 from incidents.services import PHOTO_EXTENSIONS
@@ -27,6 +34,7 @@ from support.access import CustomerRequiredMixin
 from support.admin import MAX_ID
 from support.channels import Channel
 from support.models import ContactPriority
+from upgrades.models import UpgradeRequest
 
 
 class InquiryForm(forms.Form):
@@ -163,6 +171,7 @@ class CustomerStoryView(PermissionRequiredMixin, TemplateView):
         "incidents.view_fieldvisit",
         "incidents.view_checkin",
         "desk.view_inquiry",
+        "desk.view_call",
     )
     template_name = "desk/customer.html"
 
@@ -286,3 +295,185 @@ class AttachmentView(LoginRequiredMixin, View):
         )
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+class CallbackForm(forms.Form):
+    note = forms.CharField(
+        label=gettext_lazy("What came of the callback"),
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=2000,
+    )
+
+
+class CallCustomerForm(forms.Form):
+    customer = forms.TypedChoiceField(label=gettext_lazy("Whose call was it?"), coerce=int)
+
+    def __init__(self, *args, candidates, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["customer"].choices = [(c.pk, f"{c.name} ({c.code})") for c in candidates]
+
+
+class CallInquiryForm(forms.Form):
+    subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
+    body = forms.CharField(
+        label=gettext_lazy("What the customer asked"),
+        widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=5000,
+    )
+
+
+class CallUpgradeForm(forms.Form):
+    sites = forms.ModelMultipleChoiceField(
+        label=gettext_lazy("Sites"),
+        queryset=Site.objects.none(),
+        widget=forms.CheckboxSelectMultiple,
+    )
+    reason = forms.ChoiceField(label=gettext_lazy("Reason"), choices=UpgradeRequest.Reason.choices)
+    note = forms.CharField(
+        label=gettext_lazy("Note"), required=False, widget=forms.Textarea(attrs={"rows": 2})
+    )
+
+    def __init__(self, *args, call, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["sites"].queryset = Site.objects.filter(customer_id=call.customer_id)
+
+
+class CallDamageForm(forms.Form):
+    site = forms.ModelChoiceField(label=gettext_lazy("Site"), queryset=Site.objects.none())
+    description = forms.CharField(
+        label=gettext_lazy("What is damaged"), widget=forms.Textarea(attrs={"rows": 3})
+    )
+
+    def __init__(self, *args, call, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["site"].queryset = Site.objects.filter(customer_id=call.customer_id)
+
+
+@method_decorator(never_cache, name="dispatch")
+class CallLogView(PermissionRequiredMixin, TemplateView):
+    """Staff: every phone call, newest first, page by page; ``?callback=1`` keeps the
+    callback list (missed calls nobody has called back yet), ``?customer=<id>`` one
+    customer's calls (linked from the customer's page)."""
+
+    permission_required = "desk.view_call"
+    template_name = "desk/calls.html"
+    paginate_by = 25
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        callback_only = self.request.GET.get("callback") == "1"
+        calls = Call.objects.select_related("customer").prefetch_related("answered_by")
+        if callback_only:
+            calls = calls.filter(status=Call.Status.MISSED)
+        customer_id = self.request.GET.get("customer", "")
+        if customer_id.isdigit() and int(customer_id) <= MAX_ID:
+            calls = calls.filter(customer_id=int(customer_id))
+        page = Paginator(calls.order_by("-received_at", "-pk"), self.paginate_by).get_page(
+            self.request.GET.get("page")
+        )
+        context.update(page=page, callback_only=callback_only)
+        return context
+
+
+@method_decorator(never_cache, name="dispatch")
+class CallDetailView(PermissionRequiredMixin, TemplateView):
+    """Staff: one call: who called, its events; record the callback, say whose call it
+    was when several customers have the number, record what the customer asked."""
+
+    permission_required = "desk.view_call"
+    template_name = "desk/call_detail.html"
+
+    def get_call(self) -> Call:
+        return get_object_or_404(
+            Call.objects.select_related(
+                "customer", "callback_by", "inquiry", "upgrade_request", "damage_report"
+            ),
+            pk=self.kwargs["pk"],
+        )
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        call = kwargs.get("call") or self.get_call()
+        candidates = list(call.candidates.order_by("name", "pk"))
+        context.update(
+            call=call,
+            candidates=candidates,
+            events=call.events.all(),
+            answered_by=list(call.answered_by.all()),
+            callback_form=kwargs.get("callback_form") or CallbackForm(),
+            customer_form=kwargs.get("customer_form")
+            or CallCustomerForm(
+                candidates=candidates,
+                initial={"customer": call.customer_id} if call.customer_id else None,
+            ),
+            inquiry_form=kwargs.get("inquiry_form") or CallInquiryForm(),
+            upgrade_form=kwargs.get("upgrade_form") or CallUpgradeForm(call=call),
+            damage_form=kwargs.get("damage_form") or CallDamageForm(call=call),
+        )
+        return context
+
+    def post(self, request, *args, **kwargs):
+        if not request.user.has_perm("desk.change_call"):
+            raise PermissionDenied
+        call = self.get_call()
+        action = request.POST.get("action")
+        now = timezone.now()
+        forms_by_action = {
+            "callback": ("callback_form", CallbackForm(request.POST)),
+            "customer": (
+                "customer_form",
+                CallCustomerForm(request.POST, candidates=call.candidates.all()),
+            ),
+            "inquiry": ("inquiry_form", CallInquiryForm(request.POST)),
+            "upgrade": ("upgrade_form", CallUpgradeForm(request.POST, call=call)),
+            "damage": ("damage_form", CallDamageForm(request.POST, call=call)),
+        }
+        if action not in forms_by_action:
+            return redirect("desk:call", pk=call.pk)
+        name, form = forms_by_action[action]
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                if action == "callback":
+                    record_callback(call=call, by=request.user, note=data["note"], now=now)
+                    messages.success(request, _("The callback is recorded."))
+                elif action == "customer":
+                    choose_call_customer(call=call, customer_id=data["customer"])
+                    messages.success(request, _("The call is the chosen customer's."))
+                elif action == "upgrade":
+                    record_upgrade_request_from_call(
+                        call=call,
+                        by=request.user,
+                        sites=list(data["sites"]),
+                        reason=data["reason"],
+                        note=data["note"],
+                        now=now,
+                    )
+                    messages.success(request, _("The upgrade request is recorded from this call."))
+                elif action == "damage":
+                    record_damage_report_from_call(
+                        call=call,
+                        by=request.user,
+                        site=data["site"],
+                        description=data["description"],
+                        now=now,
+                    )
+                    messages.success(request, _("The damage report is recorded from this call."))
+                else:
+                    inquiry = record_inquiry_from_call(
+                        call=call,
+                        by=request.user,
+                        subject=data["subject"],
+                        body=data["body"],
+                        now=now,
+                    )
+                    messages.success(
+                        request,
+                        _("Inquiry #%(number)s is recorded from this call.")
+                        % {"number": inquiry.pk},
+                    )
+                return redirect("desk:call", pk=call.pk)
+            except ValidationError as error:
+                for message in error.messages:
+                    form.add_error(None, message)
+        return self.render_to_response(self.get_context_data(call=call, **{name: form}))

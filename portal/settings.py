@@ -504,6 +504,9 @@ SUPPORT_WORKDAYS = frozenset(
 SUPPORT_YEAR_END_CLOSURE = ((12, 29), (1, 3))
 # Optional: after-hours alerts are also POSTed as JSON {"text": …} to a chat/SMS gateway.
 SUPPORT_ONCALL_WEBHOOK_URL = env.str("SUPPORT_ONCALL_WEBHOOK_URL", default="")
+# The phone system's shared secret for POST /api/v1/cti/events/ (desk/cti_api.py), sent
+# as "Authorization: Token <CTI_TOKEN>". Empty: the endpoint refuses every call (403).
+CTI_TOKEN = env.str("CTI_TOKEN", default="")
 # First-response targets (support/sla.py), in minutes: business time for a contact
 # received in working hours, clock time after hours.
 SUPPORT_FIRST_RESPONSE_MINUTES = {

@@ -4,6 +4,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from desk import views as desk_views
+from desk.cti_api import CallEventView
 from incidents.api import SiteCheckInView, StatusView
 from portal import views
 from portal.accounts import mfa_views as account_views
@@ -74,6 +75,7 @@ urlpatterns = [
     path("api/v1/auth/token/", ObtainTokenView.as_view(), name="api-token"),
     path("api/v1/check-in/", SiteCheckInView.as_view(), name="check-in-api"),
     path("api/v1/status/", StatusView.as_view(), name="status-api"),
+    path("api/v1/cti/events/", CallEventView.as_view(), name="cti-events"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # The split view serves Swagger UI's start script as a file of its own (?script), so
     # the page runs under the same Content-Security-Policy as every other (no inline script).

@@ -22,6 +22,7 @@ from subscriptions.models import (
     Plan,
     Site,
     Subscription,
+    UserPhone,
 )
 from subscriptions.services import cancel_invoice, record_payment
 from subscriptions.speed_causes import describe_cause
@@ -112,6 +113,22 @@ class SiteAdmin(SafeActionsMixin, admin.ModelAdmin):
     def get_readonly_fields(self, request, obj=None):
         # Moving a site to another organisation would hand it that site's contracts.
         return ["customer"] if obj else []
+
+
+@admin.register(UserPhone)
+class UserPhoneAdmin(SafeActionsMixin, admin.ModelAdmin):
+    """The numbers customer users call from: a call from one is their organisation's."""
+
+    list_display = ["number", "label", "user", "customer"]
+    list_select_related = ["user__customer"]
+    search_fields = ["number", "number_e164", "user__email", "user__full_name"]
+    raw_id_fields = ["user"]
+    fields = ["user", "number", "label"]
+    show_full_result_count = False
+
+    @admin.display(description=_("customer"), ordering="user__customer__name")
+    def customer(self, obj: UserPhone) -> str:
+        return str(obj.user.customer or "")
 
 
 @admin.register(Plan)

@@ -3,6 +3,7 @@
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -10,6 +11,7 @@ from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
+from subscriptions.phones import to_e164
 from subscriptions.prefectures import Prefecture
 
 TERM_YEARS = 5
@@ -49,6 +51,17 @@ class Customer(models.Model):
     phone = models.CharField(
         _("contact phone"), max_length=20, blank=True, validators=[phone_validator]
     )
+    # The phone in E.164, kept by save(): a caller's number matches it with one equality
+    # (desk/calls.py). Empty when there is no phone; a database default for raw inserts.
+    phone_e164 = models.CharField(
+        _("contact phone (E.164)"),
+        max_length=16,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        db_index=True,
+    )
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -65,6 +78,13 @@ class Customer(models.Model):
     def __str__(self) -> str:
         return self.name
 
+    def save(self, *args, **kwargs) -> None:
+        # The matching form always follows the typed number, wherever it is saved.
+        self.phone_e164 = to_e164(self.phone) or ""
+        if kwargs.get("update_fields") is not None and "phone" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "phone_e164"}
+        super().save(*args, **kwargs)
+
 
 class Site(models.Model):
     """An installation: the antenna and modem at one address."""
@@ -80,6 +100,16 @@ class Site(models.Model):
     address = models.CharField(_("address"), max_length=300)
     contact_phone = models.CharField(
         _("contact phone"), max_length=20, validators=[phone_validator]
+    )
+    # The contact phone in E.164, kept by save() (as Customer.phone_e164).
+    contact_phone_e164 = models.CharField(
+        _("contact phone (E.164)"),
+        max_length=16,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        db_index=True,
     )
     antenna_serial = models.CharField(_("antenna serial number"), max_length=50, blank=True)
     modem_serial = models.CharField(_("modem serial number"), max_length=50, blank=True)
@@ -102,6 +132,58 @@ class Site(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def save(self, *args, **kwargs) -> None:
+        self.contact_phone_e164 = to_e164(self.contact_phone) or ""
+        if kwargs.get("update_fields") is not None and "contact_phone" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "contact_phone_e164"}
+        super().save(*args, **kwargs)
+
+
+class UserPhone(models.Model):
+    """A number a customer user calls from: a user may register several (desk, mobile).
+    Staff keep them in the admin; a call from one is that user's organisation's."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="phones",
+        verbose_name=_("user"),
+        limit_choices_to={"customer__isnull": False},
+    )
+    number = models.CharField(_("phone number"), max_length=20, validators=[phone_validator])
+    label = models.CharField(
+        _("label"), max_length=50, blank=True, help_text=_("e.g. mobile, office")
+    )
+    # Kept by save(), as Customer.phone_e164.
+    number_e164 = models.CharField(
+        _("phone number (E.164)"), max_length=16, editable=False, db_index=True
+    )
+
+    class Meta:
+        verbose_name = _("customer user's phone")
+        verbose_name_plural = _("customer users' phones")
+        ordering = ["user_id", "pk"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["user", "number_e164"], name="%(app_label)s_%(class)s_once_per_user"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.number
+
+    def save(self, *args, **kwargs) -> None:
+        self.number_e164 = to_e164(self.number) or ""
+        super().save(*args, **kwargs)
+
+    def clean(self) -> None:
+        self.number_e164 = to_e164(self.number) or ""
+        if not self.number_e164:
+            raise ValidationError({"number": _("Enter a phone number that can be dialled.")})
+        twin = UserPhone.objects.filter(user_id=self.user_id, number_e164=self.number_e164)
+        if self.user_id and twin.exclude(pk=self.pk).exists():
+            raise ValidationError({"number": _("This user already has this number.")})
 
 
 class Plan(models.Model):

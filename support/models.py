@@ -228,10 +228,14 @@ class AfterHoursAlert(models.Model):
         UPGRADE_REQUEST = "upgrade_request", _("Speed-upgrade request")
         DAMAGE_REPORT = "damage_report", _("Damage report")
         INQUIRY_FOLLOW_UP = "inquiry_follow_up", _("Customer's follow-up to an inquiry")
+        CALL = "call", _("Phone call")
 
     contact_kind = models.CharField(_("contact kind"), max_length=50, choices=ContactKind)
     contact_id = models.CharField(_("contact"), max_length=50)
     summary = models.CharField(_("summary"), max_length=300)
+    # What the on-call person needs to know at once, beyond the summary: for a call, who
+    # is calling (their sites, lines' speed, pending grants, the disaster covering them).
+    details = models.TextField(_("details"), blank=True, db_default="")
     url = models.CharField(_("link"), max_length=300, blank=True)
     received_at = models.DateTimeField(_("received"))
     # When this stage was sent: how long the contact had waited then.

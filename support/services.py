@@ -19,7 +19,13 @@ Stage = AfterHoursAlert.Stage
 
 
 def alert_on_call(
-    *, contact_kind: str, contact_id: int | str, summary: str, url: str, received_at: datetime
+    *,
+    contact_kind: str,
+    contact_id: int | str,
+    summary: str,
+    url: str,
+    received_at: datetime,
+    details: str = "",
 ) -> AfterHoursAlert:
     """Record the alert for one after-hours contact, once, and queue its e-mail to the
     staff on call then (or the whole support group, told so) in the same transaction."""
@@ -31,6 +37,7 @@ def alert_on_call(
         url=url,
         received_at=received_at,
         now=received_at,
+        details=details,
     )
 
 
@@ -43,6 +50,7 @@ def send_after_hours_alert(
     url: str,
     received_at: datetime,
     now: datetime,
+    details: str = "",
 ) -> AfterHoursAlert:
     """One stage of the alerts about an after-hours contact, once per contact and stage
     (the unique constraint: two beats at once queue one e-mail): the first alert and the
@@ -55,6 +63,7 @@ def send_after_hours_alert(
             stage=stage,
             defaults={
                 "summary": summary[:300],
+                "details": details,
                 "url": url,
                 "received_at": received_at,
                 "alerted_at": now,

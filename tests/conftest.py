@@ -199,6 +199,7 @@ SEED_MIGRATIONS = [
     ("portal.accounts.migrations.0019_desk_roles", "add"),
     ("portal.accounts.migrations.0020_contact_event_roles", "add"),
     ("portal.accounts.migrations.0021_mailbox_roles", "add"),
+    ("portal.accounts.migrations.0022_call_roles", "add"),
 ]
 
 

@@ -24,6 +24,7 @@ from django_otp.plugins.otp_static.models import StaticDevice
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from PIL import Image
 
+from desk.calls import record_call_event
 from desk.models import CannedReply, InboundEmail, InquiryAttachment
 from desk.services import open_inquiry
 from incidents.broadcasts import send_mass_message
@@ -31,6 +32,7 @@ from incidents.models import Outage
 from incidents.services import report_damage
 from portal.accounts.models import SecondFactorReset
 from portal.accounts.tokens import issue_api_token
+from subscriptions.models import UserPhone
 from subscriptions.services import accept_quote, quote_extension
 from support.channels import Channel
 from support.models import OnCallShift
@@ -159,6 +161,15 @@ class World:
         StaticDevice.objects.create(user=self.support, name="recovery codes", confirmed=True)
         SecondFactorReset.objects.create(user=self.support, reset_by=self.operator)
         self.api_token, _secret = issue_api_token(user=self.customer_a, client="matrix")
+        # a missed call from customer A's site, and a number of one of A's users
+        self.call, _new = record_call_event(
+            event="newCall",
+            call_id="matrix-1",
+            from_number=site.contact_phone,
+            payload={},
+            now=now,
+        )
+        UserPhone.objects.create(user=self.customer_a, number="090-1234-5678")
 
 
 # The id each route is asked with: customer A's object, or the staff's.
@@ -186,6 +197,7 @@ ARGUMENTS = {
     "desk:inquiry": lambda w: {"pk": w.inquiry.pk},
     "desk:customer": lambda w: {"pk": w.customer_a.customer_id},
     "desk:attachment": lambda w: {"pk": w.attachment.pk},
+    "desk:call": lambda w: {"pk": w.call.pk},
     "subscription-detail": lambda w: {"pk": w.subscription.pk},
     "quote-detail": lambda w: {"pk": w.quote.pk},
     "quote-accept": lambda w: {"pk": w.quote.pk},
@@ -258,6 +270,8 @@ EXPECTED = {
     "desk:customer": row(LOGIN, 403, 403, 200, 200),
     # a file e-mailed with an inquiry: its customer's and staff's (from the admin)
     "desk:attachment": row(LOGIN, 200, 404, 200, 200),
+    # a call and its callback form: staff only (a customer B's POST is refused too)
+    "desk:call": row(LOGIN, 403, 403, 200, 200, post_b=403),
     "subscription-detail": CUSTOMER_API,
     "quote-detail": CUSTOMER_API,
     "quote-accept": CUSTOMER_API_ACTION,

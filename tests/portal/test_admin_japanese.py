@@ -28,7 +28,7 @@ from incidents.models import DamageReport, MassMessage
 from incidents.services import declare_outage, plan_field_visit, report_damage
 from portal.accounts.mfa import reset_second_factor
 from portal.accounts.models import User
-from subscriptions.models import Site
+from subscriptions.models import Site, UserPhone
 from support.models import OnCallShift
 from tests.factories import HeartbeatFactory
 from upgrades.models import SpeedGrant
@@ -80,6 +80,7 @@ def world(settings, tmp_path, django_capture_on_commit_callbacks):
             staff=support, starts_at=NIGHT - timedelta(hours=4), ends_at=NIGHT + timedelta(hours=8)
         )
         HeartbeatFactory(beat_at=NIGHT)
+        UserPhone.objects.create(user=customer_user, number="090-1234-5678", label="携帯")
         declare_outage(operator=operator, cause="heavy_rain", message="豪雨", now=NIGHT)
         blanket = declare_disaster(
             operator=operator,
