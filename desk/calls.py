@@ -29,6 +29,7 @@ from subscriptions.phones import to_e164
 from support.channels import Channel
 from support.services import alert_on_call
 from upgrades.models import SpeedGrant, UpgradeRequest
+from upgrades.services.blanket import respond_to_grants
 from upgrades.services.requests import request_upgrade
 
 Status = Call.Status
@@ -275,6 +276,44 @@ def record_damage_report_from_call(
         )
         _link(call, damage_report=report)
     return report
+
+
+def pending_blanket_lines(call: Call, *, now: datetime) -> int:
+    """How many of the caller's lines wait for an answer to a blanket upgrade."""
+    if call.customer_id is None or call.blanket_answer:
+        return 0
+    return _pending_grants(call, now=now).count()
+
+
+def _pending_grants(call: Call, *, now: datetime):
+    return SpeedGrant.objects.filter(
+        subscription__site__customer_id=call.customer_id,
+        state=SpeedGrant.State.PENDING,
+        blanket_upgrade__deadline__gt=now,
+    )
+
+
+def record_blanket_answer_from_call(*, call: Call, by, keep: bool, now: datetime) -> int:
+    """The customer answered the blanket upgrade on the phone: every line of theirs
+    still waiting is kept fast or returned to normal (channel: phone, recorded by the
+    staff member), once per call. Returns how many lines were answered."""
+    if call.customer_id is None:
+        raise ValidationError(_("Say whose call this was first."))
+    with transaction.atomic():
+        if not Call.objects.filter(pk=call.pk, blanket_answer="").update(
+            blanket_answer="kept" if keep else "declined"
+        ):
+            raise ValidationError(_("This is already recorded from this call."))
+        answered = respond_to_grants(
+            grants=_pending_grants(call, now=now),
+            keep=keep,
+            by=by,
+            channel=Channel.PHONE,
+            now=now,
+        )
+        Call.objects.filter(pk=call.pk).update(blanket_answer_lines=len(answered))
+    call.refresh_from_db()
+    return len(answered)
 
 
 def _check_can_record(call: Call, field: str) -> None:

@@ -354,6 +354,15 @@ class Call(IncidentContact):
         verbose_name=_("called back by"),
     )
     callback_note = models.TextField(_("callback note"), blank=True)
+    # The customer's answer to the blanket upgrade, given on this call (every pending
+    # line of theirs at once, as the portal's "keep all" / "decline all").
+    blanket_answer = models.CharField(
+        _("answer to the blanket upgrade"),
+        max_length=10,
+        choices=[("kept", _("Kept fast")), ("declined", _("Back to normal"))],
+        blank=True,
+    )
+    blanket_answer_lines = models.PositiveIntegerField(_("lines answered"), default=0)
     # What the customer asked, recorded from the call (desk/calls.py), one of each.
     inquiry = models.ForeignKey(
         Inquiry,

@@ -11,13 +11,15 @@ from django.shortcuts import get_object_or_404, redirect
 from django.utils import timezone
 from django.utils.decorators import method_decorator
 from django.utils.translation import gettext as _
-from django.utils.translation import gettext_lazy, pgettext_lazy
+from django.utils.translation import gettext_lazy, ngettext, pgettext_lazy
 from django.views import View
 from django.views.decorators.cache import never_cache
 from django.views.generic import TemplateView
 
 from desk.calls import (
     choose_call_customer,
+    pending_blanket_lines,
+    record_blanket_answer_from_call,
     record_callback,
     record_damage_report_from_call,
     record_inquiry_from_call,
@@ -313,6 +315,13 @@ class CallCustomerForm(forms.Form):
         self.fields["customer"].choices = [(c.pk, f"{c.name} ({c.code})") for c in candidates]
 
 
+class CallBlanketAnswerForm(forms.Form):
+    answer = forms.ChoiceField(
+        label=gettext_lazy("The customer's answer"),
+        choices=[("keep", gettext_lazy("Keep fast")), ("decline", gettext_lazy("Back to normal"))],
+    )
+
+
 class CallInquiryForm(forms.Form):
     subject = forms.CharField(label=gettext_lazy("Subject"), max_length=200)
     body = forms.CharField(
@@ -409,6 +418,8 @@ class CallDetailView(PermissionRequiredMixin, TemplateView):
             inquiry_form=kwargs.get("inquiry_form") or CallInquiryForm(),
             upgrade_form=kwargs.get("upgrade_form") or CallUpgradeForm(call=call),
             damage_form=kwargs.get("damage_form") or CallDamageForm(call=call),
+            blanket_form=kwargs.get("blanket_form") or CallBlanketAnswerForm(),
+            pending_blanket_lines=pending_blanket_lines(call, now=timezone.now()),
         )
         return context
 
@@ -427,6 +438,7 @@ class CallDetailView(PermissionRequiredMixin, TemplateView):
             "inquiry": ("inquiry_form", CallInquiryForm(request.POST)),
             "upgrade": ("upgrade_form", CallUpgradeForm(request.POST, call=call)),
             "damage": ("damage_form", CallDamageForm(request.POST, call=call)),
+            "blanket": ("blanket_form", CallBlanketAnswerForm(request.POST)),
         }
         if action not in forms_by_action:
             return redirect("desk:call", pk=call.pk)
@@ -450,6 +462,19 @@ class CallDetailView(PermissionRequiredMixin, TemplateView):
                         now=now,
                     )
                     messages.success(request, _("The upgrade request is recorded from this call."))
+                elif action == "blanket":
+                    lines = record_blanket_answer_from_call(
+                        call=call, by=request.user, keep=data["answer"] == "keep", now=now
+                    )
+                    messages.success(
+                        request,
+                        ngettext(
+                            "The customer's answer is recorded for %(count)s line.",
+                            "The customer's answer is recorded for %(count)s lines.",
+                            lines,
+                        )
+                        % {"count": lines},
+                    )
                 elif action == "damage":
                     record_damage_report_from_call(
                         call=call,

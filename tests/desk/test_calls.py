@@ -405,3 +405,39 @@ def test_a_form_encoded_event_as_many_phone_systems_send_it(live_server):
     call = Call.objects.get()
     assert list(call.answered_by.all()) == [staff]
     assert call.answered_by_names == ["suzuki@support.example.com", "202"]
+
+
+@pytest.mark.parametrize(("answer", "state"), [("keep", "active"), ("decline", "declined")])
+def test_the_answer_to_a_blanket_upgrade_is_recorded_from_a_call(
+    live_server, client, answer, state
+):
+    # a customer with two lines waiting for an answer calls
+    customer = known_customer()
+    site = customer.sites.get()
+    grants = [SpeedGrantFactory(subscription__site=site) for _ in range(2)]
+    other = SpeedGrantFactory()  # another customer's: untouched
+    staff = SupportUserFactory()
+    post_event(live_server, {"event": "newCall", "from": "0362790933", "callId": "b-1"})
+    call = Call.objects.get()
+    client.force_login(staff)
+    page = client.get(f"/desk/calls/{call.pk}/")
+    assert "2 回線" in page.content.decode()
+
+    # staff press the button of what the customer said
+    answered = client.post(
+        page.request["PATH_INFO"], {**form_fields(page, "record-blanket-answer"), "answer": answer}
+    )
+
+    assert answered.status_code == 302
+    for grant in grants:
+        grant.refresh_from_db()
+        assert (grant.state, grant.response_channel, grant.responded_by) == (state, "phone", staff)
+    other.refresh_from_db()
+    assert other.state == "pending"
+    after = client.get(f"/desk/calls/{call.pk}/").content.decode()
+    assert 'id="record-blanket-answer"' not in after and 'id="call-blanket-answer"' in after
+    # once per call: the same form posted again records nothing more
+    again = client.post(page.request["PATH_INFO"], {"action": "blanket", "answer": "decline"})
+    assert again.status_code == 200
+    call.refresh_from_db()
+    assert call.blanket_answer_lines == 2
