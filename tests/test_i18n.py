@@ -27,8 +27,9 @@ def test_japanese_catalogue_has_no_missing_or_fuzzy_translation():
 
 def test_compiled_catalogue_matches_the_source():
     # The .mo is committed so that a fresh machine needs no gettext; it must be current.
-    source = {e.msgid: e.msgstr for e in polib.pofile(str(PO)).translated_entries()}
-    compiled = {e.msgid: e.msgstr for e in polib.mofile(str(MO)) if e.msgid}
+    # Keyed by context too: "sent" (a date) and "sent" (a photo upload) are two entries.
+    source = {(e.msgctxt, e.msgid): e.msgstr for e in polib.pofile(str(PO)).translated_entries()}
+    compiled = {(e.msgctxt, e.msgid): e.msgstr for e in polib.mofile(str(MO)) if e.msgid}
 
     assert compiled == source
 
