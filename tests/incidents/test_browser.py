@@ -94,3 +94,36 @@ def test_a_phone_photo_is_shrunk_in_the_browser_and_sent_after_the_report(
         assert max(image.size) <= 1600 and image.format == "JPEG"
     assert stored.size < 400_000
     assert len(uploads) == 1 and uploads[0] < 400_000  # shrunk before it left the browser
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_report_refused_by_the_form_shows_its_errors_and_can_be_sent_again(
+    live_server, browser: Browser, tmp_path
+):
+    customer = UserFactory(email="muroto@example.com")
+    SiteFactory(customer=customer.customer, name="本庁舎")
+    photo = tmp_path / "antenna.png"
+    Image.new("RGB", (2400, 1800), (10, 120, 200)).save(photo, format="PNG")
+    page = browser.new_page(locale="ja-JP")
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("メールアドレス").fill("muroto@example.com")
+    page.get_by_label("パスワード").fill(PASSWORD)
+    page.get_by_role("button", name="ログイン").click()
+    page.get_by_role("link", name="機器の破損報告").click()
+
+    # no description: the page comes back with the error, nothing saved
+    page.get_by_label("設置場所").select_option(label="本庁舎")
+    page.get_by_label("写真(任意、JPEG または PNG)").set_input_files(str(photo))
+    page.get_by_role("button", name="報告する").click()
+    expect(page.get_by_text("この項目は必須です。")).to_be_visible()
+    assert not DamageReport.objects.exists()
+
+    # the page that came back still shrinks and sends
+    page.get_by_label("設置場所").select_option(label="本庁舎")
+    page.get_by_label("状況(アンテナの傾き、モデムの故障など)").fill("モデムが故障")
+    page.get_by_label("写真(任意、JPEG または PNG)").set_input_files(str(photo))
+    page.get_by_role("button", name="報告する").click()
+    expect(page.get_by_role("link", name="写真 1")).to_be_visible(timeout=30_000)
+    stored = DamageReport.objects.get().photos.get()
+    assert stored.content_type == "image/jpeg"  # shrunk: 1,600 px, JPEG
