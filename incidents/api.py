@@ -1,11 +1,13 @@
 """The check-in endpoint a site's own equipment calls over the satellite link."""
 
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from drf_standardized_errors.openapi_serializers import ErrorResponse403Serializer
 from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.permissions import AllowAny
@@ -15,6 +17,7 @@ from rest_framework.views import APIView
 
 from incidents.models import CheckIn, DamageReport, Disaster
 from incidents.services import (
+    add_damage_photo,
     current_outage,
     damage_progress,
     record_check_in,
@@ -127,10 +130,16 @@ class DamageReportInput(serializers.Serializer):
     photos = serializers.ListField(child=serializers.FileField(), required=False, default=list)
 
 
+class DamagePhotoInput(serializers.Serializer):
+    photo = serializers.FileField()
+
+
 class DamageReportViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
 ):
-    """The caller's organisation's damage reports; create one with photos (multipart)."""
+    """The caller's organisation's damage reports; create one with photos (multipart, all
+    or nothing), or create it without and add each photo on its own (photos/), as the
+    portal's page does over the satellite line."""
 
     permission_classes = [IsCustomerUser]
     serializer_class = DamageReportOutput
@@ -164,4 +173,19 @@ class DamageReportViewSet(
             by=request.user,
             now=timezone.now(),
         )
+        return Response(DamageReportOutput(report).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(
+        request={"multipart/form-data": DamagePhotoInput}, responses={201: DamageReportOutput}
+    )
+    @action(detail=True, methods=["post"], url_path="photos")
+    def add_photo(self, request, pk=None):
+        report = self.get_object()  # another organisation's report: 404
+        data = DamagePhotoInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            add_damage_photo(report=report, photo=data.validated_data["photo"])
+        except ValidationError as error:
+            raise serializers.ValidationError({"photo": error.messages}) from error
+        report = self.get_queryset().get(pk=report.pk)
         return Response(DamageReportOutput(report).data, status=status.HTTP_201_CREATED)

@@ -207,7 +207,9 @@ def check_photo(upload) -> str:
 def report_damage(
     *, site, description: str, photos: list, channel: str, by=None, now: datetime
 ) -> DamageReport:
-    """Record a damaged-equipment report with its photos, all or nothing.
+    """Record a damaged-equipment report with its photos, all or nothing (the API: a
+    program retries the whole call). The portal's form saves the text first and adds each
+    photo on its own (add_damage_photos), so a refused photo never loses the report.
 
     Every photo is checked before anything is saved; after hours, the staff on call are
     alerted; a report during an outage is linked to it.
@@ -215,9 +217,7 @@ def report_damage(
     if not description.strip():
         raise ValidationError({"description": _("Describe what happened.")})
     if len(photos) > settings.DAMAGE_PHOTO_MAX_COUNT:
-        raise ValidationError(
-            {"photos": _("At most %(n)s photos.") % {"n": settings.DAMAGE_PHOTO_MAX_COUNT}}
-        )
+        raise ValidationError({"photos": _too_many_photos()})
     errors, kinds = [], []
     for photo in photos:
         try:
@@ -235,10 +235,7 @@ def report_damage(
             **arrival(prefectures=[site.prefecture], now=now),
         )
         for photo, kind in zip(photos, kinds, strict=True):
-            photo.name = f"{uuid.uuid4().hex}.{PHOTO_EXTENSIONS[kind]}"
-            DamagePhoto.objects.create(
-                report=report, image=photo, content_type=kind, size=photo.size
-            )
+            _store_photo(report=report, photo=photo, kind=kind)
         if report.after_hours:
             alert_on_call(
                 contact_kind="damage_report",
@@ -249,6 +246,51 @@ def report_damage(
                 received_at=now,
             )
     return report
+
+
+def _too_many_photos() -> str:
+    return _("At most %(n)s photos per report.") % {"n": settings.DAMAGE_PHOTO_MAX_COUNT}
+
+
+def _store_photo(*, report: DamageReport, photo, kind: str) -> DamagePhoto:
+    photo.name = f"{uuid.uuid4().hex}.{PHOTO_EXTENSIONS[kind]}"
+    return DamagePhoto.objects.create(
+        report=report, image=photo, content_type=kind, size=photo.size
+    )
+
+
+def add_damage_photo(*, report: DamageReport, photo) -> DamagePhoto:
+    """Add one photo to a report, now or later, under the same rules as at the report:
+    JPEG or PNG by content, within the size and pixel limits, at most
+    DAMAGE_PHOTO_MAX_COUNT per report. A report merged into another takes none (its
+    photos moved to the other report)."""
+    kind = check_photo(photo)
+    with transaction.atomic():
+        # The lock makes two uploads at once count each other (the JavaScript sends the
+        # photos one after the other, but a customer may use two tabs).
+        locked = DamageReport.objects.select_for_update().get(pk=report.pk)
+        if locked.merged_into_id:
+            raise ValidationError(
+                _("This report was merged into report #%(number)s: add the photo there.")
+                % {"number": locked.merged_into_id}
+            )
+        if DamagePhoto.objects.filter(report=locked).count() >= settings.DAMAGE_PHOTO_MAX_COUNT:
+            raise ValidationError(
+                _("%(name)s was not added: %(limit)s")
+                % {"name": photo.name, "limit": _too_many_photos()}
+            )
+        return _store_photo(report=locked, photo=photo, kind=kind)
+
+
+def add_damage_photos(*, report: DamageReport, photos: list) -> list[str]:
+    """Add each photo on its own; what was refused is named, the rest are kept."""
+    refused = []
+    for photo in photos:
+        try:
+            add_damage_photo(report=report, photo=photo)
+        except ValidationError as error:
+            refused.extend(error.messages)
+    return refused
 
 
 def damage_progress(report: DamageReport) -> str:

@@ -9,6 +9,9 @@ urlpatterns = [
     path("operator/outages/<int:pk>/end/", views.EndOutageView.as_view(), name="end-outage"),
     path("damage/", views.DamageReportsView.as_view(), name="damage-reports"),
     path("damage/<int:pk>/", views.DamageReportView.as_view(), name="damage-report"),
+    path(
+        "damage/<int:pk>/photos/add/", views.DamagePhotoAddView.as_view(), name="damage-photo-add"
+    ),
     path("damage/photos/<int:pk>/", views.DamagePhotoView.as_view(), name="damage-photo"),
     path("sites/<int:pk>/check-in/", views.CheckInView.as_view(), name="check-in"),
     path("sites/<int:pk>/check-in-link/", views.CheckInTokenView.as_view(), name="check-in-token"),

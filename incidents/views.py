@@ -1,10 +1,11 @@
 """Ground-station outages: operators declare and end them; everyone sees the status."""
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import ValidationError
-from django.http import FileResponse, Http404
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -20,6 +21,8 @@ from incidents.forms import MassMessageForm
 from incidents.models import CheckIn, DamagePhoto, DamageReport, Disaster, MassMessage, Outage
 from incidents.services import (
     PHOTO_EXTENSIONS,
+    add_damage_photo,
+    add_damage_photos,
     damage_progress,
     declare_outage,
     end_outage,
@@ -177,11 +180,28 @@ class DamageReportForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 4}),
         max_length=4000,
     )
-    photos = MultipleFileField(label=gettext_lazy("Photos (optional, JPEG or PNG)"), required=False)
+    photos = MultipleFileField(
+        label=gettext_lazy("Photos (optional, JPEG or PNG)"),
+        required=False,
+        help_text=gettext_lazy("Choose several at once; you can also add photos later."),
+    )
 
     def __init__(self, *args, customer_id, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["site"].queryset = Site.objects.filter(customer_id=customer_id)
+
+
+def photo_limits() -> dict:
+    """The limits the forms state, from the settings the server enforces. The upload
+    times are at the satellite line's 64 kbit/s uplink."""
+    uplink_bytes_per_second = 64_000 / 8
+    return {
+        "max_mb": settings.DAMAGE_PHOTO_MAX_BYTES // (1024 * 1024),
+        "max_count": settings.DAMAGE_PHOTO_MAX_COUNT,
+        "max_minutes": round(settings.DAMAGE_PHOTO_MAX_BYTES / uplink_bytes_per_second / 60),
+        "shrunk_kb": 300,
+        "shrunk_seconds": round(300 * 1000 / uplink_bytes_per_second / 5) * 5,
+    }
 
 
 class DamageReportsView(CustomerRequiredMixin, TemplateView):
@@ -193,6 +213,7 @@ class DamageReportsView(CustomerRequiredMixin, TemplateView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.setdefault("form", self._form())
+        context["limits"] = photo_limits()
         context["reports"] = DamageReport.objects.filter(
             site__customer_id=self.request.user.customer_id
         ).select_related("site")[:50]
@@ -201,11 +222,13 @@ class DamageReportsView(CustomerRequiredMixin, TemplateView):
     def post(self, request):
         form = self._form(request.POST, request.FILES)
         if form.is_valid():
+            # The text first, then each photo on its own: a refused photo is named and
+            # the report and the other photos are kept (issue 13).
             try:
                 report = report_damage(
                     site=form.cleaned_data["site"],
                     description=form.cleaned_data["description"],
-                    photos=form.cleaned_data["photos"],
+                    photos=[],
                     channel=Channel.PORTAL,
                     by=request.user,
                     now=timezone.now(),
@@ -214,8 +237,44 @@ class DamageReportsView(CustomerRequiredMixin, TemplateView):
                 form.add_error(None, error)
             else:
                 messages.success(request, _("Thank you: your report has been received."))
+                refused = add_damage_photos(report=report, photos=form.cleaned_data["photos"])
+                for message in refused:
+                    messages.error(request, message)
+                if refused:
+                    messages.info(request, _("You can add photos below."))
                 return redirect("incidents:damage-report", pk=report.pk)
         return self.render_to_response(self.get_context_data(form=form), status=400)
+
+
+class DamagePhotoForm(forms.Form):
+    photo = forms.FileField(
+        label=gettext_lazy("Photo (JPEG or PNG)"),
+        widget=forms.FileInput(attrs={"accept": "image/jpeg,image/png"}),
+    )
+
+
+class DamagePhotoAddView(CustomerRequiredMixin, View):
+    """Add one photo to one of the customer's own reports (others: 404). The plain form
+    redirects back to the report; the page's script asks for JSON."""
+
+    def post(self, request, pk: int):
+        report = get_object_or_404(DamageReport, pk=pk, site__customer_id=request.user.customer_id)
+        wants_json = "application/json" in request.headers.get("Accept", "")
+        form = DamagePhotoForm(request.POST, request.FILES)
+        try:
+            if not form.is_valid():
+                raise ValidationError(_("Choose a photo to add."))
+            add_damage_photo(report=report, photo=form.cleaned_data["photo"])
+        except ValidationError as error:
+            if wants_json:
+                return JsonResponse({"error": " ".join(error.messages)}, status=400)
+            for message in error.messages:
+                messages.error(request, message)
+        else:
+            if wants_json:
+                return JsonResponse({"ok": True}, status=201)
+            messages.success(request, _("The photo has been added."))
+        return redirect("incidents:damage-report", pk=report.pk)
 
 
 class DamageReportView(CustomerRequiredMixin, DetailView):
@@ -228,7 +287,12 @@ class DamageReportView(CustomerRequiredMixin, DetailView):
         ).prefetch_related("photos", "visits")
 
     def get_context_data(self, **kwargs):
-        return {**super().get_context_data(**kwargs), "progress": damage_progress(self.object)}
+        return {
+            **super().get_context_data(**kwargs),
+            "progress": damage_progress(self.object),
+            "photo_form": DamagePhotoForm(),
+            "limits": photo_limits(),
+        }
 
 
 class DamagePhotoView(LoginRequiredMixin, View):

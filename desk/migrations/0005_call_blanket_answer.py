@@ -4,20 +4,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('desk', '0004_calls'),
+        ("desk", "0004_calls"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='call',
-            name='blanket_answer',
-            field=models.CharField(blank=True, choices=[('kept', 'Kept fast'), ('declined', 'Back to normal')], max_length=10, verbose_name='answer to the blanket upgrade'),
+            model_name="call",
+            name="blanket_answer",
+            field=models.CharField(
+                blank=True,
+                choices=[("kept", "Kept fast"), ("declined", "Back to normal")],
+                max_length=10,
+                verbose_name="answer to the blanket upgrade",
+            ),
         ),
         migrations.AddField(
-            model_name='call',
-            name='blanket_answer_lines',
-            field=models.PositiveIntegerField(default=0, verbose_name='lines answered'),
+            model_name="call",
+            name="blanket_answer_lines",
+            field=models.PositiveIntegerField(default=0, verbose_name="lines answered"),
         ),
     ]

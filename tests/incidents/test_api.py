@@ -72,3 +72,32 @@ def test_bad_or_foreign_damage_reports_get_400_and_are_not_saved():
     assert not_image.json()["type"] == "validation_error"
     assert [e["attr"] for e in not_image.json()["errors"]] == ["photos"]
     assert not DamageReport.objects.exists()
+
+
+def test_a_photo_is_added_to_a_report_on_its_own_over_the_api(settings):
+    settings.DAMAGE_PHOTO_MAX_COUNT = 1
+    user = UserFactory()
+    site = SiteFactory(customer=user.customer)
+    api = APIClient()
+    api.force_authenticate(user)
+    created = api.post(
+        "/api/v1/damage-reports/", {"site": site.pk, "description": "傾き"}, format="multipart"
+    ).json()
+    url = f"/api/v1/damage-reports/{created['id']}/photos/"
+
+    def jpeg():
+        buffer = io.BytesIO()
+        Image.new("RGB", (20, 20)).save(buffer, format="JPEG")
+        return SimpleUploadedFile("a.jpg", buffer.getvalue(), content_type="image/jpeg")
+
+    added = api.post(url, {"photo": jpeg()}, format="multipart")
+    too_many = api.post(url, {"photo": jpeg()}, format="multipart")
+    other = APIClient()
+    other.force_authenticate(UserFactory())
+    foreign = other.post(url, {"photo": jpeg()}, format="multipart")
+
+    assert added.status_code == 201 and len(added.json()["photos"]) == 1
+    assert too_many.status_code == 400
+    assert [e["attr"] for e in too_many.json()["errors"]] == ["photo"]
+    assert foreign.status_code == 404
+    assert DamageReport.objects.get().photos.count() == 1

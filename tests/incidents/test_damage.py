@@ -32,11 +32,12 @@ def customer_user():
     return user
 
 
-def post_report(client, user, photos, description="アンテナが傾いています"):
+def post_report(client, user, photos, description="アンテナが傾いています", **extra):
     site = user.customer.sites.get()
     return client.post(
         reverse("incidents:damage-reports"),
         {"site": site.pk, "description": description, "photos": photos},
+        **extra,
     )
 
 
@@ -64,24 +65,28 @@ def test_a_customer_reports_damage_with_a_photo_and_reads_no_promised_date(clien
     ],
     ids=["not-an-image", "gif"],
 )
-def test_a_bad_upload_is_refused_with_a_message_and_nothing_is_saved(client, customer_user, upload):
+def test_a_bad_upload_is_named_and_the_report_and_the_other_photo_are_kept(
+    client, customer_user, upload
+):
     client.force_login(customer_user)
 
-    response = post_report(client, customer_user, [png("ok.png"), upload])
+    response = post_report(client, customer_user, [png("ok.png"), upload], follow=True)
 
-    assert response.status_code == 400
-    assert "JPEG または PNG" in response.text
-    assert not DamageReport.objects.exists() and not DamagePhoto.objects.exists()
+    report = DamageReport.objects.get()
+    assert response.redirect_chain[-1][0] == reverse("incidents:damage-report", args=[report.pk])
+    assert "JPEG または PNG" in response.text and upload.name in response.text
+    assert report.description == "アンテナが傾いています"
+    assert report.photos.get().content_type == "image/png"
 
 
-def test_a_photo_too_large_is_refused(client, customer_user, settings):
+def test_a_photo_too_large_is_refused_and_the_report_kept(client, customer_user, settings):
     settings.DAMAGE_PHOTO_MAX_BYTES = 1000
     client.force_login(customer_user)
 
-    response = post_report(client, customer_user, [png(size=(600, 600))])
+    response = post_report(client, customer_user, [png(size=(600, 600))], follow=True)
 
-    assert response.status_code == 400
-    assert not DamageReport.objects.exists()
+    assert "大きすぎます" in response.text
+    assert DamageReport.objects.exists() and not DamagePhoto.objects.exists()
 
 
 def test_photos_are_shown_only_to_their_customer_and_staff(client, customer_user):

@@ -191,6 +191,7 @@ ARGUMENTS = {
     "incidents:end-outage": lambda w: {"pk": w.outage.pk},
     "incidents:damage-report": lambda w: {"pk": w.damage_report.pk},
     "incidents:damage-photo": lambda w: {"pk": w.photo.pk},
+    "incidents:damage-photo-add": lambda w: {"pk": w.damage_report.pk},
     "incidents:check-in": lambda w: {"pk": w.site.pk},
     "incidents:check-in-token": lambda w: {"pk": w.site.pk},
     "incidents:mass-message": lambda w: {"pk": w.mass_message.pk},
@@ -202,6 +203,7 @@ ARGUMENTS = {
     "quote-detail": lambda w: {"pk": w.quote.pk},
     "quote-accept": lambda w: {"pk": w.quote.pk},
     "damage-report-detail": lambda w: {"pk": w.damage_report.pk},
+    "damage-report-add-photo": lambda w: {"pk": w.damage_report.pk},
     "invoice-detail": lambda w: {"pk": w.invoice.pk},
     "invoice-pdf": lambda w: {"pk": w.invoice.pk},
     "upgrade-request-detail": lambda w: {"pk": w.upgrade_request.pk},
@@ -262,6 +264,7 @@ EXPECTED = {
     "incidents:damage-report": CUSTOMER_PAGE,
     # staff open the photos from the admin's damage report
     "incidents:damage-photo": row(LOGIN, 200, 404, 200, 200),
+    "incidents:damage-photo-add": CUSTOMER_FORM_ACTION,
     "incidents:check-in": row(LOGIN, 200, 404, 403, 403, post_b=404),  # the form, then its POST
     "incidents:check-in-token": CUSTOMER_FORM_ACTION,
     "incidents:mass-message": OPERATOR_PAGE,
@@ -276,6 +279,7 @@ EXPECTED = {
     "quote-detail": CUSTOMER_API,
     "quote-accept": CUSTOMER_API_ACTION,
     "damage-report-detail": CUSTOMER_API,
+    "damage-report-add-photo": CUSTOMER_API_ACTION,
     "invoice-detail": CUSTOMER_API,
     "invoice-pdf": CUSTOMER_API,
     "upgrade-request-detail": CUSTOMER_API,
