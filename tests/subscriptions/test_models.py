@@ -1,3 +1,4 @@
+import re
 from datetime import UTC, date, datetime
 
 import pytest
@@ -97,8 +98,10 @@ def test_a_line_expires_at_midnight_japan_time_not_utc(client):
     with time_machine.travel(datetime(2026, 11, 24, 15, 0, tzinfo=UTC), tick=False):
         next_day = client.get(reverse("home")).text
 
-    assert "まもなく満了" in last_day and "期限切れ" not in last_day
-    assert "期限切れ" in next_day and "まもなく満了" not in next_day
+    # the line's own state badge (the summary above names every state as a heading)
+    badges = re.compile(r'<span class="badge [a-z]+">([^<]+)</span>')
+    assert badges.findall(last_day) == ["まもなく満了"]
+    assert badges.findall(next_day) == ["期限切れ"]
     assert "2026-11-24" in last_day  # shown as the last day of service
 
 
