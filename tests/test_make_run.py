@@ -8,31 +8,16 @@ and reads the e-mail the worker prints (the embedded mode's console e-mail).
 import os
 import re
 import signal
-import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 import requests
 
+from tests.mailserver import free_port
+from tests.worker import wait_for
+
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_for(predicate, *, seconds: float, what: str):
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.3)
-    raise AssertionError(f"not within {seconds} s: {what}")
 
 
 def answers(url: str) -> bool:
@@ -67,7 +52,7 @@ def test_make_run_on_another_port_serves_there_and_mails_links_to_it(tmp_path):
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        wait_for(lambda: answers(f"{base}/healthz"), seconds=180, what="the portal answers")
+        assert wait_for(lambda: answers(f"{base}/healthz"), timeout=180), "the portal answers"
         assert f"BCP Portal: {base}/" in output.read_text()
 
         # pages and static files travel compressed; static files are kept for a year
@@ -94,13 +79,9 @@ def test_make_run_on_another_port_serves_there_and_mails_links_to_it(tmp_path):
         assert sent.status_code == 200
 
         # the worker sends it; its link names the port the portal runs on
-        link = wait_for(
-            lambda: re.search(
-                r"http://[^\s/]+/accounts/password/reset/\S+/\S+/", output.read_text()
-            ),
-            seconds=60,
-            what="the reset e-mail is sent",
-        ).group(0)
+        reset_link = re.compile(r"http://[^\s/]+/accounts/password/reset/\S+/\S+/")
+        assert wait_for(lambda: reset_link.search(output.read_text()), timeout=60), "e-mail sent"
+        link = reset_link.search(output.read_text()).group(0)
         assert link.startswith(f"{base}/accounts/password/reset/")
         assert answers(link)
     finally:

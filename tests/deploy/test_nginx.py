@@ -33,6 +33,7 @@ from PIL import Image
 from incidents.models import DamageReport
 from portal import settings as portal_settings
 from tests.factories import PASSWORD, SiteFactory, UserFactory
+from tests.mailserver import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -44,12 +45,6 @@ pytestmark = [
     pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(NGINX is None, reason="nginx is not installed (apt-get install nginx)"),
 ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_until_it_answers(url: str, *, seconds: float, process: subprocess.Popen, log: Path):
