@@ -160,7 +160,6 @@ def _answered(call: Call, *, users: Iterable[str], answering_number: str, now: d
         # An answer that comes after the hang-up: answered, but we cannot tell when, so
         # no talk time is made up.
         call.answered_at = min(now, call.ended_at) if call.ended_at else now
-    call.missed = False
     if call.status == Status.RINGING:
         call.status = Status.ANSWERED
     elif call.status == Status.MISSED:
@@ -179,7 +178,6 @@ def _hung_up(call: Call, *, cause: str, now: datetime) -> None:
     # Nobody answered: an incoming call is missed (the callback list); one of ours the
     # customer did not pick up is simply over.
     if call.direction == Call.Direction.IN:
-        call.missed = True
         if call.status != Status.CALLED_BACK:
             call.status = Status.MISSED
     else:

@@ -342,8 +342,6 @@ class Call(IncidentContact):
     )
     answering_number = models.CharField(_("answering number"), max_length=100, blank=True)
     end_cause = models.CharField(_("end cause"), max_length=50, blank=True)
-    # Ended without an answer (an incoming call): kept after the callback.
-    missed = models.BooleanField(_("missed"), default=False)
     callback_at = models.DateTimeField(_("called back"), null=True, blank=True)
     callback_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -416,6 +414,15 @@ class Call(IncidentContact):
 
     def __str__(self) -> str:
         return f"{self.from_number or '—'} {localtime(self.received_at):%Y-%m-%d %H:%M}"
+
+    @property
+    def missed(self) -> bool:
+        """An incoming call that ended without an answer (still so after the callback)."""
+        return (
+            self.direction == self.Direction.IN
+            and self.ended_at is not None
+            and self.answered_at is None
+        )
 
     @property
     def duration_text(self) -> str:
