@@ -9,7 +9,7 @@ kind is capped: the oldest contact is on the last page, not gone.
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db.models import Case, CharField, F, IntegerField, Q, QuerySet, Value, When
+from django.db.models import Case, CharField, F, IntegerField, QuerySet, Value, When
 from django.db.models.functions import Coalesce, Substr
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -109,7 +109,7 @@ def _kind_rows(kind: str, filters: QueueFilters, *, user_id: int, now: datetime)
     if filters.unassigned:
         queryset = queryset.filter(assignee__isnull=True)
     if filters.overdue:
-        queryset = queryset.filter(Q(respond_by__lt=now) & Q(first_response_at__isnull=True))
+        queryset = queryset.past_target(now)
     columns = {
         "upgrade_request": _columns(kind, customer="customer", summary="reason"),
         "damage_report": _columns(kind, customer="site__customer", summary="description"),
@@ -194,13 +194,11 @@ class QueueRow:
             assignee=row["q_assignee_name"] or row["q_assignee_email"] or "",
             respond_by=row["q_respond_by"],
             first_response_at=row["q_first_response_at"],
-            # Only a contact still in the desk's hands can be late.
-            overdue=bool(
-                row["q_status"] in model.OPEN_STATUSES
-                and row["q_respond_by"]
-                and row["q_first_response_at"] is None
-                and row["q_respond_by"] < now
-            ),
+            overdue=model(
+                status=row["q_status"],
+                respond_by=row["q_respond_by"],
+                first_response_at=row["q_first_response_at"],
+            ).is_past_target(now),
             url=reverse("desk:call", args=[row["q_pk"]])
             if kind == "call"
             else reverse(

@@ -210,16 +210,6 @@ def _japan_time(at) -> str:
     return at.astimezone(TOKYO).strftime("%Y-%m-%d %H:%M")
 
 
-def is_past_target(contact: Contact, now) -> bool:
-    """Still open, nobody has responded, and its first-response target has passed."""
-    return (
-        contact.is_open
-        and contact.first_response_at is None
-        and contact.respond_by is not None
-        and contact.respond_by < now
-    )
-
-
 @admin.display(description=_("first response"), ordering="respond_by")
 def first_response(contact: Contact) -> str:
     """The changelist column of any contact kind: when staff first responded, or when
@@ -229,7 +219,7 @@ def first_response(contact: Contact) -> str:
     if contact.respond_by is None:
         return "-"
     due = _("Due %(at)s") % {"at": _japan_time(contact.respond_by)}
-    if is_past_target(contact, timezone.now()):
+    if contact.is_past_target(timezone.now()):
         return format_html('<strong class="sla-overdue">{}</strong> {}', _("Overdue"), due)
     return due
 
@@ -246,11 +236,7 @@ class PastTargetFilter(admin.SimpleListFilter):
     def queryset(self, request, queryset):
         if self.value() != "yes":
             return queryset
-        return queryset.filter(
-            status__in=queryset.model.OPEN_STATUSES,
-            first_response_at__isnull=True,
-            respond_by__lt=timezone.now(),
-        )
+        return queryset.past_target(timezone.now())
 
 
 @admin.register(OnCallShift)

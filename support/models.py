@@ -26,6 +26,10 @@ class ContactQuerySet(models.QuerySet):
     def open(self) -> "ContactQuerySet":
         return self.filter(status__in=self.model.OPEN_STATUSES)
 
+    def past_target(self, now) -> "ContactQuerySet":
+        """Open, nobody has responded, and the first-response target has passed."""
+        return self.open().filter(first_response_at__isnull=True, respond_by__lt=now)
+
 
 class Contact(models.Model):
     """What every contact kind shares, whatever it is about: upgrade requests, damage
@@ -82,6 +86,15 @@ class Contact(models.Model):
     @property
     def is_open(self) -> bool:
         return self.status in self.OPEN_STATUSES
+
+    def is_past_target(self, now) -> bool:
+        """The row's side of ``ContactQuerySet.past_target``."""
+        return (
+            self.is_open
+            and self.first_response_at is None
+            and self.respond_by is not None
+            and self.respond_by < now
+        )
 
 
 class ContactEvent(models.Model):

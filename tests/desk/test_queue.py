@@ -381,6 +381,9 @@ def test_a_closed_contact_is_never_marked_late(client):
         late = inquiry(customer, respond_by=NOON - timedelta(hours=1))
         client.force_login(SupportUserFactory())
         everything = submit_filters(client, client.get("/desk/"), status="all")
+        late_ones = submit_filters(client, client.get("/desk/"), status="all", overdue=True)
 
     marked = {row["data-contact"]: "overdue" in row["class"] for row in read(everything).rows}
     assert marked == {f"inquiry-{closed.pk}": False, f"inquiry-{late.pk}": True}
+    # the filter and the mark are one rule
+    assert contacts(late_ones) == [f"inquiry-{late.pk}"]
