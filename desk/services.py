@@ -19,7 +19,7 @@ from support.calendar import is_after_hours
 from support.channels import Channel
 from support.contacts import record_first_response
 from support.mail import bilingual_from_templates, customer_recipients
-from support.merging import check_merge, tell_customer_merged
+from support.merging import check_merge, lock_pair, tell_customer_merged
 from support.outbox import queue_email
 from support.services import alert_on_call
 from support.sla import first_response_due
@@ -321,13 +321,7 @@ def merge_inquiries(*, duplicate: Inquiry, into: Inquiry, by, now: datetime) -> 
     """
     with transaction.atomic():
         # Both rows locked in pk order: two agents merging crosswise wait, never deadlock.
-        locked = {
-            inquiry.pk: inquiry
-            for inquiry in Inquiry.objects.select_for_update()
-            .filter(pk__in=[duplicate.pk, into.pk])
-            .order_by("pk")
-        }
-        duplicate, into = locked.get(duplicate.pk, duplicate), locked.get(into.pk, into)
+        duplicate, into = lock_pair(Inquiry.objects, duplicate, into)
         check_merge(
             duplicate=duplicate,
             into=into,

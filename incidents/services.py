@@ -28,7 +28,7 @@ from incidents.models import (
 from subscriptions.prefectures import Prefecture
 from support.contacts import record_first_response
 from support.mail import bilingual_from_templates, customer_recipients
-from support.merging import check_merge, tell_customer_merged
+from support.merging import check_merge, lock_pair, tell_customer_merged
 from support.outbox import queue_email
 from support.services import alert_on_call
 
@@ -408,14 +408,7 @@ def merge_damage_reports(*, duplicate: DamageReport, into: DamageReport, by, now
     e-mails name the target. The customer is e-mailed once.
     """
     with transaction.atomic():
-        locked = {
-            report.pk: report
-            for report in DamageReport.objects.select_for_update(of=("self",))
-            .select_related("site")
-            .filter(pk__in=[duplicate.pk, into.pk])
-            .order_by("pk")
-        }
-        duplicate, into = locked.get(duplicate.pk, duplicate), locked.get(into.pk, into)
+        duplicate, into = lock_pair(DamageReport.objects.select_related("site"), duplicate, into)
         check_merge(
             duplicate=duplicate,
             into=into,

@@ -21,6 +21,18 @@ from support.models import Contact, OutboundEmail
 from support.outbox import queue_email
 
 
+def lock_pair(queryset, duplicate: Contact, into: Contact) -> tuple[Contact, Contact]:
+    """The two contacts of a merge, fresh and locked in id order (so two merges of the
+    same pair, either way round, never wait on each other); each as given if not found."""
+    locked = {
+        contact.pk: contact
+        for contact in queryset.select_for_update(of=("self",))
+        .filter(pk__in=[duplicate.pk, into.pk])
+        .order_by("pk")
+    }
+    return locked.get(duplicate.pk, duplicate), locked.get(into.pk, into)
+
+
 def check_merge(
     *, duplicate: Contact, into: Contact, same_customer: bool, into_statuses: Collection[str]
 ) -> None:

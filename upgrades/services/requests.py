@@ -17,7 +17,7 @@ from incidents.contacts import arrival
 from subscriptions.models import Site, Subscription
 from support.channels import Channel
 from support.contacts import record_first_response
-from support.merging import check_merge, tell_customer_merged
+from support.merging import check_merge, lock_pair, tell_customer_merged
 from support.services import alert_on_call
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest, UpgradeRequestEvent
 from upgrades.services.notices import queue_request_notice
@@ -222,13 +222,7 @@ def merge_upgrade_requests(
     customer is e-mailed once; nothing more is sent about the duplicate.
     """
     with transaction.atomic():
-        locked = {
-            request.pk: request
-            for request in UpgradeRequest.objects.select_for_update()
-            .filter(pk__in=[duplicate.pk, into.pk])
-            .order_by("pk")
-        }
-        duplicate, into = locked.get(duplicate.pk, duplicate), locked.get(into.pk, into)
+        duplicate, into = lock_pair(UpgradeRequest.objects, duplicate, into)
         check_merge(
             duplicate=duplicate,
             into=into,
