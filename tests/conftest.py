@@ -8,11 +8,12 @@ from django.db import connections
 from django.db.migrations.loader import MigrationLoader
 from django.db.models.signals import post_migrate
 
+from tests.chromium import EXECUTABLE as CHROMIUM
+from tests.chromium import LAUNCH_ARGS
+
 # Playwright's sync API keeps an event loop in the main thread; Django would otherwise
 # refuse ORM calls from the test (and live_server) as "async unsafe".
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(autouse=True)
@@ -132,19 +133,7 @@ def smtp_server(settings):
 def browser_type_launch_args():
     if not shutil.which(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
-    return {
-        "executable_path": CHROMIUM,
-        "headless": True,
-        "args": [
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--no-first-run",
-        ],
-    }
+    return LAUNCH_ARGS
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):

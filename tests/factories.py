@@ -10,7 +10,7 @@ from django.utils import timezone
 from incidents.models import Disaster
 from portal.accounts.models import Role, User
 from portal.models import Heartbeat
-from subscriptions.models import Customer, Plan, Site, Subscription
+from subscriptions.models import Customer, Plan, Site, Subscription, term_end_for
 from subscriptions.prefectures import Prefecture
 from support.channels import Channel
 from upgrades.models import (
@@ -184,3 +184,31 @@ class CustomerNoticeFactory(factory.django.DjangoModelFactory):
     blanket_upgrade = factory.SubFactory(BlanketUpgradeFactory)
     customer = factory.SubFactory(CustomerFactory)
     created_at = factory.LazyFunction(timezone.now)
+
+
+def give_lines(customer, *, sites: int, per_site: int, first: int = 0) -> None:
+    """``sites`` times ``per_site`` in-service lines in three queries (2,000 in a second);
+    the sites are numbered from ``first``."""
+    plan = PlanFactory()
+    start = date(2024, 4, 1)
+    made = Site.objects.bulk_create(
+        Site(
+            customer=customer,
+            name=f"拠点{i:04d}",
+            prefecture="11",
+            address=f"秩父市野坂町{i}-1",
+            contact_phone="0494-22-0000",
+        )
+        for i in range(first, first + sites)
+    )
+    Subscription.objects.bulk_create(
+        Subscription(
+            contract_number=f"{customer.code}-{site.pk}-{n}",
+            site=site,
+            plan=plan,
+            service_start=start,
+            term_end=term_end_for(start),
+        )
+        for site in made
+        for n in range(per_site)
+    )

@@ -10,44 +10,17 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import CheckIn
-from subscriptions.models import Site, Subscription, term_end_for
+from subscriptions.models import Subscription
 from tests.factories import (
-    PlanFactory,
     SiteFactory,
     SpeedGrantFactory,
     SubscriptionFactory,
     UserFactory,
+    give_lines,
 )
 from tests.upgrades.conftest import form_data, post_forms
 
 pytestmark = pytest.mark.django_db
-
-
-def give_lines(customer, *, sites: int, per_site: int) -> None:
-    """``sites`` times ``per_site`` in-service lines in three queries (2,000 in a second)."""
-    plan = PlanFactory()
-    start = date(2024, 4, 1)
-    made = Site.objects.bulk_create(
-        Site(
-            customer=customer,
-            name=f"拠点{i:04d}",
-            prefecture="11",
-            address=f"秩父市野坂町{i}-1",
-            contact_phone="0494-22-0000",
-        )
-        for i in range(sites)
-    )
-    Subscription.objects.bulk_create(
-        Subscription(
-            contract_number=f"{customer.code}-{site.pk}-{n}",
-            site=site,
-            plan=plan,
-            service_start=start,
-            term_end=term_end_for(start),
-        )
-        for site in made
-        for n in range(per_site)
-    )
 
 
 def fetch_counting_queries(client, url="/", **headers):
