@@ -12,8 +12,11 @@ Each message is processed exactly once:
    killed half-way loses its transaction (PostgreSQL rolls it back when the connection
    drops), so the row is still *received* and the next run takes it — no lease to wait
    for, because nothing is left half done.
-3. After the commit, it is moved to the processed folder. A fetch that dies before the
-   move finds the message again next time, sees its row done, and only moves it.
+3. After the commit, it is moved to the processed folder by the one fetch that claims
+   the move (``move_claimed_at``, one conditional UPDATE per row): a second fetch that
+   saw the same message done leaves it to the first. A fetch that dies before the move
+   leaves the message in the mailbox; a fetch after MOVE_LEASE finds its row done and
+   only moves it.
 
 A message that cannot be read is kept: its row (raw bytes, the error) is *failed* and
 listed in the admin, and it is moved out of the way too, so it is not fetched every
@@ -25,7 +28,7 @@ import logging
 import re
 import ssl
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -37,6 +40,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils.html import strip_tags
@@ -436,6 +440,21 @@ def _fetch_raw(box, uid: str) -> bytes | None:
     return next((item[1] for item in data if isinstance(item, tuple)), None)
 
 
+# A fetch that claimed a move has this long to make it before another may take it over.
+MOVE_LEASE = timedelta(minutes=10)
+
+
+def _claim_moves(done: dict[str, int], *, now: datetime) -> list[str]:
+    """The uids of ``done`` (uid: row) whose move this fetch takes: rows nobody claimed,
+    or whose claim is older than MOVE_LEASE (that fetch died before moving)."""
+    claimable = Q(move_claimed_at__isnull=True) | Q(move_claimed_at__lt=now - MOVE_LEASE)
+    return [
+        uid
+        for uid, inbound_id in done.items()
+        if InboundEmail.objects.filter(claimable, pk=inbound_id).update(move_claimed_at=now)
+    ]
+
+
 def _move(box, uids: list[str], folder: str) -> int:
     """Move the messages done; one another fetch moved meanwhile is already gone (the
     server refuses the whole command then: move the rest one by one)."""
@@ -467,7 +486,7 @@ def fetch_support_mailbox(*, now: datetime) -> FetchReport:
         if not box.folder.exists(processed_folder):
             box.folder.create(processed_folder)
         box.folder.set(folder)
-        done = []
+        done: dict[str, int] = {}
         for uid in box.uids("ALL")[: settings.SUPPORT_MAILBOX_BATCH]:
             raw = _fetch_raw(box, uid)
             if raw is None:
@@ -485,8 +504,8 @@ def fetch_support_mailbox(*, now: datetime) -> FetchReport:
             if inbound.state == InboundEmail.State.RECEIVED:
                 report.skipped += 1  # another fetch holds it: it moves it when done
             else:
-                done.append(uid)
-        report.moved = _move(box, done, processed_folder)
+                done[uid] = inbound.pk
+        report.moved = _move(box, _claim_moves(done, now=now), processed_folder)
     # Rows staff asked to process again (admin), already out of the mailbox.
     waiting = InboundEmail.objects.filter(state=InboundEmail.State.RECEIVED, fetched_at__lt=now)
     for inbound_id in waiting.order_by("pk").values_list("pk", flat=True)[:50]:

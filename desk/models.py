@@ -205,6 +205,10 @@ class InboundEmail(models.Model):
     error = models.TextField(_("error"), blank=True)
     fetched_at = models.DateTimeField(_("fetched"))
     processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
+    # When a fetch took the move to the processed folder upon itself: two fetches that
+    # both saw the message done would otherwise both move it (the IMAP server copies a
+    # message another session has just moved, so it would be in the folder twice).
+    move_claimed_at = models.DateTimeField(_("move claimed"), null=True, blank=True)
     inquiry = models.ForeignKey(
         Inquiry,
         on_delete=models.PROTECT,

@@ -15,6 +15,7 @@ import time_machine
 from django.db import connection
 from PIL import Image
 
+from desk import mailbox
 from desk.mailbox import fetch_support_mailbox
 from desk.models import CannedReply, InboundEmail, Inquiry, InquiryAttachment
 from desk.services import assign_inquiry_customer, open_inquiry, reply_to_inquiry
@@ -390,3 +391,34 @@ def test_two_fetches_at_once_process_each_email_once(imap):
     ]
     assert OutboundEmail.objects.filter(key__startswith="inquiry-ack:").count() == 6
     assert imap.uids("INBOX") == [] and len(imap.uids("Processed")) == 6
+
+
+class Killed(BaseException):
+    """The worker killed between the commit and the IMAP move (SIGKILL, power cut)."""
+
+
+@pytest.mark.django_db
+def test_an_email_whose_fetch_died_before_the_move_is_moved_once_by_a_later_fetch(
+    imap, monkeypatch
+):
+    UserFactory(email="tanaka@town.example.jp")
+    imap.deliver(email())
+
+    def killed(box, uids, folder):
+        raise Killed
+
+    with monkeypatch.context() as during_the_crash:
+        during_the_crash.setattr(mailbox, "_move", killed)
+        with pytest.raises(Killed):
+            fetch()
+    assert Inquiry.objects.count() == 1 and imap.uids("INBOX") != []
+
+    # a minute later the move may still be under way: the message is left alone
+    report = fetch(WORKING_HOURS + timedelta(minutes=1))
+    assert report.moved == 0 and imap.uids("INBOX") != []
+
+    # past the lease it is moved, and not processed again
+    report = fetch(WORKING_HOURS + mailbox.MOVE_LEASE + timedelta(minutes=1))
+    assert (report.processed, report.moved) == (0, 1)
+    assert imap.uids("INBOX") == [] and len(imap.uids("Processed")) == 1
+    assert Inquiry.objects.count() == 1
