@@ -14,7 +14,7 @@ The floor is the simplest page that could be served: /healthz, a few bytes of JS
 no stylesheet, over the same emulated line. A page's ratio to it is what the portal
 adds to the round trips every page costs anyway.
 
-    .venv/bin/python bench/slowlink.py              # ~3 minutes
+    .venv/bin/python bench/slowlink.py              # ~5 minutes
     .venv/bin/python bench/slowlink.py --lines 200
 
 Not measured: TLS (one more round trip per new connection in production: 600 ms on the
@@ -114,7 +114,7 @@ def report(lines: int, floors, results, tasks) -> bool:
         for floor, result in zip(floors, results, strict=True):
             load = result.get(kind)
             if load is None:
-                cells.append(f"{'—':>29}")
+                cells.append(f"{'—':>26}")
                 continue
             seconds = load.load_ms / 1000
             ratio = load.load_ms / floor.load_ms
