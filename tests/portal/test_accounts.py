@@ -1,4 +1,5 @@
 import pytest
+from django.contrib.auth.hashers import Argon2PasswordHasher, identify_hasher, make_password
 from django.contrib.auth.models import Group
 from django.core import mail
 from django.db import IntegrityError, transaction
@@ -91,9 +92,58 @@ def test_password_change_requires_the_old_password(client):
     assert user.check_password(PASSWORD)
 
 
-def test_new_passwords_are_hashed_with_argon2_in_the_portals_settings():
-    # The suite itself hashes with MD5 for speed (conftest); the settings module must not.
-    assert portal_settings.PASSWORD_HASHERS[0].endswith("Argon2PasswordHasher")
+OWASP_ARGON2ID = {"variety": "argon2id", "memory_cost": 19 * 1024, "time_cost": 2, "parallelism": 1}
+
+
+def argon2_parameters(encoded: str) -> dict:
+    """The argon2 variety and costs a stored hash was made with (they are part of it)."""
+    decoded = identify_hasher(encoded).decode(encoded)
+    return {key: decoded[key] for key in OWASP_ARGON2ID}
+
+
+def test_a_new_password_is_hashed_with_argon2id_at_owasps_parameters(client, settings):
+    # The suite itself hashes with MD5 for speed (conftest); the portal's settings do not.
+    settings.PASSWORD_HASHERS = portal_settings.PASSWORD_HASHERS
+    user = UserFactory()
+    client.force_login(user)
+
+    client.post(
+        reverse("password_change"),
+        {
+            "old_password": PASSWORD,
+            "new_password1": "x-new-long-pass",
+            "new_password2": "x-new-long-pass",
+        },
+    )
+
+    user.refresh_from_db()
+    assert argon2_parameters(user.password) == OWASP_ARGON2ID
+
+
+def test_logging_in_re_hashes_a_password_stored_with_djangos_default_argon2(client, settings):
+    # given a customer whose hash was made before this change: Django's argon2 defaults
+    settings.PASSWORD_HASHERS = portal_settings.PASSWORD_HASHERS
+    user = UserFactory(email="tanaka@town.example.jp")
+    User.objects.filter(pk=user.pk).update(
+        password=make_password(PASSWORD, hasher=Argon2PasswordHasher())
+    )
+    user.refresh_from_db()
+    old_hash = user.password
+    assert argon2_parameters(old_hash)["memory_cost"] == 102400  # 100 MiB, 8 lanes
+
+    # when they log in on the login page
+    assert client.get(reverse("login")).status_code == 200
+    response = login(client, "tanaka@town.example.jp")
+
+    # then they are in, and their stored hash now has the portal's parameters
+    assert response.status_code == 302
+    assert response["Location"] == reverse("home")
+    user.refresh_from_db()
+    assert user.password != old_hash
+    assert argon2_parameters(user.password) == OWASP_ARGON2ID
+    # and the new hash lets them in again
+    client.logout()
+    assert login(client, "tanaka@town.example.jp").status_code == 302
 
 
 def test_email_addresses_are_unique_whatever_their_case():
