@@ -45,3 +45,18 @@ def test_the_notifications_bench_tells_every_customer_once():
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "30  of 30 customers; repeats 0" in result.stdout
+
+
+def test_the_pages_bench_builds_then_reuses_its_database_and_every_page_answers():
+    settings = connection.settings_dict
+    url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/bcp_bench_ci"
+    args = ["--lines", "300", "--repeat", "1", "--compare-lines", "0", "--database-url", url]
+
+    built = run_bench("pages.py", *args, "--rebuild")
+    reused = run_bench("pages.py", *args)
+
+    for result in (built, reused):
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "ERROR:" not in result.stdout, result.stdout[-3000:]
+    assert "Building bcp_bench_ci" in built.stdout
+    assert "Reusing bcp_bench_ci" in reused.stdout
