@@ -3,7 +3,7 @@ from collections.abc import Callable, Collection
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import model_ngettext
-from django.core.exceptions import ImproperlyConfigured, ValidationError
+from django.core.exceptions import EmptyResultSet, ImproperlyConfigured, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections, models
 from django.http import HttpResponseRedirect
@@ -126,7 +126,10 @@ class EstimatedCountPaginator(Paginator):
                 (rows,) = cursor.fetchone()
                 if rows >= 0:
                     return rows
-            query, params = queryset.order_by().query.sql_with_params()
+            try:
+                query, params = queryset.order_by().query.get_compiler(queryset.db).as_sql()
+            except EmptyResultSet:  # e.g. a search that found no id: nothing to ask
+                return 0
             cursor.execute(f"EXPLAIN (FORMAT JSON) {query}", params)
             (plan,) = cursor.fetchone()
         return int(plan[0]["Plan"]["Plan Rows"])

@@ -49,7 +49,8 @@ def test_the_notifications_bench_tells_every_customer_once():
 
 def test_the_pages_bench_builds_then_reuses_its_database_and_every_page_answers():
     settings = connection.settings_dict
-    url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/bcp_bench_ci"
+    # A database of its own: the disaster bench drops bcp_bench_ci when it ends.
+    url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/bcp_bench_pages_ci"
     args = ["--lines", "300", "--repeat", "1", "--compare-lines", "0", "--database-url", url]
 
     built = run_bench("pages.py", *args, "--rebuild")
@@ -58,5 +59,5 @@ def test_the_pages_bench_builds_then_reuses_its_database_and_every_page_answers(
     for result in (built, reused):
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
         assert "ERROR:" not in result.stdout, result.stdout[-3000:]
-    assert "Building bcp_bench_ci" in built.stdout
-    assert "Reusing bcp_bench_ci" in reused.stdout
+    assert "Building bcp_bench_pages_ci" in built.stdout
+    assert "Reusing bcp_bench_pages_ci" in reused.stdout

@@ -134,6 +134,12 @@ def test_staff_find_a_line_by_the_start_of_its_contract_number_in_any_case(clien
     assert found == [str(line.pk)]
 
 
+def test_a_search_that_finds_nothing_shows_an_empty_list(client, staff):
+    SubscriptionFactory(contract_number="BCP-0012345")
+
+    assert listed(client, "subscriptions_subscription", {"q": "BCP-999"}) == []
+
+
 def test_staff_find_a_line_by_its_customer_name_or_code_or_site_name(client, staff):
     customer = CustomerFactory(code="K-777", name="秩父市役所")
     line = SubscriptionFactory(site=SiteFactory(customer=customer, name="本庁舎"))
