@@ -24,6 +24,8 @@ from subscriptions.admin import customer_story_link
 from subscriptions.models import Customer
 from support.admin import (
     ContactAdminMixin,
+    EstimatedCountPaginator,
+    IndexedSearchMixin,
     MergeIntoActionMixin,
     PastTargetFilter,
     SafeActionsMixin,
@@ -195,7 +197,9 @@ class InquiryMessageInline(admin.TabularInline):
 
 
 @admin.register(Inquiry)
-class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin):
+class InquiryAdmin(
+    IndexedSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+):
     merge_service = staticmethod(merge_inquiries)
     merge_target_statuses = INQUIRY_MERGE_TARGETS
     list_display = [
@@ -222,16 +226,12 @@ class InquiryAdmin(ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, ad
         ("assignee", admin.RelatedOnlyFieldListFilter),
     ]
     list_select_related = ["customer", "assignee"]
-    search_fields = [
-        "sender_email",
-        "customer__name",
-        "customer__code",
-        "customer__phone",
-        "site__name",
-        "site__contact_phone",
-        "subject",
-        "contact_phone",
-    ]
+    # Indexed: desk_inq_sender_upper_idx, the customer's and the site's.
+    search_fields = ["^sender_email", "^customer__code", "^customer__name", "^site__name"]
+    search_help_text = _(
+        "The start of the sender's address, of the customer's code or name, or of the site name."
+    )
+    paginator = EstimatedCountPaginator
     autocomplete_fields = ["customer", "site"]
     actions = ["assign_to_me", "close"]
     inlines = [InquiryMessageInline, InquiryAttachmentInline]

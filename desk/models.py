@@ -3,11 +3,13 @@
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import IncidentContact
 from subscriptions.models import Customer, Site
+from support.indexes import UpperPatternIndex
 from support.models import ContactQuerySet, OutboundEmail
 
 
@@ -99,6 +101,10 @@ class Inquiry(IncidentContact):
             models.Index(fields=["status", "-received_at"], name="desk_inq_status_recv_idx"),
             # A customer's own inquiries, newest first (portal list and API).
             models.Index(fields=["customer", "-received_at"], name="desk_inq_customer_idx"),
+            # The admin's list in its default order, every status.
+            models.Index(fields=["received_at", "id"], name="desk_inq_recv_idx"),
+            # The admin's search by sender (an e-mail from an unknown address).
+            UpperPatternIndex(Upper("sender_email"), name="desk_inq_sender_upper_idx"),
         ]
 
     def __str__(self) -> str:

@@ -25,6 +25,8 @@ from incidents.services import (
 from subscriptions.admin import customer_filter, customer_story_link
 from support.admin import (
     ContactAdminMixin,
+    EstimatedCountPaginator,
+    IndexedSearchMixin,
     MergeIntoActionMixin,
     PastTargetFilter,
     ReadOnlyAdmin,
@@ -159,7 +161,7 @@ class DamagePhotoInline(admin.TabularInline):
 
 @admin.register(DamageReport)
 class DamageReportAdmin(
-    ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+    IndexedSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
 ):
     merge_service = staticmethod(merge_damage_reports)
     merge_customer_field = "site__customer"
@@ -186,7 +188,10 @@ class DamageReportAdmin(
         customer_filter("site__customer"),
     ]
     list_select_related = ["site", "assignee"]
-    search_fields = ["site__name", "site__customer__name", "site__contact_phone", "description"]
+    # Indexed: the site's and its customer's (subscriptions/models.py).
+    search_fields = ["^site__name", "^site__customer__code", "^site__customer__name"]
+    search_help_text = _("The start of the site name, or of its customer's code or name.")
+    paginator = EstimatedCountPaginator
     readonly_fields = [
         "site",
         "whole_story",

@@ -337,6 +337,8 @@ class DamageReport(IncidentContact):
         indexes = [
             # The support desk's queue: open reports, newest first.
             models.Index(fields=["status", "-received_at"], name="incidents_damage_queue_idx"),
+            # The admin's list in its default order, every status.
+            models.Index(fields=["received_at", "id"], name="incidents_damage_recv_idx"),
         ]
 
     def __str__(self) -> str:

@@ -26,7 +26,12 @@ from subscriptions.models import (
 )
 from subscriptions.services import cancel_invoice, record_payment
 from subscriptions.speed_causes import describe_cause
-from support.admin import SafeActionsMixin, is_database_id
+from support.admin import (
+    EstimatedCountPaginator,
+    IndexedSearchMixin,
+    SafeActionsMixin,
+    is_database_id,
+)
 
 
 def customer_story_link(customer_id: int | None) -> str:
@@ -80,10 +85,14 @@ class SiteInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(SafeActionsMixin, admin.ModelAdmin):
+class CustomerAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = ["code", "name", "kind", "phone", "email", "created_at"]
     list_filter = ["kind"]
-    search_fields = ["code", "name", "phone", "email"]
+    # Indexed (subscr_cust_*_upper_idx); also what the customer pickers search.
+    search_fields = ["^code", "^name"]
+    search_help_text = _("The start of the customer code or of the name.")
+    paginator = EstimatedCountPaginator
+    sortable_by = ["name"]
     inlines = [SiteInline]
     show_full_result_count = False
     readonly_fields = ["whole_story"]
@@ -94,19 +103,16 @@ class CustomerAdmin(SafeActionsMixin, admin.ModelAdmin):
 
 
 @admin.register(Site)
-class SiteAdmin(SafeActionsMixin, admin.ModelAdmin):
+class SiteAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = ["name", "customer", "prefecture", "address", "contact_phone", "antenna_serial"]
     list_filter = ["prefecture"]
     list_select_related = ["customer"]
-    search_fields = [
-        "name",
-        "address",
-        "contact_phone",
-        "customer__name",
-        "customer__code",
-        "antenna_serial",
-        "modem_serial",
-    ]
+    # Indexed (subscr_site_name_upper_idx, subscr_cust_*_upper_idx); also what the site
+    # pickers search.
+    search_fields = ["^name", "^customer__code", "^customer__name"]
+    search_help_text = _("The start of the site name, or of its customer's code or name.")
+    paginator = EstimatedCountPaginator
+    sortable_by = []
     autocomplete_fields = ["customer"]
     show_full_result_count = False
 
@@ -189,7 +195,7 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(SafeActionsMixin, admin.ModelAdmin):
+class SubscriptionAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "contract_number",
         "site",
@@ -204,13 +210,21 @@ class SubscriptionAdmin(SafeActionsMixin, admin.ModelAdmin):
     ]
     list_filter = [StateFilter, "plan", "static_ip", "site__prefecture", ExpiryYearFilter]
     list_select_related = ["site__customer", "plan"]
+    # Indexed (subscr_sub_contract_upper_idx, subscr_site_name_upper_idx,
+    # subscr_cust_*_upper_idx).
     search_fields = [
-        "contract_number",
-        "site__name",
-        "site__contact_phone",
-        "site__customer__name",
-        "site__customer__code",
+        "^contract_number",
+        "^site__name",
+        "^site__customer__code",
+        "^site__customer__name",
     ]
+    search_help_text = _(
+        "The start of the contract number, of the site name, or of the customer's code or name."
+    )
+    paginator = EstimatedCountPaginator
+    # The default order (term end) has an index (subscr_sub_term_end_idx); other columns
+    # would sort a million rows.
+    sortable_by = ["term_end"]
     autocomplete_fields = ["site"]
     # Speeds change only through the services (a request, a disaster, a revert): they
     # record the change for the network and its audit. Shown here, never edited.

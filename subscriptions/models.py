@@ -7,12 +7,14 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from subscriptions.phones import to_e164
 from subscriptions.prefectures import Prefecture
+from support.indexes import UpperPatternIndex
 
 TERM_YEARS = 5
 
@@ -74,6 +76,13 @@ class Customer(models.Model):
                 name="%(app_label)s_%(class)s_kind_valid",
             ),
         ]
+        indexes = [
+            # The admin's list, in its default order.
+            models.Index(fields=["name", "id"], name="subscr_cust_name_id_idx"),
+            # The admin's search and the customer pickers: start of the code or name.
+            UpperPatternIndex(Upper("code"), name="subscr_cust_code_upper_idx"),
+            UpperPatternIndex(Upper("name"), name="subscr_cust_name_upper_idx"),
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -128,6 +137,10 @@ class Site(models.Model):
         indexes = [
             # Disaster scopes and the admin's prefecture filter select sites by prefecture.
             models.Index(fields=["prefecture"], name="subscr_site_prefecture_idx"),
+            # The admin's list, in its default order.
+            models.Index(fields=["customer", "name", "id"], name="subscr_site_order_idx"),
+            # The admin's search and the site pickers: start of the name.
+            UpperPatternIndex(Upper("name"), name="subscr_site_name_upper_idx"),
         ]
 
     def __str__(self) -> str:
@@ -311,6 +324,10 @@ class Subscription(models.Model):
             # in_service(): active subscriptions whose term has not ended, and the admin's
             # status / expiry filters.
             models.Index(fields=["status", "term_end"], name="subscr_sub_status_term_idx"),
+            # The admin's list, in its default order, and its term-end year filter.
+            models.Index(fields=["term_end", "id"], name="subscr_sub_term_end_idx"),
+            # The admin's search: start of the contract number.
+            UpperPatternIndex(Upper("contract_number"), name="subscr_sub_contract_upper_idx"),
             # The reconcile job's "lines whose network speed differs from the wanted one",
             # claimed in this order (lines the network failed least first): small while
             # things are calm, whatever the size of the table.

@@ -9,10 +9,12 @@ from django.contrib.contenttypes.fields import GenericForeignKey
 from django.contrib.contenttypes.models import ContentType
 from django.db import models
 from django.db.models import Q
+from django.db.models.functions import Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from support.channels import Channel
+from support.indexes import UpperPatternIndex
 
 
 class ContactPriority(models.TextChoices):
@@ -350,6 +352,10 @@ class OutboundEmail(models.Model):
             ),
             # Staff's view of what needs attention and the sweeper's due rows.
             models.Index(fields=["status", "send_after"], name="support_outbox_status_idx"),
+            # The admin's list, newest first (one e-mail per customer and event).
+            models.Index(fields=["created_at", "id"], name="support_outbox_created_idx"),
+            # The admin's search by key: the link from a notice to its e-mail.
+            UpperPatternIndex(Upper("key"), name="support_outbox_key_upper_idx"),
         ]
 
     def __str__(self) -> str:

@@ -56,3 +56,19 @@ def test_the_load_bench_logs_customers_in_and_their_hashes_are_re_made():
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert result.stdout.count("customers through 6/6") == 2
+
+
+def test_the_pages_bench_builds_then_reuses_its_database_and_every_page_answers():
+    settings = connection.settings_dict
+    # A database of its own: the disaster bench drops bcp_bench_ci when it ends.
+    url = f"postgres://{settings['USER']}@{settings['HOST']}:{settings['PORT']}/bcp_bench_pages_ci"
+    args = ["--lines", "300", "--repeat", "1", "--compare-lines", "0", "--database-url", url]
+
+    built = run_bench("pages.py", *args, "--rebuild")
+    reused = run_bench("pages.py", *args)
+
+    for result in (built, reused):
+        assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+        assert "ERROR:" not in result.stdout, result.stdout[-3000:]
+    assert "Building bcp_bench_pages_ci" in built.stdout
+    assert "Reusing bcp_bench_pages_ci" in reused.stdout

@@ -20,11 +20,14 @@ from subscriptions.prefectures import Prefecture
 from subscriptions.speed_causes import describe_cause
 from support.admin import (
     ContactAdminMixin,
+    EstimatedCountPaginator,
+    IndexedSearchMixin,
     MergeIntoActionMixin,
     PastTargetFilter,
     ReadOnlyAdmin,
     SafeActionsMixin,
     first_response,
+    is_database_id,
 )
 from support.channels import Channel
 from upgrades.models import (
@@ -117,7 +120,7 @@ class SpeedGrantInline(admin.TabularInline):
 
 @admin.register(UpgradeRequest)
 class UpgradeRequestAdmin(
-    ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+    IndexedSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
 ):
     merge_service = staticmethod(merge_upgrade_requests)
     merge_target_statuses = REQUEST_MERGE_TARGETS
@@ -149,19 +152,14 @@ class UpgradeRequestAdmin(
         ("assignee", admin.RelatedOnlyFieldListFilter),
     ]
     list_select_related = ["customer", "assignee", "disaster"]
-    search_fields = [
-        "customer__name",
-        "customer__code",
-        "customer__phone",
-        "sites__name",
-        "sites__contact_phone",
-        "contact_phone",
-        "contact_name",
-    ]
+    # Indexed: the customer's and the sites' (subscriptions/models.py).
+    search_fields = ["^customer__code", "^customer__name", "^sites__name"]
+    search_help_text = _("The start of the customer's code or name, or of a site name.")
     autocomplete_fields = ["customer", "sites"]
     actions = ["assign_to_me", "approve", "reject", "end"]
     inlines = [UpgradeRequestEventInline, SpeedGrantInline]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
     date_hierarchy = None
     readonly_fields = [
         "customer",
@@ -289,8 +287,29 @@ class UpgradeRequestAdmin(
         )
 
 
+class BlanketUpgradeFilter(admin.SimpleListFilter):
+    """The latest disasters' blanket upgrades, named in one query (the admin's own
+    filter would read each one's disaster apart)."""
+
+    title = _("blanket upgrade")
+    parameter_name = "blanket_upgrade__id__exact"
+    SHOWN = 20
+
+    def lookups(self, request, model_admin):
+        blankets = BlanketUpgrade.objects.select_related("disaster").order_by("-created_at", "-pk")
+        return [(str(blanket.pk), str(blanket)) for blanket in blankets[: self.SHOWN]]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not is_database_id(value):
+            return queryset.none()
+        return queryset.filter(blanket_upgrade_id=value)
+
+
 @admin.register(SpeedGrant)
-class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
+class SpeedGrantAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "subscription",
@@ -307,18 +326,29 @@ class SpeedGrantAdmin(SafeActionsMixin, admin.ModelAdmin):
         "source",
         "response_channel",
         "response_after_hours",
-        "blanket_upgrade",
+        BlanketUpgradeFilter,
         customer_filter("subscription__site__customer"),
     ]
     list_select_related = ["subscription__site__customer", "blanket_upgrade"]
+    # Each through an index: the line's, site's or customer's (subscriptions/models.py),
+    # then the grants of the lines found (upg_grant_sub_state_idx).
     search_fields = [
-        "subscription__contract_number",
-        "subscription__site__name",
-        "subscription__site__customer__name",
-        "subscription__site__contact_phone",
+        "^subscription__contract_number",
+        "^subscription__site__name",
+        "^subscription__site__customer__code",
+        "^subscription__site__customer__name",
     ]
+    search_help_text = _(
+        "The start of the contract number, of the site name, or of the customer's code or name."
+    )
     actions = ["keep_by_phone", "keep_by_email", "decline_by_phone", "decline_by_email"]
     show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    # Newest first by id, the order grants are written in: the primary key's index
+    # serves it, where the model's "-starts_at" would need an index more on a table a
+    # nationwide declaration writes a million rows into.
+    ordering = ["-pk"]
+    sortable_by = ["id"]
     readonly_fields = [f.name for f in SpeedGrant._meta.fields]
 
     def has_add_permission(self, request) -> bool:
@@ -420,11 +450,18 @@ class BlanketUpgradeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(ProvisioningChange)
-class ProvisioningChangeAdmin(ReadOnlyAdmin):
+class ProvisioningChangeAdmin(IndexedSearchMixin, ReadOnlyAdmin):
     list_display = ["applied_at", "subscription", "from_kbps", "to_kbps", "reason", "version"]
     list_filter = ["upgraded"]
     list_select_related = ["subscription"]
-    search_fields = ["subscription__contract_number", "cause"]
+    # Through the line's or customer's index, then the line's changes (the
+    # once-per-version unique index starts with the line).
+    search_fields = ["^subscription__contract_number", "^subscription__site__customer__code"]
+    search_help_text = _("The start of the contract number or of the customer code.")
+    paginator = EstimatedCountPaginator
+    # Newest first by id, the order the network confirmed them in (as SpeedGrantAdmin).
+    ordering = ["-pk"]
+    sortable_by = []
     fields = [
         "subscription",
         "version",
@@ -443,14 +480,18 @@ class ProvisioningChangeAdmin(ReadOnlyAdmin):
 
 
 @admin.register(CustomerNotice)
-class CustomerNoticeAdmin(ReadOnlyAdmin):
+class CustomerNoticeAdmin(IndexedSearchMixin, ReadOnlyAdmin):
     """What each customer was told, one row per organisation and event; the e-mail
     itself (its text as sent, or its error) is in the outbox under the same key."""
 
     list_display = ["created_at", "kind", "customer", "blanket_upgrade", "upgrade_request", "email"]
     list_filter = ["kind", ("queued_at", admin.EmptyFieldListFilter)]
-    list_select_related = ["customer", "blanket_upgrade__disaster"]
-    search_fields = ["customer__name", "customer__code"]
+    # Every column that follows a key, the request's customer included (its name).
+    list_select_related = ["customer", "blanket_upgrade__disaster", "upgrade_request__customer"]
+    search_fields = ["^customer__code", "^customer__name"]
+    search_help_text = _("The start of the customer's code or name.")
+    paginator = EstimatedCountPaginator
+    sortable_by = ["created_at"]
     raw_id_fields = ["customer", "blanket_upgrade", "upgrade_request"]
 
     @admin.display(description=_("e-mail"))

@@ -94,6 +94,8 @@ class UpgradeRequest(IncidentContact):
         indexes = [
             # The support desk's queue: newest first within a status.
             models.Index(fields=["status", "-received_at"], name="upg_req_status_recv_idx"),
+            # The admin's list in its default order, every status.
+            models.Index(fields=["received_at", "id"], name="upg_req_recv_idx"),
         ]
 
     def __str__(self) -> str:
@@ -479,6 +481,8 @@ class CustomerNotice(models.Model):
             ),
             # A customer's notices, newest first (portal).
             models.Index(fields=["customer", "-created_at"], name="upg_notice_customer_idx"),
+            # The admin's list, newest first (one row per customer and event, not per line).
+            models.Index(fields=["created_at", "id"], name="upg_notice_created_idx"),
         ]
 
     def __str__(self) -> str:

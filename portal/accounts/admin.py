@@ -10,7 +10,7 @@ from django.utils.translation import ngettext
 from portal.accounts import mfa
 from portal.accounts.models import Role, SecondFactorReset, User
 from portal.accounts.services import give_customer_role
-from support.admin import SafeActionsMixin
+from support.admin import EstimatedCountPaginator, IndexedSearchMixin, SafeActionsMixin
 
 # API tokens (ApiToken) have no admin on purpose: a token is a login, and only its owner
 # lists or revokes it (the "API access" page and the API). django-rest-knox's own token
@@ -72,14 +72,18 @@ class PortalUserChangeForm(UserChangeForm):
 
 
 @admin.register(User)
-class UserAdmin(SafeActionsMixin, DjangoUserAdmin):
+class UserAdmin(IndexedSearchMixin, SafeActionsMixin, DjangoUserAdmin):
     form = PortalUserChangeForm
     add_form = PortalUserCreationForm
     ordering = ["email"]
     list_display = ["email", "full_name", "customer", "is_staff", "is_active", "last_login"]
     list_filter = ["is_staff", "is_active", GroupFilter]
     list_select_related = ["customer"]
-    search_fields = ["email", "full_name", "customer__name"]
+    # Indexed: accounts_user_email_upper_idx and the customer's (subscriptions/models.py).
+    search_fields = ["^email", "^customer__code", "^customer__name"]
+    search_help_text = _("The start of the e-mail address, or of the customer's code or name.")
+    paginator = EstimatedCountPaginator
+    sortable_by = ["email"]
     autocomplete_fields = ["customer"]
     readonly_fields = ["last_login", "date_joined"]
     fieldsets = [

@@ -5,11 +5,13 @@ import unicodedata
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.db.models import Q
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, Upper
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from knox.models import AbstractAuthToken
 from knox.settings import CONSTANTS
+
+from support.indexes import UpperPatternIndex
 
 
 class Role(models.TextChoices):
@@ -89,6 +91,10 @@ class User(AbstractBaseUser, PermissionsMixin):
             ("access_customer_portal", _("Can use the customer portal")),
             ("access_operator_dashboard", _("Can use the operator dashboard")),
             ("reset_second_factor", _("Can reset a colleague's second factor")),
+        ]
+        indexes = [
+            # The admin's search: start of the address.
+            UpperPatternIndex(Upper("email"), name="accounts_user_email_upper_idx"),
         ]
         constraints = [
             models.UniqueConstraint(Lower("email"), name="%(app_label)s_%(class)s_email_ci_unique"),
