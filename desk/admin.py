@@ -20,12 +20,11 @@ from desk.services import (
     open_inquiry,
     reply_to_inquiry,
 )
-from subscriptions.admin import customer_story_link
+from subscriptions.admin import PhoneSearchMixin, customer_story_link
 from subscriptions.models import Customer
 from support.admin import (
     ContactAdminMixin,
     EstimatedCountPaginator,
-    IndexedSearchMixin,
     MergeIntoActionMixin,
     PastTargetFilter,
     SafeActionsMixin,
@@ -198,7 +197,7 @@ class InquiryMessageInline(admin.TabularInline):
 
 @admin.register(Inquiry)
 class InquiryAdmin(
-    IndexedSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+    PhoneSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
 ):
     merge_service = staticmethod(merge_inquiries)
     merge_target_statuses = INQUIRY_MERGE_TARGETS
@@ -228,8 +227,10 @@ class InquiryAdmin(
     list_select_related = ["customer", "assignee"]
     # Indexed: desk_inq_sender_upper_idx, the customer's and the site's.
     search_fields = ["^sender_email", "^customer__code", "^customer__name", "^site__name"]
+    phone_search_fields = ("customer__phone_e164", "site__contact_phone_e164")
     search_help_text = _(
-        "The start of the sender's address, of the customer's code or name, or of the site name."
+        "The start of the sender's address, of the customer's code or name, or of the site"
+        " name, or a phone number."
     )
     paginator = EstimatedCountPaginator
     autocomplete_fields = ["customer", "site"]

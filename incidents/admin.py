@@ -22,11 +22,10 @@ from incidents.services import (
     merge_damage_reports,
     plan_field_visit,
 )
-from subscriptions.admin import customer_filter, customer_story_link
+from subscriptions.admin import PhoneSearchMixin, customer_filter, customer_story_link
 from support.admin import (
     ContactAdminMixin,
     EstimatedCountPaginator,
-    IndexedSearchMixin,
     MergeIntoActionMixin,
     PastTargetFilter,
     ReadOnlyAdmin,
@@ -161,7 +160,7 @@ class DamagePhotoInline(admin.TabularInline):
 
 @admin.register(DamageReport)
 class DamageReportAdmin(
-    IndexedSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+    PhoneSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
 ):
     merge_service = staticmethod(merge_damage_reports)
     merge_customer_field = "site__customer"
@@ -190,7 +189,10 @@ class DamageReportAdmin(
     list_select_related = ["site", "assignee"]
     # Indexed: the site's and its customer's (subscriptions/models.py).
     search_fields = ["^site__name", "^site__customer__code", "^site__customer__name"]
-    search_help_text = _("The start of the site name, or of its customer's code or name.")
+    phone_search_fields = ("site__contact_phone_e164", "site__customer__phone_e164")
+    search_help_text = _(
+        "The start of the site name, or of its customer's code or name, or a phone number."
+    )
     paginator = EstimatedCountPaginator
     readonly_fields = [
         "site",

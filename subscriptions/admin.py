@@ -24,6 +24,7 @@ from subscriptions.models import (
     Subscription,
     UserPhone,
 )
+from subscriptions.phones import to_e164
 from subscriptions.services import cancel_invoice, record_payment
 from subscriptions.speed_causes import describe_cause
 from support.admin import (
@@ -32,6 +33,26 @@ from support.admin import (
     SafeActionsMixin,
     is_database_id,
 )
+
+
+class PhoneSearchMixin(IndexedSearchMixin):
+    """The indexed search, and a phone number typed in any form (``0494-22-2211``,
+    ``+81 494 22 2211``): rows whose ``phone_search_fields`` (E.164 columns, each
+    indexed) hold that number, added to what the text matches."""
+
+    phone_search_fields: tuple[str, ...] = ()
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        number = to_e164(search_term)
+        if number is None:
+            return found, may_have_duplicates
+        ids = None
+        for field in self.phone_search_fields:
+            matching = self.model._default_manager.filter(**{field: number})
+            matching = matching.order_by().values_list("pk", flat=True)
+            ids = matching if ids is None else ids.union(matching)
+        return found | queryset.filter(pk__in=list(ids[: self.FETCHED_UP_TO])), False
 
 
 def customer_story_link(customer_id: int | None) -> str:
@@ -85,12 +106,13 @@ class SiteInline(admin.TabularInline):
 
 
 @admin.register(Customer)
-class CustomerAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
+class CustomerAdmin(PhoneSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = ["code", "name", "kind", "phone", "email", "created_at"]
     list_filter = ["kind"]
     # Indexed (subscr_cust_*_upper_idx); also what the customer pickers search.
     search_fields = ["^code", "^name"]
-    search_help_text = _("The start of the customer code or of the name.")
+    phone_search_fields = ("phone_e164",)
+    search_help_text = _("The start of the customer code or of the name, or a phone number.")
     paginator = EstimatedCountPaginator
     sortable_by = ["name"]
     inlines = [SiteInline]
@@ -103,14 +125,17 @@ class CustomerAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
 
 
 @admin.register(Site)
-class SiteAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
+class SiteAdmin(PhoneSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = ["name", "customer", "prefecture", "address", "contact_phone", "antenna_serial"]
     list_filter = ["prefecture"]
     list_select_related = ["customer"]
     # Indexed (subscr_site_name_upper_idx, subscr_cust_*_upper_idx); also what the site
     # pickers search.
     search_fields = ["^name", "^customer__code", "^customer__name"]
-    search_help_text = _("The start of the site name, or of its customer's code or name.")
+    phone_search_fields = ("contact_phone_e164", "customer__phone_e164")
+    search_help_text = _(
+        "The start of the site name, or of its customer's code or name, or a phone number."
+    )
     paginator = EstimatedCountPaginator
     sortable_by = []
     autocomplete_fields = ["customer"]
@@ -195,7 +220,7 @@ class StateFilter(admin.SimpleListFilter):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
+class SubscriptionAdmin(PhoneSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "contract_number",
         "site",
@@ -218,8 +243,10 @@ class SubscriptionAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
         "^site__customer__code",
         "^site__customer__name",
     ]
+    phone_search_fields = ("site__contact_phone_e164", "site__customer__phone_e164")
     search_help_text = _(
-        "The start of the contract number, of the site name, or of the customer's code or name."
+        "The start of the contract number, of the site name, or of the customer's code or"
+        " name, or a phone number."
     )
     paginator = EstimatedCountPaginator
     # The default order (term end) has an index (subscr_sub_term_end_idx); other columns

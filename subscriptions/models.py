@@ -82,6 +82,8 @@ class Customer(models.Model):
             # The admin's search and the customer pickers: start of the code or name.
             UpperPatternIndex(Upper("code"), name="subscr_cust_code_upper_idx"),
             UpperPatternIndex(Upper("name"), name="subscr_cust_name_upper_idx"),
+            # A caller's number (desk/calls.py) and the admin's phone search.
+            models.Index(fields=["phone_e164"], name="subscr_cust_phone_e164_idx"),
         ]
 
     def __str__(self) -> str:
@@ -141,6 +143,8 @@ class Site(models.Model):
             models.Index(fields=["customer", "name", "id"], name="subscr_site_order_idx"),
             # The admin's search and the site pickers: start of the name.
             UpperPatternIndex(Upper("name"), name="subscr_site_name_upper_idx"),
+            # A caller's number (desk/calls.py) and the admin's phone search.
+            models.Index(fields=["contact_phone_e164"], name="subscr_site_phone_e164_idx"),
         ]
 
     def __str__(self) -> str:

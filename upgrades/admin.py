@@ -15,7 +15,7 @@ from django.utils.timesince import timesince
 from django.utils.translation import gettext, pgettext
 from django.utils.translation import gettext_lazy as _
 
-from subscriptions.admin import customer_filter, customer_story_link
+from subscriptions.admin import PhoneSearchMixin, customer_filter, customer_story_link
 from subscriptions.prefectures import Prefecture
 from subscriptions.speed_causes import describe_cause
 from support.admin import (
@@ -120,7 +120,7 @@ class SpeedGrantInline(admin.TabularInline):
 
 @admin.register(UpgradeRequest)
 class UpgradeRequestAdmin(
-    IndexedSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
+    PhoneSearchMixin, ContactAdminMixin, MergeIntoActionMixin, SafeActionsMixin, admin.ModelAdmin
 ):
     merge_service = staticmethod(merge_upgrade_requests)
     merge_target_statuses = REQUEST_MERGE_TARGETS
@@ -154,7 +154,10 @@ class UpgradeRequestAdmin(
     list_select_related = ["customer", "assignee", "disaster"]
     # Indexed: the customer's and the sites' (subscriptions/models.py).
     search_fields = ["^customer__code", "^customer__name", "^sites__name"]
-    search_help_text = _("The start of the customer's code or name, or of a site name.")
+    phone_search_fields = ("customer__phone_e164", "sites__contact_phone_e164")
+    search_help_text = _(
+        "The start of the customer's code or name, or of a site name, or a phone number."
+    )
     autocomplete_fields = ["customer", "sites"]
     actions = ["assign_to_me", "approve", "reject", "end"]
     inlines = [UpgradeRequestEventInline, SpeedGrantInline]
@@ -309,7 +312,7 @@ class BlanketUpgradeFilter(admin.SimpleListFilter):
 
 
 @admin.register(SpeedGrant)
-class SpeedGrantAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
+class SpeedGrantAdmin(PhoneSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     list_display = [
         "id",
         "subscription",
@@ -338,8 +341,13 @@ class SpeedGrantAdmin(IndexedSearchMixin, SafeActionsMixin, admin.ModelAdmin):
         "^subscription__site__customer__code",
         "^subscription__site__customer__name",
     ]
+    phone_search_fields = (
+        "subscription__site__contact_phone_e164",
+        "subscription__site__customer__phone_e164",
+    )
     search_help_text = _(
-        "The start of the contract number, of the site name, or of the customer's code or name."
+        "The start of the contract number, of the site name, or of the customer's code or"
+        " name, or a phone number."
     )
     actions = ["keep_by_phone", "keep_by_email", "decline_by_phone", "decline_by_email"]
     show_full_result_count = False

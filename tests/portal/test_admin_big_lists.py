@@ -235,3 +235,26 @@ def test_a_small_list_shows_its_exact_count(client, staff):
 
     assert not response.context["cl"].paginator.estimated
     assert response.context["cl"].result_count == Subscription.objects.count() == 3
+
+
+def test_staff_find_a_caller_by_the_phone_number_in_any_form(client, staff):
+    # A town hall calls: staff type the number as they hear it or as the phone shows it.
+    site = SiteFactory(contact_phone="0494-22-2211", customer__phone="0494-25-5200")
+    line = SubscriptionFactory(site=site)
+    grant = SpeedGrantFactory(subscription=line)
+    request = UpgradeRequestFactory(customer=site.customer, sites=[site])
+    SubscriptionFactory(site__contact_phone="03-6279-0933")
+    SpeedGrantFactory()
+    UpgradeRequestFactory()
+
+    for typed in ["0494-22-2211", "0494222211", "+81 494 22 2211", "0494-25-5200"]:
+        assert listed(client, "subscriptions_subscription", {"q": typed}) == [str(line.pk)]
+        assert listed(client, "subscriptions_site", {"q": typed}) == [str(site.pk)]
+        assert listed(client, "upgrades_speedgrant", {"q": typed}) == [str(grant.pk)]
+        assert listed(client, "upgrades_upgraderequest", {"q": typed}) == [str(request.pk)]
+    assert listed(client, "subscriptions_customer", {"q": "0494-25-5200"}) == [
+        str(site.customer.pk)
+    ]
+    # a number nobody has finds nothing, and text is still matched as text
+    assert listed(client, "subscriptions_subscription", {"q": "0120-000-000"}) == []
+    assert listed(client, "subscriptions_site", {"q": site.name}) == [str(site.pk)]
