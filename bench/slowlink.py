@@ -86,16 +86,14 @@ def wait_for_server(url: str, process: subprocess.Popen, seconds: float = 60) ->
 
 def measure(browser, base_url: str, email: str):
     from tests.factories import PASSWORD
-    from tests.slowlink import SlowLine, crawl, get_a_quote, keep_the_upgrade, log_in
+    from tests.slowlink import SlowLine, every_page, keep_the_upgrade
 
+    loads = every_page(browser, base_url, email, PASSWORD)
     context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
     line = SlowLine(context.new_page())
     # The floor on an open connection, as every page but the first is loaded: best of 3.
     line.load(f"{base_url}/healthz")
     floor = min((line.load(f"{base_url}/healthz") for _ in range(3)), key=lambda f: f.load_ms)
-    loads = [log_in(line, base_url, email, PASSWORD)]
-    loads += crawl(line, base_url)
-    loads.append(get_a_quote(line, base_url))
     task = keep_the_upgrade(line, base_url, email, PASSWORD)
     context.close()
     return floor, {load.kind: load for load in loads}, task

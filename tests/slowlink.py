@@ -186,6 +186,34 @@ def crawl(line: SlowLine, base_url: str, *, start: str = "/", limit: int = 60) -
     return loads
 
 
+def every_page(browser, base_url: str, email: str, password: str) -> list[PageLoad]:
+    """Every kind of customer page, as ``email`` reaches it, in a context of its own."""
+    context = browser.new_context(locale="ja-JP", timezone_id="Asia/Tokyo")
+    try:
+        line = SlowLine(context.new_page())
+        loads = [log_in(line, base_url, email, password)]
+        loads += crawl(line, base_url)
+        loads.append(get_a_quote(line, base_url))
+        return loads
+    finally:
+        context.close()
+
+
+def every_page_in_own_browser(base_url: str, email: str, password: str) -> list[PageLoad]:
+    """``every_page`` in a chromium of its own: Playwright's sync API is one per thread,
+    so two customers can be measured at once from two threads."""
+    from playwright.sync_api import sync_playwright
+
+    from tests.chromium import LAUNCH_ARGS
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(**LAUNCH_ARGS)
+        try:
+            return every_page(browser, base_url, email, password)
+        finally:
+            browser.close()
+
+
 def _photo() -> SimpleUploadedFile:
     buffer = io.BytesIO()
     Image.new("RGB", (320, 240), (10, 120, 200)).save(buffer, format="JPEG")
