@@ -18,7 +18,7 @@ adds to the round trips every page costs anyway.
     .venv/bin/python bench/slowlink.py --lines 200
 
 Not measured: TLS (one more round trip per new connection in production: 600 ms on the
-first page), nginx in front (it compresses as whitenoise and GZipMiddleware do here),
+first page), nginx in front (it passes the compressed answers through),
 a second visit with a warm cache (the stylesheet is then not fetched at all).
 """
 
@@ -45,6 +45,7 @@ from tests.mailserver import free_port  # noqa: E402 (the path above first)
 MAX_REQUESTS = 3
 MAX_KB = 30
 MAX_SECONDS = 3.0
+MAX_TASK_SECONDS = 6.0  # the disaster task took 6.0 s before issue 13
 
 
 def production_env(tmp: str, *, database_url: str, broker: str, port: int) -> dict:
@@ -116,6 +117,7 @@ def report(lines: int, floors, results, tasks) -> bool:
                 continue
             seconds = load.load_ms / 1000
             ratio = load.load_ms / floor.load_ms
+            ok &= load.status == 200 and not load.unfinished
             ok &= load.requests <= MAX_REQUESTS and load.bytes <= MAX_KB * 1024
             ok &= seconds <= MAX_SECONDS
             cells.append(
@@ -133,10 +135,12 @@ def report(lines: int, floors, results, tasks) -> bool:
         for task in tasks
     ]
     print(f"{'task: log in, keep, confirm':28} | " + " | ".join(task_cells))
+    ok &= all(task.seconds <= MAX_TASK_SECONDS for task in tasks)
     print()
     print(
-        f"Budget per page: ≤ {MAX_REQUESTS} requests, ≤ {MAX_KB} KB, ≤ {MAX_SECONDS:.0f} s"
-        f" on the emulated line: {'met' if ok else 'NOT MET'}."
+        f"Budget: every page 200, ≤ {MAX_REQUESTS} requests, ≤ {MAX_KB} KB, ≤"
+        f" {MAX_SECONDS:.0f} s, the task ≤ {MAX_TASK_SECONDS:.0f} s, on the emulated line:"
+        f" {'met' if ok else 'NOT MET'}."
     )
     return ok
 

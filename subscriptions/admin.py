@@ -45,14 +45,14 @@ class PhoneSearchMixin(IndexedSearchMixin):
     def get_search_results(self, request, queryset, search_term):
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         number = to_e164(search_term)
-        if number is None:
+        if number is None or not self.phone_search_fields:
             return found, may_have_duplicates
         ids = None
         for field in self.phone_search_fields:
             matching = self.model._default_manager.filter(**{field: number})
             matching = matching.order_by().values_list("pk", flat=True)
             ids = matching if ids is None else ids.union(matching)
-        return found | queryset.filter(pk__in=list(ids[: self.FETCHED_UP_TO])), False
+        return found | self.rows_with_ids(queryset, ids), False
 
 
 def customer_story_link(customer_id: int | None) -> str:

@@ -170,10 +170,15 @@ class IndexedSearchMixin:
             matching = self.model._default_manager.filter(**{lookup: term})
             matching = matching.order_by().values_list("pk", flat=True)
             ids = matching if ids is None else ids.union(matching)
+        return self.rows_with_ids(queryset, ids), False
+
+    def rows_with_ids(self, queryset, ids):
+        """``queryset`` narrowed to ``ids`` (a query of primary keys): as values when they
+        are few, as a subquery past FETCHED_UP_TO, so no row found is ever left out."""
         found = list(ids[: self.FETCHED_UP_TO + 1])
         if len(found) <= self.FETCHED_UP_TO:
-            return queryset.filter(pk__in=found), False
-        return queryset.filter(pk__in=ids), False
+            return queryset.filter(pk__in=found)
+        return queryset.filter(pk__in=ids)
 
 
 class MergeTargetForm(forms.Form):

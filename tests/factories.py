@@ -198,6 +198,7 @@ def give_lines(customer, *, sites: int, per_site: int, first: int = 0) -> None:
             prefecture="11",
             address=f"秩父市野坂町{i}-1",
             contact_phone="0494-22-0000",
+            contact_phone_e164="+81494220000",  # what save() keeps, which bulk_create skips
         )
         for i in range(first, first + sites)
     )

@@ -258,3 +258,16 @@ def test_staff_find_a_caller_by_the_phone_number_in_any_form(client, staff):
     # a number nobody has finds nothing, and text is still matched as text
     assert listed(client, "subscriptions_subscription", {"q": "0120-000-000"}) == []
     assert listed(client, "subscriptions_site", {"q": site.name}) == [str(site.pk)]
+
+
+def test_a_phone_search_lists_every_line_of_a_big_customer(client, staff, monkeypatch):
+    # Past FETCHED_UP_TO ids the list narrows by a subquery, never by a truncated list.
+    monkeypatch.setattr(IndexedSearchMixin, "FETCHED_UP_TO", 3)
+    site = SiteFactory(contact_phone="0494-22-2211")
+    lines = SubscriptionFactory.create_batch(5, site=site)
+    SubscriptionFactory()
+
+    by_phone = listed(client, "subscriptions_subscription", {"q": "0494-22-2211"})
+    by_name = listed(client, "subscriptions_subscription", {"q": site.name})
+
+    assert sorted(by_phone) == sorted(by_name) == sorted(str(line.pk) for line in lines)
