@@ -5,12 +5,14 @@ still finds the row through the indexed lookups (support.admin.IndexedSearchMixi
 import pytest
 from django.contrib.admin.sites import site as admin_site
 from django.db import connection
+from django.db.models.functions import Upper
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
 from subscriptions.models import Site, Subscription
 from support.admin import EstimatedCountPaginator, IndexedSearchMixin
+from support.indexes import UpperPatternIndex
 from support.models import OutboundEmail
 from tests.factories import (
     CustomerFactory,
@@ -271,3 +273,45 @@ def test_a_phone_search_lists_every_line_of_a_big_customer(client, staff, monkey
     by_name = listed(client, "subscriptions_subscription", {"q": site.name})
 
     assert sorted(by_phone) == sorted(by_name) == sorted(str(line.pk) for line in lines)
+
+
+def _column_of(model, path: str):
+    """The model and field a search path (``site__customer__name``) ends on."""
+    *relations, name = path.split("__")
+    for relation in relations:
+        model = model._meta.get_field(relation).related_model
+    return model, model._meta.get_field(name)
+
+
+def _indexed(model, field, *, upper: bool) -> bool:
+    if not upper and (field.primary_key or field.unique or field.db_index):
+        return True
+    for index in model._meta.indexes:
+        if upper and isinstance(index, UpperPatternIndex):
+            (expression,) = index.expressions
+            column = expression.source_expressions[0].name
+            if isinstance(expression, Upper) and column == field.name:
+                return True
+        if not upper and index.fields and index.fields[0] in (field.name, field.attname):
+            return True
+    return False
+
+
+def test_every_indexed_search_field_has_its_index():
+    # Each search field of every admin with the indexed search names a column with the
+    # index that answers it: UPPER(column) for the admin's case-insensitive matches, a
+    # plain index for the E.164 phone columns matched exactly.
+    checked = 0
+    for model, model_admin in admin_site._registry.items():
+        if not isinstance(model_admin, IndexedSearchMixin):
+            continue
+        for search_field in model_admin.search_fields:
+            owner, field = _column_of(model, search_field[1:])
+            upper = search_field[0] == "^" or not (field.unique or field.primary_key)
+            assert _indexed(owner, field, upper=upper), (model.__name__, search_field)
+            checked += 1
+        for path in getattr(model_admin, "phone_search_fields", ()):
+            owner, field = _column_of(model, path)
+            assert _indexed(owner, field, upper=False), (model.__name__, path)
+            checked += 1
+    assert checked > 20
