@@ -272,6 +272,14 @@ class SpeedGrant(models.Model):
         db_index=False,
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    # No foreign key in the database (db_constraint=False) on the two keys a blanket
+    # grant always leaves NULL: a nationwide declaration appends a million grants, and
+    # PostgreSQL queues and fires the key's check trigger for every one of them at
+    # commit, NULL or not. Integrity by construction instead: the request is set only by
+    # approve_upgrade_request, to the request its own conditional UPDATE has just locked;
+    # the answering user only by respond_to_grants, to the user answering; and deleting a
+    # request or a user that a grant names is refused by Django (PROTECT), which needs no
+    # database key (tests/upgrades/test_blanket.py, test_keys_without_database_constraints).
     upgrade_request = models.ForeignKey(
         UpgradeRequest,
         on_delete=models.PROTECT,
@@ -280,6 +288,7 @@ class SpeedGrant(models.Model):
         related_name="grants",
         verbose_name=_("upgrade request"),
         db_index=False,
+        db_constraint=False,
     )
     blanket_upgrade = models.ForeignKey(
         BlanketUpgrade,
@@ -295,6 +304,8 @@ class SpeedGrant(models.Model):
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     # The customer's answer to a blanket upgrade (confirm or decline), however it came.
     responded_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    # No index either: nothing looks grants up by who answered them, and the index
+    # held a NULL entry for every blanket grant.
     responded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -302,6 +313,8 @@ class SpeedGrant(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("answered by"),
+        db_index=False,
+        db_constraint=False,
     )
     # db_default: blanket grants are inserted by INSERT … SELECT, which names no column
     # it does not need.
