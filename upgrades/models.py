@@ -383,11 +383,14 @@ class SpeedGrant(models.Model):
 class ProvisioningChange(models.Model):
     """One speed change the satellite network confirmed: the audit trail of speeds."""
 
+    # A disaster appends one row per line: no index of its own on the key, which the
+    # unique (subscription, version) index below starts with.
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
         on_delete=models.PROTECT,
         related_name="provisioning_changes",
         verbose_name=_("subscription"),
+        db_index=False,
     )
     version = models.PositiveIntegerField(_("speed change number"))
     upgraded = models.BooleanField(_("upgraded"))
