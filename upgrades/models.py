@@ -227,6 +227,46 @@ class BlanketUpgradeEvent(models.Model):
         return self.get_kind_display()
 
 
+class BlanketUpgradeTally(models.Model):
+    """A blanket upgrade's grants by state, kept by the transitions themselves.
+
+    The operator's disaster page and its progress.json (polled every 10 s per open tab)
+    read these few rows instead of counting a million grants. Every service that moves a
+    blanket grant adds its change to one row in the same transaction
+    (``upgrades.services.tallies.count_grants``), so the sums always equal the grants.
+    Each blanket has SLOTS rows and a transaction adds to one picked at random: customers
+    answering at the same moment seldom wait for the same row. One slot may go below zero
+    (a grant counted pending in one slot, answered in another); the sums cannot.
+    """
+
+    SLOTS = 8
+    STATES = ("pending", "confirmed", "declined", "reverted", "ended")
+
+    # The unique (blanket, slot) index serves the key.
+    blanket_upgrade = models.ForeignKey(
+        BlanketUpgrade, on_delete=models.CASCADE, related_name="tallies", db_index=False
+    )
+    slot = models.PositiveSmallIntegerField()
+    pending = models.IntegerField(default=0)
+    confirmed = models.IntegerField(default=0)
+    declined = models.IntegerField(default=0)
+    reverted = models.IntegerField(default=0)
+    ended = models.IntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("blanket upgrade tally")
+        verbose_name_plural = _("blanket upgrade tallies")
+        ordering = ["blanket_upgrade", "slot"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blanket_upgrade", "slot"], name="%(app_label)s_%(class)s_one_per_slot"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.blanket_upgrade_id}/{self.slot}"
+
+
 class SpeedGrantQuerySet(models.QuerySet):
     def boosting(self) -> "SpeedGrantQuerySet":
         """Grants that keep a line upgraded."""

@@ -33,6 +33,7 @@ from tests.factories import CustomerFactory, UserFactory
 from tests.upgrades.conftest import NOW, make_lines
 from upgrades.models import BlanketUpgradeEvent, CustomerNotice, ProvisioningChange, SpeedGrant
 from upgrades.provisioning import RecordingBackend
+from upgrades.selectors import blanket_progress
 from upgrades.services.blanket import (
     apply_blanket_upgrade,
     declare_disaster,
@@ -317,6 +318,9 @@ def test_two_revert_jobs_at_once_revert_and_notify_each_grant_once(
     speeds = Counter(Subscription.objects.values_list("desired_upgraded", "desired_version"))
     assert speeds == {(False, 2): LINES}
     assert {"reconcile_speeds", "send"} <= set(enqueued), "speeds and e-mails follow on commit"
+    # the operator's counts, kept by both jobs in their own transactions, add up
+    progress = blanket_progress(blanket=blanket)
+    assert (progress.total, progress.pending, progress.reverted) == (LINES, 0, LINES)
 
     # when two senders start together
     with Crowd(2) as crowd:

@@ -5,6 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db.models import Count, ProtectedError
+from django.urls import reverse
 
 from portal.accounts.models import User
 from subscriptions.models import Site, Subscription
@@ -15,6 +16,8 @@ from upgrades.models import BlanketUpgradeEvent, CustomerNotice, SpeedGrant, Upg
 from upgrades.services.blanket import (
     apply_blanket_upgrade,
     declare_disaster,
+    end_blanket_grants,
+    end_disaster,
     respond_to_grants,
     revert_expired_grants,
 )
@@ -177,3 +180,84 @@ def test_grant_keys_without_a_database_constraint_still_protect_what_they_name(o
         .exists()
     )
     assert SpeedGrant.objects.get(responded_by=answering).subscription_id == other.pk
+
+
+def grants_by_state(blanket) -> dict[str, int]:
+    column = {"pending": "pending", "active": "confirmed", "declined": "declined"}
+    column |= {"reverted": "reverted", "ended": "ended"}
+    counts = dict.fromkeys(column.values(), 0)
+    for state, count in blanket.grants.values_list("state").annotate(n=Count("pk")).order_by():
+        counts[column[state]] = count
+    return counts
+
+
+def test_the_disaster_pages_counts_follow_every_move_of_the_grants(operator, client):
+    # given Saitama (6 lines) and Kochi (3 lines); a customer who will answer in Saitama
+    user = UserFactory()
+    saitama_lines = make_lines(6, prefecture="11", customer=user.customer)
+    make_lines(3, prefecture="39")
+    client.force_login(operator)
+
+    def shown(blanket) -> dict[str, int]:
+        progress = client.get(reverse("upgrades:progress", args=[blanket.pk])).json()
+        return {state: progress[state] for state in grants_by_state(blanket)} | {
+            "total": progress["total"]
+        }
+
+    def assert_pages_match(*blankets):
+        for blanket in blankets:
+            expected = grants_by_state(blanket)
+            assert shown(blanket) == expected | {"total": sum(expected.values())}, blanket
+
+    # when Saitama is declared, then nationwide over it
+    saitama = declare(operator, key="saitama", prefectures=["11"], chunk_size=2)
+    nationwide = declare(operator, key="nationwide", now=NOW + timedelta(hours=1))
+    assert_pages_match(saitama, nationwide)
+    assert shown(saitama)["pending"] == 6 and shown(nationwide)["pending"] == 3
+
+    # when the customer keeps one line and declines another
+    for line, keep in ((saitama_lines[0], True), (saitama_lines[1], False)):
+        respond_to_grants(
+            grants=saitama.grants.filter(subscription=line),
+            keep=keep,
+            by=user,
+            channel=Channel.PORTAL,
+            now=NOW + timedelta(hours=2),
+        )
+    assert_pages_match(saitama, nationwide)
+
+    # when Saitama's disaster ends: its grants end, nationwide takes its lines over
+    end_disaster(disaster=saitama.disaster, operator=operator, now=NOW + timedelta(hours=3))
+    end_blanket_grants(blanket_id=saitama.pk, now=NOW + timedelta(hours=3), chunk_size=2)
+    assert_pages_match(saitama, nationwide)
+    assert shown(saitama)["ended"] == 5 and shown(nationwide)["pending"] == 8
+
+    # when nothing more is answered before the nationwide deadline
+    nationwide.refresh_from_db()
+    revert_expired_grants(now=nationwide.deadline, chunk_size=2)
+    assert_pages_match(saitama, nationwide)
+    assert shown(nationwide) == {
+        "pending": 0,
+        "confirmed": 0,
+        "declined": 0,
+        "reverted": 8,
+        "ended": 0,
+        "total": 8,
+    }
+
+
+def test_the_progress_reads_a_few_tally_rows_whatever_the_number_of_grants(
+    operator, client, django_assert_max_num_queries
+):
+    make_lines(40)
+    blanket = declare(operator, key="nationwide", chunk_size=7)
+    client.force_login(operator)
+
+    with django_assert_max_num_queries(12) as read:
+        progress = client.get(reverse("upgrades:progress", args=[blanket.pk])).json()
+
+    assert (progress["total"], progress["pending"], progress["caught_up"]) == (40, 40, 0)
+    counts = [q["sql"] for q in read.captured_queries if "COUNT(" in q["sql"].upper()]
+    # the one count left is of the lines waiting for the network, not of the grants
+    assert len(counts) == 1, counts
+    assert counts[0].split(" WHERE ")[0].endswith('FROM "subscriptions_subscription"')

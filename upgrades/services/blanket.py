@@ -10,6 +10,7 @@ winner, and two jobs never take the same grant.
 Every path here that touches many lines works in chunks of constant queries.
 """
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -36,6 +37,7 @@ from upgrades.services.speeds import (
     lower_desired_speeds,
     raise_desired_speeds,
 )
+from upgrades.services.tallies import count_grants
 
 # The longest a blanket upgrade waits for answers, extensions included: beyond that it
 # would be a permanent upgrade nobody asked for.
@@ -245,13 +247,15 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
             ) or lines.filter(pk__gt=lower).aggregate(last=Max("pk"))["last"]
             if upper is None:
                 break
-            created += _grant_pending(
+            granted = _grant_pending(
                 blanket_id=blanket.pk,
                 lines=_not_held_elsewhere(
                     lines.filter(pk__gt=lower, pk__lte=upper), blanket_id=blanket.pk
                 ),
                 now=now,
             )
+            count_grants(blanket_id=blanket.pk, moves={(None, SpeedGrant.State.PENDING): granted})
+            created += granted
             chunk = SpeedGrant.objects.filter(
                 blanket_upgrade_id=blanket.pk,
                 subscription_id__gt=lower,
@@ -398,12 +402,20 @@ def _finish_grants_in_chunks(
                     if upper is None:
                         break
                     chunk = waiting.filter(subscription_id__lte=upper)
-                    count = SpeedGrant.objects.filter(
-                        # FOR NO KEY UPDATE: a notice being inserted for a grant (a
-                        # foreign-key check) does not make the job skip that grant.
-                        pk__in=chunk.select_for_update(skip_locked=True, no_key=True).values("pk"),
-                        state__in=from_states,
-                    ).update(state=to_state, ended_at=now)
+                    # One UPDATE per state it leaves, so the tally knows what moved.
+                    moves = {
+                        (state, to_state): SpeedGrant.objects.filter(
+                            # FOR NO KEY UPDATE: a notice being inserted for a grant (a
+                            # foreign-key check) does not make the job skip that grant.
+                            pk__in=chunk.filter(state=state)
+                            .select_for_update(skip_locked=True, no_key=True)
+                            .values("pk"),
+                            state=state,
+                        ).update(state=to_state, ended_at=now)
+                        for state in from_states
+                    }
+                    count = sum(moves.values())
+                    count_grants(blanket_id=blanket_id, moves=moves)
                     # Those this run moved (ended now); noticed, handed over at its end.
                     moved_now = SpeedGrant.objects.filter(
                         blanket_upgrade_id=blanket_id,
@@ -480,7 +492,8 @@ def _move_to_other_disasters(*, blanket_id: int, subscription_ids: QuerySet, now
             .filter(pk__in=subscription_ids)
             .filter(other.disaster.covers())
         )
-        _grant_pending(blanket_id=other.pk, lines=lines, now=now)
+        granted = _grant_pending(blanket_id=other.pk, lines=lines, now=now)
+        count_grants(blanket_id=other.pk, moves={(None, SpeedGrant.State.PENDING): granted})
         queue_chunk_notices(
             kind=CustomerNotice.Kind.BLANKET_STARTED,
             grants=SpeedGrant.objects.filter(
@@ -558,6 +571,9 @@ def respond_to_grants(
             .select_related("subscription__site", "blanket_upgrade__disaster")
             .order_by("pk")
         )
+        to_state = SpeedGrant.State.ACTIVE if keep else SpeedGrant.State.DECLINED
+        for blanket_id, count in Counter(grant.blanket_upgrade_id for grant in answered).items():
+            count_grants(blanket_id=blanket_id, moves={(SpeedGrant.State.PENDING, to_state): count})
     if not answered:
         raise ValidationError(_("This upgrade was answered or returned to normal meanwhile."))
     return answered
