@@ -229,6 +229,46 @@ class BlanketUpgradeEvent(models.Model):
         return self.get_kind_display()
 
 
+class BlanketUpgradeTally(models.Model):
+    """A blanket upgrade's grants by state, kept by the transitions themselves.
+
+    The operator's disaster page and its progress.json (polled every 10 s per open tab)
+    read these few rows instead of counting a million grants. Every service that moves a
+    blanket grant adds its change to one row in the same transaction
+    (``upgrades.services.tallies.count_grants``), so the sums always equal the grants.
+    Each blanket has SLOTS rows and a transaction adds to one picked at random: customers
+    answering at the same moment seldom wait for the same row. One slot may go below zero
+    (a grant counted pending in one slot, answered in another); the sums cannot.
+    """
+
+    SLOTS = 8
+    STATES = ("pending", "confirmed", "declined", "reverted", "ended")
+
+    # The unique (blanket, slot) index serves the key.
+    blanket_upgrade = models.ForeignKey(
+        BlanketUpgrade, on_delete=models.CASCADE, related_name="tallies", db_index=False
+    )
+    slot = models.PositiveSmallIntegerField()
+    pending = models.IntegerField(default=0)
+    confirmed = models.IntegerField(default=0)
+    declined = models.IntegerField(default=0)
+    reverted = models.IntegerField(default=0)
+    ended = models.IntegerField(default=0)
+
+    class Meta:
+        verbose_name = _("blanket upgrade tally")
+        verbose_name_plural = _("blanket upgrade tallies")
+        ordering = ["blanket_upgrade", "slot"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["blanket_upgrade", "slot"], name="%(app_label)s_%(class)s_one_per_slot"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.blanket_upgrade_id}/{self.slot}"
+
+
 class SpeedGrantQuerySet(models.QuerySet):
     def boosting(self) -> "SpeedGrantQuerySet":
         """Grants that keep a line upgraded."""
@@ -274,6 +314,14 @@ class SpeedGrant(models.Model):
         db_index=False,
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
+    # No foreign key in the database (db_constraint=False) on the two keys a blanket
+    # grant always leaves NULL: a nationwide declaration appends a million grants, and
+    # PostgreSQL queues and fires the key's check trigger for every one of them at
+    # commit, NULL or not. Integrity by construction instead: the request is set only by
+    # approve_upgrade_request, to the request its own conditional UPDATE has just locked;
+    # the answering user only by respond_to_grants, to the user answering; and deleting a
+    # request or a user that a grant names is refused by Django (PROTECT), which needs no
+    # database key (tests/upgrades/test_blanket.py, test_keys_without_database_constraints).
     upgrade_request = models.ForeignKey(
         UpgradeRequest,
         on_delete=models.PROTECT,
@@ -282,6 +330,7 @@ class SpeedGrant(models.Model):
         related_name="grants",
         verbose_name=_("upgrade request"),
         db_index=False,
+        db_constraint=False,
     )
     blanket_upgrade = models.ForeignKey(
         BlanketUpgrade,
@@ -297,6 +346,8 @@ class SpeedGrant(models.Model):
     ended_at = models.DateTimeField(_("ended"), null=True, blank=True)
     # The customer's answer to a blanket upgrade (confirm or decline), however it came.
     responded_at = models.DateTimeField(_("answered"), null=True, blank=True)
+    # No index either: nothing looks grants up by who answered them, and the index
+    # held a NULL entry for every blanket grant.
     responded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,
@@ -304,6 +355,8 @@ class SpeedGrant(models.Model):
         blank=True,
         related_name="+",
         verbose_name=_("answered by"),
+        db_index=False,
+        db_constraint=False,
     )
     # db_default: blanket grants are inserted by INSERT … SELECT, which names no column
     # it does not need.
@@ -372,11 +425,14 @@ class SpeedGrant(models.Model):
 class ProvisioningChange(models.Model):
     """One speed change the satellite network confirmed: the audit trail of speeds."""
 
+    # A disaster appends one row per line: no index of its own on the key, which the
+    # unique (subscription, version) index below starts with.
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
         on_delete=models.PROTECT,
         related_name="provisioning_changes",
         verbose_name=_("subscription"),
+        db_index=False,
     )
     version = models.PositiveIntegerField(_("speed change number"))
     upgraded = models.BooleanField(_("upgraded"))

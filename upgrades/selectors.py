@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass
 
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce
 
 from subscriptions.models import Site, Subscription
-from upgrades.models import BlanketUpgrade, SpeedGrant, UpgradeRequest
+from upgrades.models import BlanketUpgrade, BlanketUpgradeTally, SpeedGrant, UpgradeRequest
 
 BANNER_LINES = 5
 
@@ -85,24 +86,26 @@ class BlanketProgress:
 def blanket_progress(*, blanket: BlanketUpgrade) -> BlanketProgress:
     """Grants by state and lines whose network speed matches what the grant wants.
 
-    One aggregate over the blanket's grants (index on blanket, state) joined to their
-    lines: a "caught up" line runs fast while its grant boosts, normal once it stopped.
+    The states come from the blanket's tally rows, kept by the transitions themselves
+    (BlanketUpgradeTally): a few rows, whatever the number of grants. "Caught up" is the
+    blanket's grants less those whose line waits for the network (a boosting grant's
+    line is wanted upgraded, DESIGN invariant 2, so it is caught up once applied): read
+    from the out-of-sync lines' index, small while the network keeps up.
     """
-    boosting = Q(state__in=SpeedGrant.BOOSTING)
-    counts = SpeedGrant.objects.filter(blanket_upgrade=blanket).aggregate(
-        total=Count("pk"),
-        pending=Count("pk", filter=Q(state=SpeedGrant.State.PENDING)),
-        confirmed=Count("pk", filter=Q(state=SpeedGrant.State.ACTIVE)),
-        declined=Count("pk", filter=Q(state=SpeedGrant.State.DECLINED)),
-        reverted=Count("pk", filter=Q(state=SpeedGrant.State.REVERTED)),
-        ended=Count("pk", filter=Q(state=SpeedGrant.State.ENDED)),
-        caught_up=Count(
-            "pk",
-            filter=(boosting & Q(subscription__applied_upgraded=True))
-            | (~boosting & Q(subscription__applied_upgraded=F("subscription__desired_upgraded"))),
-        ),
+    counts = BlanketUpgradeTally.objects.filter(blanket_upgrade=blanket).aggregate(
+        **{state: Coalesce(Sum(state), 0) for state in BlanketUpgradeTally.STATES}
     )
-    return BlanketProgress(**counts)
+    total = sum(counts.values())
+    waiting = (
+        Subscription.objects.out_of_sync()
+        .filter(
+            Exists(
+                SpeedGrant.objects.filter(blanket_upgrade=blanket, subscription_id=OuterRef("pk"))
+            )
+        )
+        .count()
+    )
+    return BlanketProgress(total=total, caught_up=total - waiting, **counts)
 
 
 def disasters_for_dashboard():

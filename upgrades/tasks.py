@@ -54,6 +54,10 @@ def queue_stranded_notices() -> None:
 # its time budget asks for the next one.
 @shared_task
 def reconcile_speeds() -> None:
-    result = provisioning.reconcile_speeds(backend=get_backend(), now=timezone.now())
+    backend = get_backend()  # one connection to the network for the whole run
+    try:
+        result = provisioning.reconcile_speeds(backend=backend, now=timezone.now())
+    finally:
+        backend.close()
     if result.more:
         enqueue_on_commit(reconcile_speeds)

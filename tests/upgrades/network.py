@@ -10,7 +10,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 class FakeNetwork:
     """Answers 503 to the first ``fail_first`` batches (an outage), then applies them.
 
-    Set ``down`` to answer 503 to everything from now on, and ``slow_lines`` to answer
+    With ``keep_alive`` it speaks HTTP/1.1 and keeps each connection open (``connections``
+    counts them). Set ``down`` to answer 503 to everything from now on, and ``slow_lines`` to answer
     batches holding any of those lines only after ``delay`` seconds: the network applies
     such a batch, but a client with a shorter timeout does not hear it.
 
@@ -19,12 +20,13 @@ class FakeNetwork:
     line speeds the network now runs.
     """
 
-    def __init__(self, fail_first: int = 0, *, slow_lines=(), delay: float = 0.5):
+    def __init__(self, fail_first: int = 0, *, slow_lines=(), delay: float = 0.5, keep_alive=False):
         self.fail_first = fail_first
         self.down = False
         self.slow_lines = set(slow_lines)
         self.delay = delay
         self.requests = 0
+        self.connections = 0  # TCP connections accepted
         self.batches: list[list[str]] = []
         self.posted: Counter[str] = Counter()
         self.applied: Counter[str] = Counter()
@@ -33,6 +35,14 @@ class FakeNetwork:
         network = self
 
         class Handler(BaseHTTPRequestHandler):
+            # HTTP/1.1 keeps the connection open for the next request; 1.0 closes it.
+            protocol_version = "HTTP/1.1" if keep_alive else "HTTP/1.0"
+
+            def setup(self):
+                super().setup()
+                with network.lock:
+                    network.connections += 1
+
             def do_POST(self):
                 changes = json.loads(self.rfile.read(int(self.headers["Content-Length"])))[
                     "changes"

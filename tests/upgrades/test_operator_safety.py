@@ -10,12 +10,14 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from support.channels import Channel
 from tests.factories import OperatorUserFactory, UpgradeRequestFactory
 from tests.upgrades.conftest import form_data, make_lines, post_forms
 from upgrades.models import BlanketUpgrade, SpeedGrant
 from upgrades.services.blanket import (
     apply_blanket_upgrade,
     declare_disaster,
+    respond_to_grants,
     revert_expired_grants,
 )
 
@@ -215,7 +217,13 @@ def test_after_the_deadline_the_disaster_reads_deadline_passed_with_final_counts
     # declared four days ago with three days to answer (sessions do not outlive travel)
     blanket = declared(lines=3, now=timezone.now() - timedelta(days=4))
     grant = blanket.grants.order_by("pk").first()
-    SpeedGrant.objects.filter(pk=grant.pk).update(state="active")  # one confirmed
+    respond_to_grants(  # one confirmed, by phone the next hour
+        grants=SpeedGrant.objects.filter(pk=grant.pk),
+        keep=True,
+        by=None,
+        channel=Channel.PHONE,
+        now=blanket.created_at + timedelta(hours=1),
+    )
     api = APIClient()
     api.force_authenticate(OperatorUserFactory())
 

@@ -94,6 +94,20 @@ def test_an_outage_delays_speed_changes_and_loses_none(operator):
     assert all(c.cause.startswith("blanket upgrade") for c in changes)
 
 
+def test_a_run_sends_all_its_batches_over_one_connection(operator):
+    lines = make_lines(25)
+    declare(operator)
+
+    with FakeNetwork(keep_alive=True) as network:
+        backend = HttpBackend(network.url, timeout=5)
+        result = reconcile_speeds(backend=backend, now=NOW, batch_size=10)
+        backend.close()
+
+    assert (result.applied, network.requests) == (25, 3)
+    assert network.connections == 1
+    assert network.speeds == {line.contract_number: 8192 for line in lines}
+
+
 def test_a_revert_is_pushed_back_to_normal_speed_with_its_own_audit_row(operator):
     lines = make_lines(3)
     blanket = declare(operator)

@@ -33,6 +33,7 @@ from tests.factories import CustomerFactory, UserFactory
 from tests.upgrades.conftest import NOW, make_lines
 from upgrades.models import BlanketUpgradeEvent, CustomerNotice, ProvisioningChange, SpeedGrant
 from upgrades.provisioning import RecordingBackend
+from upgrades.selectors import blanket_progress
 from upgrades.services.blanket import (
     apply_blanket_upgrade,
     declare_disaster,
@@ -317,6 +318,9 @@ def test_two_revert_jobs_at_once_revert_and_notify_each_grant_once(
     speeds = Counter(Subscription.objects.values_list("desired_upgraded", "desired_version"))
     assert speeds == {(False, 2): LINES}
     assert {"reconcile_speeds", "send"} <= set(enqueued), "speeds and e-mails follow on commit"
+    # the operator's counts, kept by both jobs in their own transactions, add up
+    progress = blanket_progress(blanket=blanket)
+    assert (progress.total, progress.pending, progress.reverted) == (LINES, 0, LINES)
 
     # when two senders start together
     with Crowd(2) as crowd:
@@ -471,6 +475,28 @@ def broken_audit_chains(lines: list[int], network: NetworkRecord) -> list[str]:
         if speed != (fast if upgraded else normal):
             problems.append(f"line {line}: audited to {speed}, upgraded on the network={upgraded}")
     return problems
+
+
+def test_two_reconcilers_at_once_share_the_lines_and_push_each_change_once(operator):
+    # given 2,000 lines a declaration upgraded, none applied on the network yet
+    make_lines(LINES, prefecture="11")
+    declare_over(operator, prefecture="11", key="two-reconcilers", now=NOW)
+    network = NetworkRecord()
+
+    # when two reconcile runs start together, 100 lines a batch
+    with Crowd(2) as crowd:
+        results = crowd.run(
+            [partial(reconcile_speeds, backend=network, now=NOW, batch_size=100)] * 2
+        )
+
+    # then they shared the work (both pushed batches) and no line went twice
+    assert all(not isinstance(result, BaseException) for result in results), results
+    assert sum(result.applied for result in results) == LINES
+    assert all(result.batches for result in results), "one run took every batch"
+    assert len(network.change_ids) == LINES
+    assert len(set(network.change_ids)) == LINES, "a change was pushed twice"
+    assert not Subscription.objects.out_of_sync().exists()
+    assert ProvisioningChange.objects.count() == LINES
 
 
 def test_thousands_of_grants_past_their_deadline_meet_the_revert_jobs_answers_and_an_ending(

@@ -10,12 +10,13 @@ winner, and two jobs never take the same grant.
 Every path here that touches many lines works in chunks of constant queries.
 """
 
+from collections import Counter
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.db.models import Count, DateTimeField, Exists, Max, OuterRef, Value
+from django.db.models import DateTimeField, Exists, Max, OuterRef, QuerySet, Value
 from django.utils import timezone
 from django.utils.translation import gettext as _
 
@@ -36,6 +37,7 @@ from upgrades.services.speeds import (
     lower_desired_speeds,
     raise_desired_speeds,
 )
+from upgrades.services.tallies import count_grants
 
 # The longest a blanket upgrade waits for answers, extensions included: beyond that it
 # would be a permanent upgrade nobody asked for.
@@ -168,21 +170,30 @@ def _overlap_message(overlaps: list[tuple[Disaster, list[str] | None]]) -> str:
 
 
 def _lines_in_scope(blanket: BlanketUpgrade):
-    """In-service lines of the disaster's area that no other blanket upgrade already holds.
+    """In-service lines of the disaster's area (held by another blanket upgrade or not)."""
+    return Subscription.objects.in_service(blanket.in_service_on).filter(blanket.disaster.covers())
+
+
+def _not_held_elsewhere(lines, *, blanket_id: int):
+    """``lines`` but those another blanket upgrade already boosts.
 
     Overlapping declarations (a regional one, then nationwide) give a line one grant,
-    one banner row and one e-mail: the first disaster's.
+    one banner row and one e-mail: the first disaster's. The anti-join is only added
+    while another blanket upgrade boosts a line at all (one probe per other blanket on
+    its (blanket, state) index): a lone nationwide declaration, the common case, does not
+    pay for it, and neither does its chunk bound (``apply_blanket_upgrade``).
     """
+    others = BlanketUpgrade.objects.exclude(pk=blanket_id).filter(
+        Exists(SpeedGrant.objects.boosting().filter(blanket_upgrade_id=OuterRef("pk")))
+    )
+    if not others.exists():
+        return lines
     held_elsewhere = SpeedGrant.objects.filter(
         subscription_id=OuterRef("pk"),
         source=SpeedGrant.Source.BLANKET,
         state__in=SpeedGrant.BOOSTING,
-    ).exclude(blanket_upgrade_id=blanket.pk)
-    return (
-        Subscription.objects.in_service(blanket.in_service_on)
-        .filter(blanket.disaster.covers())
-        .exclude(Exists(held_elsewhere))
-    )
+    ).exclude(blanket_upgrade_id=blanket_id)
+    return lines.exclude(Exists(held_elsewhere))
 
 
 def _grant_pending(*, blanket_id: int, lines, now: datetime) -> int:
@@ -225,18 +236,26 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
             if locked.status != BlanketUpgrade.Status.APPLYING:
                 return created
             lower = locked.cursor
-            # The chunk ends at the chunk_size-th line after the cursor (ids have gaps).
+            # The chunk ends at the chunk_size-th line in scope after the cursor (ids have
+            # gaps): keyset on the line id, so a chunk reads its own lines and no grant;
+            # the grants other blankets hold are left out of the chunk afterwards.
             upper = (
                 lines.filter(pk__gt=lower)
                 .order_by("pk")
                 .values_list("pk", flat=True)[chunk_size - 1 : chunk_size]
                 .first()
-            ) or lines.aggregate(last=Max("pk"))["last"]
-            if upper is None or upper <= lower:
+            ) or lines.filter(pk__gt=lower).aggregate(last=Max("pk"))["last"]
+            if upper is None:
                 break
-            created += _grant_pending(
-                blanket_id=blanket.pk, lines=lines.filter(pk__gt=lower, pk__lte=upper), now=now
+            granted = _grant_pending(
+                blanket_id=blanket.pk,
+                lines=_not_held_elsewhere(
+                    lines.filter(pk__gt=lower, pk__lte=upper), blanket_id=blanket.pk
+                ),
+                now=now,
             )
+            count_grants(blanket_id=blanket.pk, moves={(None, SpeedGrant.State.PENDING): granted})
+            created += granted
             chunk = SpeedGrant.objects.filter(
                 blanket_upgrade_id=blanket.pk,
                 subscription_id__gt=lower,
@@ -335,7 +354,7 @@ def end_disaster(*, disaster: Disaster, operator, now: datetime, message: str = 
 
 
 def _finish_grants_in_chunks(
-    grants,
+    blankets,
     *,
     from_states,
     to_state: str,
@@ -344,46 +363,77 @@ def _finish_grants_in_chunks(
     now,
     chunk_size,
     before_lowering=None,
-):
-    """Move ``grants`` to ``to_state`` chunk by chunk; lower speeds; tell each customer.
+) -> dict[int, int]:
+    """Move the grants of ``blankets`` still in ``from_states`` to ``to_state``, chunk by
+    chunk; lower speeds; tell each customer. Returns the grants moved, per blanket.
 
-    Grants are taken with SKIP LOCKED and updated only while still in ``from_states``
-    (the lock and the condition each guard on their own), so two runs at once share the
-    work and each grant moves exactly once. Each chunk queues one notice per customer
-    (a customer's second chunk adds to the same notice: same event, same ``now``); the
-    run hands them to the outbox at its end, so each e-mail lists all of its lines.
+    ``blankets`` is checked again at each chunk (an extended deadline stops a revert).
+    A chunk is a range of line ids within one blanket upgrade, read in the order of its
+    unique (blanket, line) index from where the last chunk ended: it never reads the
+    grants earlier chunks moved, and no id list travels through Python — the chunk's
+    grants are locked and moved by one UPDATE whose subquery takes them FOR NO KEY UPDATE
+    SKIP LOCKED, and the lines and notices are read back from the grants moved now.
+    Updated only while still in ``from_states`` (the lock and the condition each guard
+    on their own), so two runs at once share the work and each grant moves exactly once.
+    Each chunk queues one notice per customer (a customer's second chunk adds to the same
+    notice: same event, same ``now``); the run hands them to the outbox at its end, so
+    each e-mail lists all of its lines.
     """
-    moved = 0
+    moved: dict[int, int] = {}
     while True:  # passes over the grants, until one moves nothing
-        moved_in_pass, after = 0, 0
-        while True:  # chunks, by primary key: each starts where the last one ended
-            keep_alive()  # a long run keeps its follow-up (support/followups.py)
-            with transaction.atomic():
-                rows = list(
-                    # FOR NO KEY UPDATE: a notice being inserted for a grant (a foreign-
-                    # key check) does not make the job skip that grant.
-                    grants.filter(pk__gt=after)
-                    .select_for_update(skip_locked=True, no_key=True, of=("self",))
-                    .order_by("pk")
-                    .values_list("pk", "subscription_id")[:chunk_size]
-                )
-                if not rows:
-                    break
-                ids = [pk for pk, _ in rows]
-                after = ids[-1]
-                moved_in_pass += SpeedGrant.objects.filter(
-                    pk__in=ids, state__in=from_states
-                ).update(state=to_state, ended_at=now)
-                if before_lowering is not None:
-                    before_lowering([sub for _, sub in rows])
-                lower_desired_speeds(subscription_ids=[sub for _, sub in rows], cause=cause)
-                # Those this run moved (ended now); handed to the outbox at its end.
-                queue_chunk_notices(
-                    kind=notice,
-                    grants=SpeedGrant.objects.filter(pk__in=ids, state=to_state, ended_at=now),
-                    now=now,
-                )
-        moved += moved_in_pass
+        moved_in_pass = 0
+        for blanket_id in list(blankets.values_list("pk", flat=True)):
+            after = 0
+            while True:  # chunks: each starts at the line where the last one ended
+                keep_alive()  # a long run keeps its follow-up (support/followups.py)
+                with transaction.atomic():
+                    if not blankets.filter(pk=blanket_id).exists():
+                        break
+                    waiting = SpeedGrant.objects.filter(
+                        blanket_upgrade_id=blanket_id,
+                        state__in=from_states,
+                        subscription_id__gt=after,
+                    )
+                    upper = (
+                        waiting.order_by("subscription_id")
+                        .values_list("subscription_id", flat=True)[chunk_size - 1 : chunk_size]
+                        .first()
+                    ) or waiting.aggregate(last=Max("subscription_id"))["last"]
+                    if upper is None:
+                        break
+                    chunk = waiting.filter(subscription_id__lte=upper)
+                    # One UPDATE per state it leaves, so the tally knows what moved.
+                    moves = {
+                        (state, to_state): SpeedGrant.objects.filter(
+                            # FOR NO KEY UPDATE: a notice being inserted for a grant (a
+                            # foreign-key check) does not make the job skip that grant.
+                            pk__in=chunk.filter(state=state)
+                            .select_for_update(skip_locked=True, no_key=True)
+                            .values("pk"),
+                            state=state,
+                        ).update(state=to_state, ended_at=now)
+                        for state in from_states
+                    }
+                    count = sum(moves.values())
+                    count_grants(blanket_id=blanket_id, moves=moves)
+                    # Those this run moved (ended now); noticed, handed over at its end.
+                    moved_now = SpeedGrant.objects.filter(
+                        blanket_upgrade_id=blanket_id,
+                        subscription_id__gt=after,
+                        subscription_id__lte=upper,
+                        state=to_state,
+                        ended_at=now,
+                    )
+                    after = upper
+                    if not count:
+                        continue
+                    lines = moved_now.values("subscription_id")
+                    if before_lowering is not None:
+                        before_lowering(lines)
+                    lower_desired_speeds(subscription_ids=lines, cause=cause)
+                    queue_chunk_notices(kind=notice, grants=moved_now, now=now)
+                moved[blanket_id] = moved.get(blanket_id, 0) + count
+                moved_in_pass += count
         # A grant another transaction held (skipped) is looked at again in a new pass.
         if not moved_in_pass:
             break
@@ -403,29 +453,19 @@ def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> in
     touched, with the number of grants: the operator's history shows every run.
     """
     reverted = _finish_grants_in_chunks(
-        SpeedGrant.objects.due_for_revert(now),
+        BlanketUpgrade.objects.filter(deadline__lte=now).filter(
+            Exists(
+                SpeedGrant.objects.filter(
+                    blanket_upgrade_id=OuterRef("pk"), state=SpeedGrant.State.PENDING
+                )
+            )
+        ),
         from_states=[SpeedGrant.State.PENDING],
         to_state=SpeedGrant.State.REVERTED,
         notice=CustomerNotice.Kind.REVERTED,
         cause="not confirmed before the deadline",
         now=now,
         chunk_size=chunk_size or settings.REVERT_CHUNK_SIZE,
-    )
-    if reverted:
-        _record_revert_run(now=now)
-    return reverted
-
-
-def _record_revert_run(*, now: datetime) -> None:
-    # This run's grants are the ones it stamped ended_at=now (a run's ``now`` is its
-    # own); one aggregate over the due blankets' reverted grants (blanket, state index).
-    per_blanket = (
-        SpeedGrant.objects.filter(
-            blanket_upgrade__deadline__lte=now, state=SpeedGrant.State.REVERTED, ended_at=now
-        )
-        .order_by()
-        .values_list("blanket_upgrade_id")
-        .annotate(grants=Count("pk"))
     )
     BlanketUpgradeEvent.objects.bulk_create(
         BlanketUpgradeEvent(
@@ -434,15 +474,17 @@ def _record_revert_run(*, now: datetime) -> None:
             at=now,
             detail={"grants": grants},
         )
-        for blanket_id, grants in per_blanket
+        for blanket_id, grants in reverted.items()
+        if grants
     )
+    return sum(reverted.values())
 
 
-def _move_to_other_disasters(*, blanket_id: int, subscription_ids: list[int], now: datetime):
+def _move_to_other_disasters(*, blanket_id: int, subscription_ids: QuerySet, now: datetime):
     """Lines of an ending disaster that another active disaster covers are granted by that
     one (waiting for the customer's answer before its deadline), so ending the main shock
     does not slow down lines in the aftershock's area: a line is held by one disaster at a
-    time (``_lines_in_scope``), and this hands it over. Statements: two per other
+    time (``_not_held_elsewhere``), and this hands it over. Statements: two per other
     active disaster, for the chunk."""
     for other in other_active_blankets(blanket_id=blanket_id, now=now):
         lines = (
@@ -450,7 +492,8 @@ def _move_to_other_disasters(*, blanket_id: int, subscription_ids: list[int], no
             .filter(pk__in=subscription_ids)
             .filter(other.disaster.covers())
         )
-        _grant_pending(blanket_id=other.pk, lines=lines, now=now)
+        granted = _grant_pending(blanket_id=other.pk, lines=lines, now=now)
+        count_grants(blanket_id=other.pk, moves={(None, SpeedGrant.State.PENDING): granted})
         queue_chunk_notices(
             kind=CustomerNotice.Kind.BLANKET_STARTED,
             grants=SpeedGrant.objects.filter(
@@ -465,12 +508,8 @@ def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None
 
     A line another active disaster covers stays upgraded, granted by that disaster.
     """
-    return _finish_grants_in_chunks(
-        SpeedGrant.objects.filter(
-            blanket_upgrade_id=blanket_id,
-            blanket_upgrade__status=BlanketUpgrade.Status.ENDED,
-            state__in=SpeedGrant.BOOSTING,
-        ),
+    ended = _finish_grants_in_chunks(
+        BlanketUpgrade.objects.filter(pk=blanket_id, status=BlanketUpgrade.Status.ENDED),
         from_states=SpeedGrant.BOOSTING,
         to_state=SpeedGrant.State.ENDED,
         notice=CustomerNotice.Kind.DISASTER_ENDED,
@@ -481,6 +520,7 @@ def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None
             blanket_id=blanket_id, subscription_ids=subscription_ids, now=now
         ),
     )
+    return sum(ended.values())
 
 
 def respond_to_grants(
@@ -531,6 +571,9 @@ def respond_to_grants(
             .select_related("subscription__site", "blanket_upgrade__disaster")
             .order_by("pk")
         )
+        to_state = SpeedGrant.State.ACTIVE if keep else SpeedGrant.State.DECLINED
+        for blanket_id, count in Counter(grant.blanket_upgrade_id for grant in answered).items():
+            count_grants(blanket_id=blanket_id, moves={(SpeedGrant.State.PENDING, to_state): count})
     if not answered:
         raise ValidationError(_("This upgrade was answered or returned to normal meanwhile."))
     return answered

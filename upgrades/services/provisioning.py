@@ -24,8 +24,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import Min
+from django.db import connection, transaction
+from django.db.models import BooleanField, Min
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from subscriptions.models import Subscription
@@ -78,30 +79,75 @@ def set_aside_delay(failures: int) -> timedelta:
     return timedelta(seconds=delay / 2 + random.uniform(0, delay / 2))  # noqa: S311 (not a secret)
 
 
-def _claim_batch(*, now: datetime, batch_size: int, lease: timedelta) -> list[dict]:
+def _claim_batch(
+    *, now: datetime, batch_size: int, lease: timedelta, after: tuple[int, int] | None = None
+) -> list[dict]:
+    due = (
+        Subscription.objects.due_for_provisioning(now)
+        # Lines the network failed least go first: a batch that keeps failing waits
+        # behind the others instead of using up every run's attempts.
+        .order_by("provisioning_failures", "pk")
+    )
+    if after is not None:
+        # Where the run's last batch ended, in the claim's own order: each batch reads
+        # the out-of-sync index from there, not again past every line already applied
+        # (whose index entries stay until a vacuum).
+        due = due.filter(
+            RawSQL(
+                '("subscriptions_subscription"."provisioning_failures",'
+                ' "subscriptions_subscription"."id") > (%s, %s)',
+                after,
+                output_field=BooleanField(),
+            )
+        )
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            return _claim_batch_in_one_statement(due, now=now, batch_size=batch_size, lease=lease)
         rows = list(
-            Subscription.objects.due_for_provisioning(now)
-            .select_for_update(skip_locked=True, of=("self",))
-            # Lines the network failed least go first: a batch that keeps failing waits
-            # behind the others instead of using up every run's attempts.
-            .order_by("provisioning_failures", "pk")
-            .values(
-                "pk",
-                "contract_number",
-                "desired_upgraded",
-                "desired_version",
-                "desired_cause",
-                "applied_upgraded",
-                "provisioning_failures",
-                "plan__normal_kbps",
-                "plan__upgraded_kbps",
-            )[:batch_size]
+            due.select_for_update(skip_locked=True, of=("self",)).values(*CLAIMED)[:batch_size]
         )
         if rows:
             Subscription.objects.filter(pk__in=[row["pk"] for row in rows]).update(
                 provisioning_lease_until=now + lease
             )
+    return rows
+
+
+# What a claim reads of each line: enough to push it and to audit it afterwards.
+CLAIMED = (
+    "pk",
+    "contract_number",
+    "desired_upgraded",
+    "desired_version",
+    "desired_cause",
+    "applied_upgraded",
+    "provisioning_failures",
+    "plan__normal_kbps",
+    "plan__upgraded_kbps",
+)
+
+
+def _claim_batch_in_one_statement(due, *, now, batch_size: int, lease: timedelta) -> list[dict]:
+    """PostgreSQL: the batch is locked (SKIP LOCKED), leased and read by one UPDATE …
+    RETURNING: no id list goes back to the database. The due lines' condition is the
+    queryset's own SQL, so the claim keeps using the out-of-sync index."""
+    locked, params = (
+        due.select_for_update(skip_locked=True).values("pk")[:batch_size].query.sql_with_params()
+    )
+    # The subquery is Django's compiled SQL; every value stays a parameter.
+    claim = (
+        "UPDATE subscriptions_subscription s SET provisioning_lease_until = %s"  # noqa: S608
+        f" FROM ({locked}) due (id), subscriptions_plan p"
+        " WHERE s.id = due.id AND p.id = s.plan_id"
+        " RETURNING s.id, s.contract_number, s.desired_upgraded, s.desired_version,"
+        " s.desired_cause, s.applied_upgraded, s.provisioning_failures, p.normal_kbps,"
+        " p.upgraded_kbps"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(claim, [now + lease, *params])
+        rows = [dict(zip(CLAIMED, row, strict=True)) for row in cursor.fetchall()]
+    # RETURNING keeps no order: the batch goes to the network in the claim's order.
+    rows.sort(key=lambda row: (row["provisioning_failures"], row["pk"]))
     return rows
 
 
@@ -127,7 +173,37 @@ def _set_aside(rows: list[dict], *, failed_at: datetime, error: Exception) -> No
 
 
 def _record_applied(rows: list[dict], *, now: datetime) -> None:
+    """The network took the batch: each line's applied speed is the one it was sent (a
+    change wanted since is pushed by a later batch), and one audit row per change."""
     batch = uuid.uuid4()
+    causes = [row["desired_cause"] or "-" for row in rows]
+    if connection.vendor == "postgresql":
+        # One statement from arrays of the batch's values: no model object per row.
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                "WITH sent AS (SELECT * FROM unnest(%s::bigint[], %s::integer[],"
+                "   %s::boolean[], %s::integer[], %s::integer[], %s::varchar[])"
+                "   AS sent (id, version, upgraded, from_kbps, to_kbps, cause)),"
+                " applied AS (UPDATE subscriptions_subscription s"
+                "   SET applied_upgraded = sent.upgraded, provisioning_lease_until = NULL,"
+                "       provisioning_failures = 0"
+                "   FROM sent WHERE s.id = sent.id)"
+                " INSERT INTO upgrades_provisioningchange (subscription_id, version, upgraded,"
+                "  from_kbps, to_kbps, cause, batch, applied_at)"
+                " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM sent"
+                " ON CONFLICT DO NOTHING",
+                [
+                    [row["pk"] for row in rows],
+                    [row["desired_version"] for row in rows],
+                    [row["desired_upgraded"] for row in rows],
+                    [_speed(row, row["applied_upgraded"]) for row in rows],
+                    [_speed(row, row["desired_upgraded"]) for row in rows],
+                    causes,
+                    batch,
+                    now,
+                ],
+            )
+        return
     with transaction.atomic():
         for upgraded in (True, False):
             Subscription.objects.filter(
@@ -143,11 +219,11 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
                     upgraded=row["desired_upgraded"],
                     from_kbps=_speed(row, row["applied_upgraded"]),
                     to_kbps=_speed(row, row["desired_upgraded"]),
-                    cause=row["desired_cause"] or "-",
+                    cause=cause,
                     batch=batch,
                     applied_at=now,
                 )
-                for row in rows
+                for row, cause in zip(rows, causes, strict=True)
             ],
             ignore_conflicts=True,
         )
@@ -174,6 +250,7 @@ def reconcile_speeds(
     applied = batches = set_aside = 0
     more = False
     started = time.monotonic()
+    after = None
     while True:
         keep_alive()
         elapsed = time.monotonic() - started
@@ -187,9 +264,15 @@ def reconcile_speeds(
         ):
             more = Subscription.objects.due_for_provisioning(at).exists()
             break
-        rows = _claim_batch(now=at, batch_size=batch_size, lease=lease)
+        rows = _claim_batch(now=at, batch_size=batch_size, lease=lease, after=after)
         if not rows:
-            break
+            if after is None:
+                break
+            # Once more from the start: lines that fell due behind the run's position.
+            after = None
+            continue
+        last = rows[-1]
+        after = (last["provisioning_failures"], last["pk"])
         try:
             backend.apply(
                 [

@@ -8,7 +8,7 @@ class Migration(migrations.Migration):
     dependencies = [
         ("incidents", "0014_admin_list_indexes"),
         ("subscriptions", "0011_admin_list_indexes"),
-        ("upgrades", "0011_labels"),
+        ("upgrades", "0015_fill_blanket_upgrade_tallies"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 

@@ -1,0 +1,263 @@
+"""The disaster path's storage: chunks keyed on the line id, overlapping declarations, a
+line boosted by two grants, and the grant keys kept without a database constraint."""
+
+from datetime import timedelta
+
+import pytest
+from django.db.models import Count, ProtectedError
+from django.urls import reverse
+
+from portal.accounts.models import User
+from subscriptions.models import Site, Subscription
+from support.channels import Channel
+from tests.factories import SupportUserFactory, UserFactory
+from tests.upgrades.conftest import NOW, make_lines
+from upgrades.models import BlanketUpgradeEvent, CustomerNotice, SpeedGrant, UpgradeRequest
+from upgrades.services.blanket import (
+    apply_blanket_upgrade,
+    declare_disaster,
+    end_blanket_grants,
+    end_disaster,
+    respond_to_grants,
+    revert_expired_grants,
+)
+from upgrades.services.requests import approve_upgrade_request, request_upgrade
+
+pytestmark = pytest.mark.django_db
+
+
+def declare(operator, *, key, prefectures=(), chunk_size=3, now=NOW):
+    blanket = declare_disaster(
+        operator=operator,
+        title=f"災害 {key}",
+        nationwide=not prefectures,
+        prefectures=list(prefectures),
+        idempotency_key=key,
+        confirm_overlap=True,
+        now=now,
+    )
+    apply_blanket_upgrade(blanket_id=blanket.pk, now=now, chunk_size=chunk_size)
+    blanket.refresh_from_db()
+    return blanket
+
+
+def boosting_grants_per_line() -> dict[int, int]:
+    return dict(
+        SpeedGrant.objects.boosting()
+        .values_list("subscription_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+
+
+def test_a_second_overlapping_declaration_grants_each_line_once_across_chunk_boundaries(
+    operator,
+):
+    # given Saitama and Kochi lines interleaved by id, Saitama declared first
+    lines = []
+    for _ in range(4):
+        lines += make_lines(2, prefecture="11") + make_lines(1, prefecture="39")
+    saitama = [line for line in lines if line.site.prefecture == "11"]
+    kochi = [line for line in lines if line.site.prefecture == "39"]
+    first = declare(operator, key="saitama", prefectures=["11"])
+
+    # when a nationwide disaster is declared over it, in chunks of 3 lines: every chunk
+    # holds lines the first disaster already boosts, some at the chunk's edges
+    second = declare(operator, key="nationwide")
+
+    # then every line has exactly one boosting grant, the first disaster's where it had one
+    assert boosting_grants_per_line() == {line.pk: 1 for line in lines}
+    assert set(first.grants.values_list("subscription_id", flat=True)) == {
+        line.pk for line in saitama
+    }
+    assert set(second.grants.values_list("subscription_id", flat=True)) == {
+        line.pk for line in kochi
+    }
+    # each line's wanted speed changed once, and the second run ended on the last line
+    assert set(Subscription.objects.values_list("desired_upgraded", "desired_version")) == {
+        (True, 1)
+    }
+    assert second.cursor == lines[-1].pk and second.status == "active"
+    # one "started" notice per customer per disaster (each make_lines is its own customer)
+    started = CustomerNotice.objects.filter(kind="blanket_started")
+    assert started.filter(blanket_upgrade=first).count() == 4
+    assert started.filter(blanket_upgrade=second).count() == 4
+
+
+def test_a_revert_over_chunk_boundaries_keeps_confirmed_lines_and_lines_boosted_twice(
+    operator,
+):
+    # given ten lines of one customer; one has an approved upgrade request as well
+    user = UserFactory()
+    lines = make_lines(10, customer=user.customer)
+    twice = lines[3]  # the first line of the second chunk of 3
+    upgrade_request = request_upgrade(
+        customer=user.customer,
+        sites=[Site.objects.get(pk=twice.site_id)],
+        reason="disaster",
+        channel="portal",
+        now=NOW,
+    )
+    approve_upgrade_request(upgrade_request=upgrade_request, by=SupportUserFactory(), now=NOW)
+    blanket = declare(operator, key="nationwide", now=NOW + timedelta(minutes=1))
+    # the customer keeps the line at the end of the first chunk and of the third
+    confirmed = [lines[2], lines[8]]
+    respond_to_grants(
+        grants=blanket.grants.filter(subscription__in=confirmed),
+        keep=True,
+        by=user,
+        channel=Channel.PORTAL,
+        now=NOW + timedelta(hours=1),
+    )
+
+    # when the revert job runs at the deadline in chunks of 3 grants, and again
+    reverted = revert_expired_grants(now=blanket.deadline, chunk_size=3)
+    again = revert_expired_grants(now=blanket.deadline + timedelta(minutes=1), chunk_size=3)
+
+    # then the 8 unconfirmed grants are reverted, the line boosted twice among them
+    assert (reverted, again) == (8, 0)
+    states = dict(blanket.grants.values_list("subscription_id", "state"))
+    assert {pk for pk, state in states.items() if state == "active"} == {
+        line.pk for line in confirmed
+    }
+    assert {pk for pk, state in states.items() if state == "reverted"} == {
+        line.pk for line in lines if line not in confirmed
+    }
+    # the line boosted twice stays upgraded (its request's grant), with no new change;
+    # the confirmed ones too; the others go back to normal, one change each
+    speeds = dict(Subscription.objects.values_list("pk", "desired_upgraded"))
+    versions = dict(Subscription.objects.values_list("pk", "desired_version"))
+    for line in lines:
+        kept = line in confirmed or line == twice
+        assert speeds[line.pk] is kept, line
+        assert versions[line.pk] == (1 if kept else 2), line
+    # one notice for the customer, one history row with the run's count
+    assert CustomerNotice.objects.filter(kind="reverted").count() == 1
+    assert list(
+        BlanketUpgradeEvent.objects.filter(kind="reverted").values_list("detail", flat=True)
+    ) == [{"grants": 8}]
+
+
+def test_grant_keys_without_a_database_constraint_still_protect_what_they_name(operator):
+    # given a grant from an approved request, and a blanket grant a customer answered
+    user = UserFactory()
+    line, other = make_lines(2, customer=user.customer)
+    upgrade_request = request_upgrade(
+        customer=user.customer,
+        sites=[Site.objects.get(pk=line.site_id)],
+        reason="disaster",
+        channel="portal",
+        now=NOW,
+    )
+    approve_upgrade_request(upgrade_request=upgrade_request, by=SupportUserFactory(), now=NOW)
+    blanket = declare(operator, key="nationwide", now=NOW + timedelta(minutes=1))
+    answering = UserFactory(customer=user.customer)
+    respond_to_grants(
+        grants=blanket.grants.filter(subscription=other),
+        keep=True,
+        by=answering,
+        channel=Channel.PORTAL,
+        now=NOW + timedelta(hours=1),
+    )
+
+    # then the request and the user cannot be deleted while grants name them
+    with pytest.raises(ProtectedError) as request_kept:
+        UpgradeRequest.objects.get(pk=upgrade_request.pk).delete()
+    with pytest.raises(ProtectedError) as user_kept:
+        User.objects.get(pk=answering.pk).delete()
+    assert SpeedGrant in {type(row) for row in request_kept.value.protected_objects}
+    assert {type(row) for row in user_kept.value.protected_objects} == {SpeedGrant}
+    # and every key a grant holds names a row that exists
+    assert SpeedGrant.objects.filter(upgrade_request__isnull=False).count() == 1
+    assert not (
+        SpeedGrant.objects.filter(upgrade_request__isnull=False)
+        .exclude(upgrade_request_id__in=UpgradeRequest.objects.values("pk"))
+        .exists()
+    )
+    assert not (
+        SpeedGrant.objects.filter(responded_by__isnull=False)
+        .exclude(responded_by_id__in=User.objects.values("pk"))
+        .exists()
+    )
+    assert SpeedGrant.objects.get(responded_by=answering).subscription_id == other.pk
+
+
+def grants_by_state(blanket) -> dict[str, int]:
+    column = {"pending": "pending", "active": "confirmed", "declined": "declined"}
+    column |= {"reverted": "reverted", "ended": "ended"}
+    counts = dict.fromkeys(column.values(), 0)
+    for state, count in blanket.grants.values_list("state").annotate(n=Count("pk")).order_by():
+        counts[column[state]] = count
+    return counts
+
+
+def test_the_disaster_pages_counts_follow_every_move_of_the_grants(operator, client):
+    # given Saitama (6 lines) and Kochi (3 lines); a customer who will answer in Saitama
+    user = UserFactory()
+    saitama_lines = make_lines(6, prefecture="11", customer=user.customer)
+    make_lines(3, prefecture="39")
+    client.force_login(operator)
+
+    def shown(blanket) -> dict[str, int]:
+        progress = client.get(reverse("upgrades:progress", args=[blanket.pk])).json()
+        return {state: progress[state] for state in grants_by_state(blanket)} | {
+            "total": progress["total"]
+        }
+
+    def assert_pages_match(*blankets):
+        for blanket in blankets:
+            expected = grants_by_state(blanket)
+            assert shown(blanket) == expected | {"total": sum(expected.values())}, blanket
+
+    # when Saitama is declared, then nationwide over it
+    saitama = declare(operator, key="saitama", prefectures=["11"], chunk_size=2)
+    nationwide = declare(operator, key="nationwide", now=NOW + timedelta(hours=1))
+    assert_pages_match(saitama, nationwide)
+    assert shown(saitama)["pending"] == 6 and shown(nationwide)["pending"] == 3
+
+    # when the customer keeps one line and declines another
+    for line, keep in ((saitama_lines[0], True), (saitama_lines[1], False)):
+        respond_to_grants(
+            grants=saitama.grants.filter(subscription=line),
+            keep=keep,
+            by=user,
+            channel=Channel.PORTAL,
+            now=NOW + timedelta(hours=2),
+        )
+    assert_pages_match(saitama, nationwide)
+
+    # when Saitama's disaster ends: its grants end, nationwide takes its lines over
+    end_disaster(disaster=saitama.disaster, operator=operator, now=NOW + timedelta(hours=3))
+    end_blanket_grants(blanket_id=saitama.pk, now=NOW + timedelta(hours=3), chunk_size=2)
+    assert_pages_match(saitama, nationwide)
+    assert shown(saitama)["ended"] == 5 and shown(nationwide)["pending"] == 8
+
+    # when nothing more is answered before the nationwide deadline
+    nationwide.refresh_from_db()
+    revert_expired_grants(now=nationwide.deadline, chunk_size=2)
+    assert_pages_match(saitama, nationwide)
+    assert shown(nationwide) == {
+        "pending": 0,
+        "confirmed": 0,
+        "declined": 0,
+        "reverted": 8,
+        "ended": 0,
+        "total": 8,
+    }
+
+
+def test_the_progress_reads_a_few_tally_rows_whatever_the_number_of_grants(
+    operator, client, django_assert_max_num_queries
+):
+    make_lines(40)
+    blanket = declare(operator, key="nationwide", chunk_size=7)
+    client.force_login(operator)
+
+    with django_assert_max_num_queries(12) as read:
+        progress = client.get(reverse("upgrades:progress", args=[blanket.pk])).json()
+
+    assert (progress["total"], progress["pending"], progress["caught_up"]) == (40, 40, 0)
+    counts = [q["sql"] for q in read.captured_queries if "COUNT(" in q["sql"].upper()]
+    # the one count left is of the lines waiting for the network, not of the grants
+    assert len(counts) == 1, counts
+    assert counts[0].split(" WHERE ")[0].endswith('FROM "subscriptions_subscription"')
