@@ -227,7 +227,7 @@ class InquiryAdmin(
     list_select_related = ["customer", "assignee"]
     # Indexed: desk_inq_sender_upper_idx, the customer's and the site's.
     search_fields = ["^sender_email", "^customer__code", "^customer__name", "^site__name"]
-    phone_search_fields = ("customer__phone_e164", "site__contact_phone_e164")
+    phone_search_fields = ("contact_phone_e164", "customer__phone_e164", "site__contact_phone_e164")
     search_help_text = _(
         "The start of the sender's address, of the customer's code or name, or of the site"
         " name, or a phone number."

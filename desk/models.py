@@ -8,7 +8,7 @@ from django.utils.timezone import localtime
 from django.utils.translation import gettext_lazy as _
 
 from incidents.models import IncidentContact
-from subscriptions.models import Customer, Site
+from subscriptions.models import ContactPhone, Customer, Site
 from support.indexes import UpperPatternIndex
 from support.models import ContactQuerySet, OutboundEmail
 
@@ -18,7 +18,7 @@ class InquiryQuerySet(ContactQuerySet):
         return self.filter(customer_id=customer_id)
 
 
-class Inquiry(IncidentContact):
+class Inquiry(ContactPhone, IncidentContact):
     """A general question from a customer: in the portal, the API, or taken by staff.
 
     new → answered (staff replied) → new again (the customer followed up) … → closed.
@@ -72,7 +72,6 @@ class Inquiry(IncidentContact):
         related_name="+",
         verbose_name=_("recorded by"),
     )
-    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
 
     objects = InquiryQuerySet.as_manager()

@@ -39,6 +39,21 @@ def term_end_for(service_start: date) -> date:
         return date(service_start.year + TERM_YEARS, 3, 1)
 
 
+def e164_field() -> models.CharField:
+    """A phone's E.164 form beside the number as typed, kept by the model's save() and
+    indexed: a caller's number (desk/calls.py) and the admin's phone search match it with
+    one equality. Empty when there is no phone; a database default for raw inserts."""
+    return models.CharField(
+        _("contact phone (E.164)"),
+        max_length=16,
+        blank=True,
+        default="",
+        db_default="",
+        editable=False,
+        db_index=True,
+    )
+
+
 class Customer(models.Model):
     """A customer organisation: a business or a local government."""
 
@@ -53,17 +68,7 @@ class Customer(models.Model):
     phone = models.CharField(
         _("contact phone"), max_length=20, blank=True, validators=[phone_validator]
     )
-    # The phone in E.164, kept by save(): a caller's number matches it with one equality
-    # (desk/calls.py). Empty when there is no phone; a database default for raw inserts.
-    phone_e164 = models.CharField(
-        _("contact phone (E.164)"),
-        max_length=16,
-        blank=True,
-        default="",
-        db_default="",
-        editable=False,
-        db_index=True,
-    )
+    phone_e164 = e164_field()
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
@@ -82,8 +87,6 @@ class Customer(models.Model):
             # The admin's search and the customer pickers: start of the code or name.
             UpperPatternIndex(Upper("code"), name="subscr_cust_code_upper_idx"),
             UpperPatternIndex(Upper("name"), name="subscr_cust_name_upper_idx"),
-            # A caller's number (desk/calls.py) and the admin's phone search.
-            models.Index(fields=["phone_e164"], name="subscr_cust_phone_e164_idx"),
         ]
 
     def __str__(self) -> str:
@@ -94,6 +97,23 @@ class Customer(models.Model):
         self.phone_e164 = to_e164(self.phone) or ""
         if kwargs.get("update_fields") is not None and "phone" in kwargs["update_fields"]:
             kwargs["update_fields"] = {*kwargs["update_fields"], "phone_e164"}
+        super().save(*args, **kwargs)
+
+
+class ContactPhone(models.Model):
+    """A phone number a contact gave (a request, an inquiry), beside its E.164 form kept
+    by save(): the admin's phone search finds it however either was typed."""
+
+    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
+    contact_phone_e164 = e164_field()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs) -> None:
+        self.contact_phone_e164 = to_e164(self.contact_phone) or ""
+        if kwargs.get("update_fields") is not None and "contact_phone" in kwargs["update_fields"]:
+            kwargs["update_fields"] = {*kwargs["update_fields"], "contact_phone_e164"}
         super().save(*args, **kwargs)
 
 
@@ -112,16 +132,7 @@ class Site(models.Model):
     contact_phone = models.CharField(
         _("contact phone"), max_length=20, validators=[phone_validator]
     )
-    # The contact phone in E.164, kept by save() (as Customer.phone_e164).
-    contact_phone_e164 = models.CharField(
-        _("contact phone (E.164)"),
-        max_length=16,
-        blank=True,
-        default="",
-        db_default="",
-        editable=False,
-        db_index=True,
-    )
+    contact_phone_e164 = e164_field()
     antenna_serial = models.CharField(_("antenna serial number"), max_length=50, blank=True)
     modem_serial = models.CharField(_("modem serial number"), max_length=50, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
@@ -143,8 +154,6 @@ class Site(models.Model):
             models.Index(fields=["customer", "name", "id"], name="subscr_site_order_idx"),
             # The admin's search and the site pickers: start of the name.
             UpperPatternIndex(Upper("name"), name="subscr_site_name_upper_idx"),
-            # A caller's number (desk/calls.py) and the admin's phone search.
-            models.Index(fields=["contact_phone_e164"], name="subscr_site_phone_e164_idx"),
         ]
 
     def __str__(self) -> str:

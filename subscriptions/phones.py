@@ -27,3 +27,13 @@ def to_e164(raw: str | None) -> str | None:
     if not phonenumbers.is_possible_number(number):
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+def fill_e164(model, raw: str, e164: str, *, batch: int = 2000) -> None:
+    """For data migrations: write the E.164 form of ``model``'s ``raw`` phones (rows saved
+    before the form was kept, which save() fills from then on)."""
+    rows = []
+    for row in model.objects.exclude(**{raw: ""}).only("pk", raw).iterator(chunk_size=batch):
+        setattr(row, e164, to_e164(getattr(row, raw)) or "")
+        rows.append(row)
+    model.objects.bulk_update(rows, [e164], batch_size=batch)

@@ -154,7 +154,11 @@ class UpgradeRequestAdmin(
     list_select_related = ["customer", "assignee", "disaster"]
     # Indexed: the customer's and the sites' (subscriptions/models.py).
     search_fields = ["^customer__code", "^customer__name", "^sites__name"]
-    phone_search_fields = ("customer__phone_e164", "sites__contact_phone_e164")
+    phone_search_fields = (
+        "contact_phone_e164",
+        "customer__phone_e164",
+        "sites__contact_phone_e164",
+    )
     search_help_text = _(
         "The start of the customer's code or name, or of a site name, or a phone number."
     )

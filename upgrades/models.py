@@ -12,10 +12,11 @@ from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
 
 from incidents.models import IncidentContact
+from subscriptions.models import ContactPhone
 from support.channels import Channel
 
 
-class UpgradeRequest(IncidentContact):
+class UpgradeRequest(ContactPhone, IncidentContact):
     """A customer asked for speed: in the portal, through the API, or by calling us."""
 
     class Status(models.TextChoices):
@@ -47,7 +48,6 @@ class UpgradeRequest(IncidentContact):
     reason = models.CharField(_("reason"), max_length=20, choices=Reason.choices)
     note = models.TextField(_("note"), blank=True)
     contact_name = models.CharField(_("contact name"), max_length=150, blank=True)
-    contact_phone = models.CharField(_("contact phone"), max_length=20, blank=True)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.PROTECT,

@@ -2,22 +2,12 @@
 
 from django.db import migrations
 
-from subscriptions.phones import to_e164
-
-BATCH = 2000
+from subscriptions.phones import fill_e164
 
 
 def fill(apps, schema_editor):
-    for model_name, raw, e164 in (
-        ("Customer", "phone", "phone_e164"),
-        ("Site", "contact_phone", "contact_phone_e164"),
-    ):
-        model = apps.get_model("subscriptions", model_name)
-        rows = []
-        for row in model.objects.exclude(**{raw: ""}).only("pk", raw).iterator(chunk_size=BATCH):
-            setattr(row, e164, to_e164(getattr(row, raw)) or "")
-            rows.append(row)
-        model.objects.bulk_update(rows, [e164], batch_size=BATCH)
+    fill_e164(apps.get_model("subscriptions", "Customer"), "phone", "phone_e164")
+    fill_e164(apps.get_model("subscriptions", "Site"), "contact_phone", "contact_phone_e164")
 
 
 class Migration(migrations.Migration):

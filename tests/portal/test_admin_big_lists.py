@@ -257,6 +257,11 @@ def test_staff_find_a_caller_by_the_phone_number_in_any_form(client, staff):
     assert listed(client, "subscriptions_customer", {"q": "0494-25-5200"}) == [
         str(site.customer.pk)
     ]
+    # the number a caller gave when the request was recorded by phone finds it too
+    by_mobile = UpgradeRequestFactory(contact_phone="090-1234-5678")
+    assert listed(client, "upgrades_upgraderequest", {"q": "+81 90 1234 5678"}) == [
+        str(by_mobile.pk)
+    ]
     # a number nobody has finds nothing, and text is still matched as text
     assert listed(client, "subscriptions_subscription", {"q": "0120-000-000"}) == []
     assert listed(client, "subscriptions_site", {"q": site.name}) == [str(site.pk)]
