@@ -219,10 +219,7 @@ def choose_call_customer(*, call: Call, customer_id: int) -> Call:
 
 def record_inquiry_from_call(*, call: Call, by, subject: str, body: str, now: datetime) -> Inquiry:
     """What the customer asked on the call, as an inquiry taken by phone, linked to it."""
-    if call.customer is None:
-        raise ValidationError(_("Say whose call this was first."))
-    if call.inquiry_id is not None:
-        raise ValidationError(_("An inquiry is already recorded from this call."))
+    _check_can_record(call, "inquiry")
     with transaction.atomic():
         inquiry = open_inquiry(
             customer=call.customer,
@@ -233,9 +230,7 @@ def record_inquiry_from_call(*, call: Call, by, subject: str, body: str, now: da
             contact_phone=call.from_number[:20],
             now=now,
         )
-        if not Call.objects.filter(pk=call.pk, inquiry__isnull=True).update(inquiry=inquiry):
-            raise ValidationError(_("An inquiry is already recorded from this call."))
-    call.refresh_from_db()
+        _link(call, inquiry=inquiry)
     return inquiry
 
 
@@ -314,17 +309,25 @@ def record_blanket_answer_from_call(*, call: Call, by, keep: bool, now: datetime
     return len(answered)
 
 
+def _already_recorded(field: str) -> ValidationError:
+    if field == "inquiry":
+        return ValidationError(_("An inquiry is already recorded from this call."))
+    return ValidationError(_("This is already recorded from this call."))
+
+
 def _check_can_record(call: Call, field: str) -> None:
     if call.customer is None:
         raise ValidationError(_("Say whose call this was first."))
     if getattr(call, f"{field}_id") is not None:
-        raise ValidationError(_("This is already recorded from this call."))
+        raise _already_recorded(field)
 
 
 def _link(call: Call, **contact) -> None:
+    """Link the contact recorded from the call, once: a second one in a race is refused
+    (the caller's transaction rolls it back)."""
     ((field, value),) = contact.items()
     if not Call.objects.filter(pk=call.pk, **{f"{field}__isnull": True}).update(**contact):
-        raise ValidationError(_("This is already recorded from this call."))
+        raise _already_recorded(field)
     setattr(call, field, value)
 
 
