@@ -13,8 +13,8 @@ Each message is processed exactly once:
    drops), so the row is still *received* and the next run takes it — no lease to wait
    for, because nothing is left half done.
 3. After the commit, it is moved to the processed folder by the one fetch that claims
-   the move (``move_claimed_at``, one conditional UPDATE per row): a second fetch that
-   saw the same message done leaves it to the first. A fetch that dies before the move
+   the move (``move_claimed_at``, taken for the batch under ``SKIP LOCKED``): a second
+   fetch that saw the same message done leaves it to the first. A fetch that dies before the move
    leaves the message in the mailbox; a fetch after MOVE_LEASE finds its row done and
    only moves it.
 
@@ -448,11 +448,16 @@ def _claim_moves(done: dict[str, int], *, now: datetime) -> list[str]:
     """The uids of ``done`` (uid: row) whose move this fetch takes: rows nobody claimed,
     or whose claim is older than MOVE_LEASE (that fetch died before moving)."""
     claimable = Q(move_claimed_at__isnull=True) | Q(move_claimed_at__lt=now - MOVE_LEASE)
-    return [
-        uid
-        for uid, inbound_id in done.items()
-        if InboundEmail.objects.filter(claimable, pk=inbound_id).update(move_claimed_at=now)
-    ]
+    with transaction.atomic():
+        # Two statements for the whole batch: rows another fetch is claiming right now
+        # are skipped, and once it commits they are no longer claimable.
+        claimed = set(
+            InboundEmail.objects.select_for_update(skip_locked=True)
+            .filter(claimable, pk__in=done.values())
+            .values_list("pk", flat=True)
+        )
+        InboundEmail.objects.filter(pk__in=claimed).update(move_claimed_at=now)
+    return [uid for uid, inbound_id in done.items() if inbound_id in claimed]
 
 
 def _move(box, uids: list[str], folder: str) -> int:
