@@ -24,11 +24,9 @@ a second visit with a warm cache (the stylesheet is then not fetched at all).
 
 import argparse
 import os
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +38,7 @@ from bench.disaster import (  # noqa: E402
     drop_database,
     recreate_database,
 )
+from bench.load import start_gunicorn, stop_gunicorn, wait_until_healthy  # noqa: E402
 from tests.mailserver import free_port  # noqa: E402 (the path above first)
 
 MAX_REQUESTS = 3
@@ -70,19 +69,6 @@ def production_env(tmp: str, *, database_url: str, broker: str, port: int) -> di
         "WEB_CONCURRENCY": "2",
         "DJANGO_SETTINGS_MODULE": "portal.settings",
     }
-
-
-def wait_for_server(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            sys.exit(f"gunicorn exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 (our http:// URL)
-                return
-        except OSError:
-            time.sleep(0.3)
-    sys.exit(f"gunicorn did not answer {url} within {seconds} s")
 
 
 def measure(browser, base_url: str, email: str):
@@ -176,17 +162,11 @@ def main() -> None:
 
         connections.close_all()
 
-        log = open(os.path.join(tmp, "gunicorn.log"), "w")  # noqa: SIM115 (closed below)
-        server = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "deploy/gunicorn.conf.py"],
-            cwd=REPO_ROOT,
-            env={**os.environ, **env},
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
+        log_path = Path(tmp) / "gunicorn.log"
+        server = start_gunicorn({**os.environ, **env}, log_path)
         base_url = f"http://localhost:{port}"
         try:
-            wait_for_server(f"{base_url}/healthz", server)
+            wait_until_healthy(base_url, server, log_path)
             print(
                 f"BCP Portal over the satellite line, {time.strftime('%Y-%m-%d')}: production"
                 f" mode (gunicorn, whitenoise, PostgreSQL); chromium emulating 128 kbit/s"
@@ -206,9 +186,7 @@ def main() -> None:
                 ]
                 browser.close()
         finally:
-            server.terminate()
-            server.wait(30)
-            log.close()
+            stop_gunicorn(server)
         floors, results, tasks = zip(*measured, strict=True)
         ok = report(args.lines, floors, results, tasks)
     import redis
