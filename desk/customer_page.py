@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db.models import Count, IntegerField, OuterRef, Prefetch, Subquery, Window
-from django.db.models.functions import Coalesce
+from django.db.models import Count, OuterRef, Prefetch, Subquery, Window
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -21,6 +20,7 @@ from django.utils.http import urlencode
 from desk.models import Call, Inquiry, InquiryMessage
 from incidents.models import CheckIn, DamageReport
 from subscriptions.models import Customer, Invoice, Site, Subscription
+from subscriptions.selectors import line_count_of_site
 from upgrades.models import SpeedGrant, UpgradeRequest
 
 # Enough to read a customer's recent story; the rest is one click away in the admin.
@@ -72,16 +72,9 @@ def customer_story(customer_id: int) -> CustomerStory:
     cid = customer.pk
     User = get_user_model()
 
-    line_count = (
-        Subscription.objects.filter(site=OuterRef("pk"))
-        .order_by()
-        .values("site")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     sites = (
         Site.objects.filter(customer_id=cid)
-        .annotate(line_count=Coalesce(Subquery(line_count, output_field=IntegerField()), 0))
+        .annotate(line_count=line_count_of_site())
         .order_by("name", "pk")
         .prefetch_related(
             Prefetch(

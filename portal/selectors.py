@@ -5,13 +5,13 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db.models import Count, F, Min, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
 
 from incidents.models import CheckIn
 from portal.models import Heartbeat
 from portal.services import RECENT
 from portal.tasks import HEARTBEAT_NAME
 from subscriptions.models import Site, Subscription
+from subscriptions.selectors import line_count_of_site
 from support.models import FollowUp, OutboundEmail
 from upgrades.models import BlanketUpgrade, CustomerNotice, SpeedGrant
 
@@ -141,13 +141,6 @@ def sites_with_subscriptions(
     lines (newest first, in ``shown_lines``) with their plans, and the time of its last
     readiness check: two queries for a page of sites, whatever their size."""
     last_check = CheckIn.objects.filter(site_id=OuterRef("pk")).order_by("-checked_at")
-    line_count = (
-        Subscription.objects.filter(site_id=OuterRef("pk"))
-        .order_by()
-        .values("site_id")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
     lines = Subscription.objects.select_related("plan").order_by("-service_start", "pk")
     if lines_per_site is not None:
         lines = lines[:lines_per_site]
@@ -155,7 +148,7 @@ def sites_with_subscriptions(
         Site.objects.filter(customer_id=customer_id)
         .annotate(
             last_checked_at=Subquery(last_check.values("checked_at")[:1]),
-            line_count=Coalesce(Subquery(line_count), 0),
+            line_count=line_count_of_site(),
         )
         .prefetch_related(Prefetch("subscriptions", queryset=lines, to_attr="shown_lines"))
     )

@@ -3,10 +3,24 @@ queries."""
 
 from datetime import date
 
-from django.db.models import QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils.translation import gettext as _
 
 from subscriptions.models import Invoice, Quote, Subscription
+
+
+def line_count_of_site():
+    """Each site's number of lines, for ``Site.objects.annotate(line_count=…)``: one
+    subquery, whatever the number of sites listed."""
+    count = (
+        Subscription.objects.filter(site=OuterRef("pk"))
+        .order_by()
+        .values("site")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    return Coalesce(Subquery(count, output_field=IntegerField()), 0)
 
 
 def subscriptions_for_customer(*, customer_id: int) -> QuerySet[Subscription]:
