@@ -65,7 +65,7 @@ PATHS = ["service", "raw SQL", "minimal"]
 
 # What the phases write, and what is reset between the paths.
 WRITTEN_TABLES = [
-    "subscriptions_subscription",
+    "subscriptions_linespeed",
     "upgrades_speedgrant",
     "upgrades_customernotice",
     "upgrades_provisioningchange",
@@ -189,15 +189,14 @@ def load_lines(n: int, today: date) -> Fleet:
             """
             INSERT INTO subscriptions_subscription
                 (contract_number, site_id, plan_id, service_start, term_end, status,
-                 static_ip, created_at, desired_upgraded, desired_version, desired_cause,
-                 applied_upgraded)
+                 static_ip, created_at)
             SELECT 'BENCH-' || lpad(i::text, 8, '0'), id, %(plan)s,
                    CASE WHEN mod(i, %(every2)s) = %(every)s THEN %(old_start)s
                         ELSE %(start)s END,
                    CASE WHEN mod(i, %(every2)s) = %(every)s THEN %(old_end)s
                         ELSE %(end)s END,
                    CASE WHEN mod(i, %(every2)s) = 0 THEN 'cancelled' ELSE 'active' END,
-                   mod(i, 10) = 0, now(), false, 0, '', false
+                   mod(i, 10) = 0, now()
             FROM (SELECT id, row_number() OVER (ORDER BY id) AS i FROM subscriptions_site) s
             """,
             {
@@ -209,6 +208,11 @@ def load_lines(n: int, today: date) -> Fleet:
                 "old_start": old_start,
                 "old_end": term_end_for(old_start),
             },
+        )
+        # Each line's speed row, at normal speed (the table's defaults).
+        cursor.execute(
+            "INSERT INTO subscriptions_linespeed (subscription_id)"
+            " SELECT id FROM subscriptions_subscription"
         )
         cursor.execute(
             "SELECT count(*), max(id) FROM subscriptions_subscription"
@@ -294,7 +298,7 @@ def reset_state() -> None:
             " upgrades_blanketupgrade, incidents_disaster CASCADE"
         )
         cursor.execute(
-            "UPDATE subscriptions_subscription"
+            "UPDATE subscriptions_linespeed"
             " SET desired_upgraded = false, desired_version = 0, desired_cause = '',"
             " applied_upgraded = false, provisioning_lease_until = NULL,"
             " provisioning_failures = 0"
@@ -316,7 +320,7 @@ def unapply_speeds() -> None:
     with connection.cursor() as cursor:
         cursor.execute("TRUNCATE upgrades_provisioningchange, min_change")
         cursor.execute(
-            "UPDATE subscriptions_subscription SET applied_upgraded = false WHERE applied_upgraded"
+            "UPDATE subscriptions_linespeed SET applied_upgraded = false WHERE applied_upgraded"
         )
         cursor.execute("UPDATE min_line SET applied = false WHERE applied")
     settle()
@@ -538,9 +542,9 @@ def raw_declare(fleet: Fleet, now: datetime) -> int:
         )
         granted = cursor.rowcount
         cursor.execute(
-            "UPDATE subscriptions_subscription SET desired_upgraded = true,"
+            "UPDATE subscriptions_linespeed SET desired_upgraded = true,"
             " desired_version = desired_version + 1, desired_cause = %s"
-            " WHERE NOT desired_upgraded AND id IN"
+            " WHERE NOT desired_upgraded AND subscription_id IN"
             " (SELECT subscription_id FROM upgrades_speedgrant WHERE blanket_upgrade_id = %s)",
             [f"blanket upgrade {blanket_id}: {TITLE}"[:200], blanket_id],
         )
@@ -593,13 +597,14 @@ def raw_revert(fleet: Fleet, deadline: datetime) -> int:
         reverted = cursor.rowcount
         # A line keeps its speed while another grant (a request, another blanket) boosts it.
         cursor.execute(
-            "UPDATE subscriptions_subscription s SET desired_upgraded = false,"
+            "UPDATE subscriptions_linespeed s SET desired_upgraded = false,"
             " desired_version = desired_version + 1, desired_cause = %s"
-            " WHERE s.desired_upgraded AND s.id IN"
+            " WHERE s.desired_upgraded AND s.subscription_id IN"
             " (SELECT subscription_id FROM upgrades_speedgrant"
             "  WHERE state = 'reverted' AND ended_at = %s)"
             " AND NOT EXISTS (SELECT 1 FROM upgrades_speedgrant g"
-            "  WHERE g.subscription_id = s.id AND g.state IN ('pending', 'active'))",
+            "  WHERE g.subscription_id = s.subscription_id"
+            "  AND g.state IN ('pending', 'active'))",
             ["not confirmed before the deadline", deadline],
         )
         raw_notices(
@@ -627,13 +632,14 @@ def raw_reconcile(backend, now: datetime) -> int:
         with connection.cursor() as cursor:
             # The out-of-sync index's own predicate, so the planner can use it.
             cursor.execute(
-                "SELECT s.id, s.contract_number, s.desired_upgraded, s.desired_version,"
-                " p.normal_kbps, p.upgraded_kbps"
-                " FROM subscriptions_subscription s"
+                "SELECT ls.subscription_id, s.contract_number, ls.desired_upgraded,"
+                " ls.desired_version, p.normal_kbps, p.upgraded_kbps"
+                " FROM subscriptions_linespeed ls"
+                " JOIN subscriptions_subscription s ON s.id = ls.subscription_id"
                 " JOIN subscriptions_plan p ON p.id = s.plan_id"
-                " WHERE ((s.desired_upgraded AND NOT s.applied_upgraded)"
-                "     OR (NOT s.desired_upgraded AND s.applied_upgraded))"
-                " AND s.id > %s ORDER BY s.id LIMIT %s",
+                " WHERE ((ls.desired_upgraded AND NOT ls.applied_upgraded)"
+                "     OR (NOT ls.desired_upgraded AND ls.applied_upgraded))"
+                " AND ls.subscription_id > %s ORDER BY ls.subscription_id LIMIT %s",
                 [after, size],
             )
             rows = cursor.fetchall()
@@ -652,12 +658,13 @@ def raw_reconcile(backend, now: datetime) -> int:
         )
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "WITH done AS (UPDATE subscriptions_subscription s"
+                "WITH done AS (UPDATE subscriptions_linespeed s"
                 "   SET applied_upgraded = s.desired_upgraded, provisioning_lease_until = NULL,"
                 "       provisioning_failures = 0"
-                "   WHERE s.id = ANY(%s)"
-                "   RETURNING s.id, s.desired_version, s.desired_upgraded, s.desired_cause,"
-                "             s.plan_id)"
+                "   FROM subscriptions_subscription line"
+                "   WHERE s.subscription_id = ANY(%s) AND line.id = s.subscription_id"
+                "   RETURNING s.subscription_id AS id, s.desired_version, s.desired_upgraded,"
+                "             s.desired_cause, line.plan_id)"
                 " INSERT INTO upgrades_provisioningchange"
                 " (subscription_id, version, upgraded, from_kbps, to_kbps, cause, batch,"
                 "  applied_at)"
@@ -768,10 +775,10 @@ def snapshot(today: date) -> dict[str, list[tuple]]:
         "grants by state": "SELECT state, count(*) FROM upgrades_speedgrant GROUP BY 1",
         "lines by (wanted upgraded, change number)": (
             "SELECT desired_upgraded, desired_version, count(*)"
-            " FROM subscriptions_subscription GROUP BY 1, 2"
+            " FROM subscriptions_linespeed GROUP BY 1, 2"
         ),
         "lines out of sync": (
-            "SELECT count(*) FROM subscriptions_subscription"
+            "SELECT count(*) FROM subscriptions_linespeed"
             " WHERE desired_upgraded <> applied_upgraded"
         ),
         "applied changes by speed": (
@@ -787,13 +794,16 @@ def snapshot(today: date) -> dict[str, list[tuple]]:
         ),
         # Invariant 2: upgraded wanted exactly while a grant boosts the line.
         "lines whose wanted speed disagrees with their grants": (
-            "SELECT count(*) FROM subscriptions_subscription s WHERE s.desired_upgraded <>"
-            " EXISTS (SELECT 1 FROM upgrades_speedgrant g WHERE g.subscription_id = s.id"
+            "SELECT count(*) FROM subscriptions_linespeed s WHERE s.desired_upgraded <>"
+            " EXISTS (SELECT 1 FROM upgrades_speedgrant g"
+            " WHERE g.subscription_id = s.subscription_id"
             " AND g.state IN ('pending', 'active'))"
         ),
         "out-of-scope lines touched": (
-            "SELECT count(*) FROM subscriptions_subscription WHERE desired_version <> 0"
-            " AND NOT (status = 'active' AND term_end > %(today)s)"
+            "SELECT count(*) FROM subscriptions_subscription s"
+            " JOIN subscriptions_linespeed ls ON ls.subscription_id = s.id"
+            " WHERE ls.desired_version <> 0"
+            " AND NOT (s.status = 'active' AND s.term_end > %(today)s)"
         ),
     }
     state = {}
@@ -985,10 +995,14 @@ def time_progress_reads() -> tuple[float, float, float]:
             },
             caught_up=Count(
                 "pk",
-                filter=(boosting & Q(subscription__applied_upgraded=True))
+                filter=(boosting & Q(subscription__speed__applied_upgraded=True))
                 | (
                     ~boosting
-                    & Q(subscription__applied_upgraded=F("subscription__desired_upgraded"))
+                    & Q(
+                        subscription__speed__applied_upgraded=F(
+                            "subscription__speed__desired_upgraded"
+                        )
+                    )
                 ),
             ),
         )

@@ -129,11 +129,15 @@ def load_customers(n_lines: int, today) -> tuple[int, object]:
         )
         cursor.execute(
             "INSERT INTO subscriptions_subscription (contract_number, site_id, plan_id,"
-            " service_start, term_end, status, static_ip, created_at, desired_upgraded,"
-            " desired_version, desired_cause, applied_upgraded)"
+            " service_start, term_end, status, static_ip, created_at)"
             " SELECT 'BENCH-' || lpad(id::text, 8, '0'), id, %s, %s, %s, 'active', false,"
-            " now(), false, 0, '', false FROM subscriptions_site",
+            " now() FROM subscriptions_site",
             [plan.pk, start, term_end_for(start)],
+        )
+        # Each line's speed row, at normal speed (the table's defaults).
+        cursor.execute(
+            "INSERT INTO subscriptions_linespeed (subscription_id)"
+            " SELECT id FROM subscriptions_subscription"
         )
         cursor.execute("ANALYZE")
     return customers, operator

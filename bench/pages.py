@@ -186,12 +186,11 @@ def build(lines: int) -> None:
             """
             INSERT INTO subscriptions_subscription
                 (contract_number, site_id, plan_id, service_start, term_end, status,
-                 static_ip, created_at, desired_upgraded, desired_version, desired_cause,
-                 applied_upgraded)
+                 static_ip, created_at)
             SELECT 'BCP-' || lpad(i::text, 8, '0'), site_id, %(plan)s, start,
                    (start + interval '5 years')::date,
                    CASE WHEN mod(i, 97) = 0 THEN 'cancelled' ELSE 'active' END,
-                   mod(i, 10) = 0, now(), false, 0, '', false
+                   mod(i, 10) = 0, now()
             FROM (
                 SELECT s.id AS site_id, row_number() OVER (ORDER BY s.id, k) AS i,
                        CASE WHEN mod(s.id, 50) = 0
@@ -204,6 +203,11 @@ def build(lines: int) -> None:
             ) AS numbered
             """,
             {"plan": plan.pk, "today": today, "big": BIG_CUSTOMER_LINES_PER_SITE},
+        )
+        # Each line's speed row, at normal speed (the table's defaults).
+        run(
+            "INSERT INTO subscriptions_linespeed (subscription_id)"
+            " SELECT id FROM subscriptions_subscription"
         )
 
     def disaster():
@@ -238,9 +242,9 @@ def build(lines: int) -> None:
             )
             run(
                 """
-                UPDATE subscriptions_subscription SET desired_upgraded = false,
+                UPDATE subscriptions_linespeed SET desired_upgraded = false,
                     desired_version = 2, desired_cause = 'declined'
-                WHERE mod(id, 50) = 7 AND desired_upgraded
+                WHERE mod(subscription_id, 50) = 7 AND desired_upgraded
                 """
             )
         run(
@@ -248,18 +252,19 @@ def build(lines: int) -> None:
             INSERT INTO upgrades_provisioningchange
                 (subscription_id, version, upgraded, from_kbps, to_kbps, cause, batch,
                  applied_at)
-            SELECT s.id, v, v = 1, CASE WHEN v = 1 THEN 128 ELSE 2048 END,
+            SELECT s.subscription_id, v, v = 1, CASE WHEN v = 1 THEN 128 ELSE 2048 END,
                    CASE WHEN v = 1 THEN 2048 ELSE 128 END,
                    CASE WHEN v = 1 THEN s.desired_cause ELSE 'declined' END,
-                   md5((s.id / 500)::text || '-' || v)::uuid,
-                   %(now)s + make_interval(secs => mod(s.id, 3600) + 7200 * (v - 1))
-            FROM subscriptions_subscription s
+                   md5((s.subscription_id / 500)::text || '-' || v)::uuid,
+                   %(now)s
+                   + make_interval(secs => mod(s.subscription_id, 3600) + 7200 * (v - 1))
+            FROM subscriptions_linespeed s
             CROSS JOIN generate_series(1, s.desired_version) AS v
             """,
             {"now": now},
         )
         run(
-            "UPDATE subscriptions_subscription SET applied_upgraded = desired_upgraded"
+            "UPDATE subscriptions_linespeed SET applied_upgraded = desired_upgraded"
             " WHERE applied_upgraded <> desired_upgraded"
         )
 

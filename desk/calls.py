@@ -361,7 +361,7 @@ def caller_details(call: Call) -> str:
         subscriptions = (
             Subscription.objects.filter(site__customer=customer)
             .in_service(today)
-            .select_related("site", "plan")
+            .select_related("site", "plan", "speed")
             .order_by("site__name", "pk")
         )
         by_site: dict[int, list[Subscription]] = {}

@@ -80,7 +80,7 @@ def customer_story(customer_id: int) -> CustomerStory:
             Prefetch(
                 "subscriptions",
                 # A sliced prefetch: at most LINES_PER_SITE per site, still one query.
-                queryset=Subscription.objects.select_related("plan").order_by(
+                queryset=Subscription.objects.select_related("plan", "speed").order_by(
                     "contract_number", "pk"
                 )[:LINES_PER_SITE],
                 to_attr="shown_lines",

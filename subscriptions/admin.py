@@ -259,17 +259,28 @@ class SubscriptionAdmin(PhoneSearchMixin, SafeActionsMixin, admin.ModelAdmin):
         "term_end",
         "extended_until",
         "created_at",
-        "desired_upgraded",
-        "desired_version",
+        "speed_wanted",
+        "speed_change_number",
         "speed_reason",
-        "applied_upgraded",
+        "speed_applied",
     ]
-    exclude = ["desired_cause"]
     show_full_result_count = False
+
+    @admin.display(description=_("upgrade wanted"), boolean=True)
+    def speed_wanted(self, obj: Subscription) -> bool:
+        return obj.speed.desired_upgraded
+
+    @admin.display(description=_("speed change number"))
+    def speed_change_number(self, obj: Subscription) -> int:
+        return obj.speed.desired_version
 
     @admin.display(description=_("reason for the speed"))
     def speed_reason(self, obj: Subscription) -> str:
-        return describe_cause(obj.desired_cause) if obj.desired_cause else "-"
+        return describe_cause(obj.speed.desired_cause) if obj.speed.desired_cause else "-"
+
+    @admin.display(description=_("upgraded on the network"), boolean=True)
+    def speed_applied(self, obj: Subscription) -> bool:
+        return obj.speed.applied_upgraded
 
     @admin.display(description=_("customer"), ordering="site__customer__name")
     def customer(self, obj: Subscription) -> Customer:

@@ -5,7 +5,7 @@ from datetime import date, datetime, timedelta
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
-from django.db import models
+from django.db import models, transaction
 from django.db.models import Q
 from django.db.models.functions import Upper
 from django.urls import reverse
@@ -254,15 +254,18 @@ class SubscriptionQuerySet(models.QuerySet):
     def out_of_sync(self) -> "SubscriptionQuerySet":
         """Lines whose speed on the network is not the one the portal wants."""
         return self.filter(
-            Q(desired_upgraded=True, applied_upgraded=False)
-            | Q(desired_upgraded=False, applied_upgraded=True)
+            Q(speed__desired_upgraded=True, speed__applied_upgraded=False)
+            | Q(speed__desired_upgraded=False, speed__applied_upgraded=True)
         )
 
-    def due_for_provisioning(self, now: datetime) -> "SubscriptionQuerySet":
-        """Out-of-sync lines no reconcile run holds and no backoff sets aside at ``now``."""
-        return self.out_of_sync().filter(
-            Q(provisioning_lease_until__isnull=True) | Q(provisioning_lease_until__lt=now)
-        )
+    def bulk_create(self, objs, *args, **kwargs):
+        """Every line has its speed row (LineSpeed), also when made in bulk."""
+        with transaction.atomic(using=self.db, savepoint=False):
+            created = super().bulk_create(objs, *args, **kwargs)
+            LineSpeed.objects.using(self.db).bulk_create(
+                [LineSpeed(subscription=line) for line in created if line.pk is not None]
+            )
+        return created
 
 
 class Subscription(models.Model):
@@ -301,21 +304,7 @@ class Subscription(models.Model):
     static_ip = models.BooleanField(_("static IP"), default=False)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
-    # Speed: what the portal wants (follows the upgrades app's active grants) and what
-    # the satellite network last confirmed. A reconcile job moves applied towards desired;
-    # desired_version numbers each change so the network can recognise a repeat.
-    desired_upgraded = models.BooleanField(_("upgrade wanted"), default=False)
-    desired_version = models.PositiveIntegerField(_("speed change number"), default=0)
-    desired_cause = models.CharField(_("reason for the speed"), max_length=200, blank=True)
-    applied_upgraded = models.BooleanField(_("upgraded on the network"), default=False)
-    # Until then no reconcile run claims the line: one run holds it while it talks to the
-    # network, or the network failed it and it waits out its backoff.
-    provisioning_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
-    # Attempts the network failed in a row (0 once applied); the backoff grows with it.
-    # A database default too: lines inserted by raw SQL (the benchmarks) start at 0.
-    provisioning_failures = models.PositiveSmallIntegerField(
-        default=0, db_default=0, editable=False
-    )
+    # Its speed, wanted and applied, is kept apart: LineSpeed (``speed``).
 
     objects = SubscriptionQuerySet.as_manager()
 
@@ -341,15 +330,6 @@ class Subscription(models.Model):
             models.Index(fields=["term_end", "id"], name="subscr_sub_term_end_idx"),
             # The admin's search: start of the contract number.
             UpperPatternIndex(Upper("contract_number"), name="subscr_sub_contract_upper_idx"),
-            # The reconcile job's "lines whose network speed differs from the wanted one",
-            # claimed in this order (lines the network failed least first): small while
-            # things are calm, whatever the size of the table.
-            models.Index(
-                fields=["provisioning_failures", "id"],
-                condition=Q(desired_upgraded=True, applied_upgraded=False)
-                | Q(desired_upgraded=False, applied_upgraded=True),
-                name="subscr_sub_out_of_sync_idx",
-            ),
         ]
 
     def __str__(self) -> str:
@@ -359,7 +339,13 @@ class Subscription(models.Model):
         # The term always follows the start; extensions (issue 4) are kept apart from it.
         if self.service_start is not None:
             self.term_end = term_end_for(self.service_start)
-        super().save(*args, **kwargs)
+        if not self._state.adding:
+            super().save(*args, **kwargs)
+            return
+        # A new line starts at normal speed, wanted and applied: its speed row with it.
+        with transaction.atomic(using=kwargs.get("using"), savepoint=False):
+            super().save(*args, **kwargs)
+            LineSpeed.objects.using(self._state.db).create(subscription=self)
 
     def get_absolute_url(self) -> str:
         return reverse("subscriptions:detail", args=[self.pk])
@@ -384,11 +370,11 @@ class Subscription(models.Model):
 
     @property
     def applied_kbps(self) -> int:
-        return self.plan.upgraded_kbps if self.applied_upgraded else self.plan.normal_kbps
+        return self.plan.upgraded_kbps if self.speed.applied_upgraded else self.plan.normal_kbps
 
     @property
     def desired_kbps(self) -> int:
-        return self.plan.upgraded_kbps if self.desired_upgraded else self.plan.normal_kbps
+        return self.plan.upgraded_kbps if self.speed.desired_upgraded else self.plan.normal_kbps
 
     @property
     def last_day(self) -> date:
@@ -406,6 +392,83 @@ class Subscription(models.Model):
 
 
 MAX_ANNUAL_YEN = 10_000_000
+
+
+class LineSpeedQuerySet(models.QuerySet):
+    def out_of_sync(self) -> "LineSpeedQuerySet":
+        """Lines whose speed on the network is not the one the portal wants."""
+        return self.filter(
+            Q(desired_upgraded=True, applied_upgraded=False)
+            | Q(desired_upgraded=False, applied_upgraded=True)
+        )
+
+    def due_for_provisioning(self, now: datetime) -> "LineSpeedQuerySet":
+        """Out-of-sync lines no reconcile run holds and no backoff sets aside at ``now``."""
+        return self.out_of_sync().filter(
+            Q(provisioning_lease_until__isnull=True) | Q(provisioning_lease_until__lt=now)
+        )
+
+
+class LineSpeed(models.Model):
+    """A line's speed: the one the portal wants and the one the network last confirmed.
+
+    One row per line, made with it (``Subscription.save``, ``bulk_create``). Kept apart
+    from the wide subscription row for the disaster path: a nationwide declaration, its
+    reconcile and its revert each change a million speeds. Here an update writes this
+    narrow row and at most two small index entries (the key, and the out-of-sync index
+    when the line leaves sync); on the subscription it wrote a new entry in each of that
+    table's seven indexes. The table keeps free room in its pages (``fillfactor``, set by
+    its migration on PostgreSQL) so that updates which touch no indexed column (a
+    reconcile run's lease) stay on their page.
+
+    What the portal wants follows the upgrades app's grants: upgraded while any grant
+    boosts the line (``upgrades.services.speeds``). A reconcile job moves applied towards
+    desired; desired_version numbers each change so the network can recognise a repeat.
+    """
+
+    subscription = models.OneToOneField(
+        Subscription,
+        on_delete=models.CASCADE,
+        primary_key=True,
+        related_name="speed",
+        verbose_name=_("subscription"),
+    )
+    # Database defaults too: a line inserted by SQL (a data load) needs only its id here.
+    desired_upgraded = models.BooleanField(_("upgrade wanted"), default=False, db_default=False)
+    desired_version = models.PositiveIntegerField(_("speed change number"), default=0, db_default=0)
+    desired_cause = models.CharField(
+        _("reason for the speed"), max_length=200, blank=True, default="", db_default=""
+    )
+    applied_upgraded = models.BooleanField(
+        _("upgraded on the network"), default=False, db_default=False
+    )
+    # Until then no reconcile run claims the line: one run holds it while it talks to the
+    # network, or the network failed it and it waits out its backoff.
+    provisioning_lease_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # Attempts the network failed in a row (0 once applied); the backoff grows with it.
+    provisioning_failures = models.PositiveSmallIntegerField(
+        default=0, db_default=0, editable=False
+    )
+
+    objects = LineSpeedQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("line speed")
+        verbose_name_plural = _("line speeds")
+        indexes = [
+            # The reconcile job's "lines whose network speed differs from the wanted one",
+            # claimed in this order (lines the network failed least first): small while
+            # things are calm, whatever the number of lines.
+            models.Index(
+                fields=["provisioning_failures", "subscription"],
+                condition=Q(desired_upgraded=True, applied_upgraded=False)
+                | Q(desired_upgraded=False, applied_upgraded=True),
+                name="subscr_speed_out_of_sync_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return str(self.subscription_id)
 
 
 class ExtensionOfferQuerySet(models.QuerySet):

@@ -10,7 +10,7 @@ from django.utils import timezone
 from incidents.models import Disaster
 from portal.accounts.models import Role, User
 from portal.models import Heartbeat
-from subscriptions.models import Customer, Plan, Site, Subscription, term_end_for
+from subscriptions.models import Customer, LineSpeed, Plan, Site, Subscription, term_end_for
 from subscriptions.prefectures import Prefecture
 from support.channels import Channel
 from upgrades.models import (
@@ -60,12 +60,21 @@ class PlanFactory(factory.django.DjangoModelFactory):
 class SubscriptionFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Subscription
+        skip_postgeneration_save = True
 
     contract_number = factory.Sequence(lambda n: f"BCP-{n:07d}")
     site = factory.SubFactory(SiteFactory)
     plan = factory.SubFactory(PlanFactory)
     service_start = date(2023, 4, 1)
     static_ip = False
+
+    @factory.post_generation
+    def speed(line, create, extracted, **state):
+        """``speed__applied_upgraded=True`` and the like: the line's speed row (made
+        with the line) as given."""
+        if create and state:
+            LineSpeed.objects.filter(subscription=line).update(**state)
+            line.speed.refresh_from_db()
 
 
 def role_group(default: Role) -> factory.PostGeneration:

@@ -106,7 +106,7 @@ def test_the_revert_job_returns_unconfirmed_lines_to_normal(settings):
     assert set(blanket.grants.values_list("state", flat=True)) == {"reverted"}
     for line in lines:
         line.refresh_from_db()
-        assert not line.desired_upgraded
+        assert not line.speed.desired_upgraded
     assert CustomerNotice.objects.filter(kind="reverted").count() == 1
 
 

@@ -97,7 +97,7 @@ class GrantOutput(serializers.ModelSerializer):
     # The line's own speed now: a declined or reverted grant's line may still be kept
     # upgraded by another grant (a request, another disaster).
     line_upgraded = serializers.BooleanField(
-        source="subscription.desired_upgraded",
+        source="subscription.speed.desired_upgraded",
         read_only=True,
         help_text="Whether the line is upgraded now, by this grant or another one.",
     )

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
-from subscriptions.models import Site, Subscription
+from subscriptions.models import LineSpeed, Site, Subscription
 from upgrades.models import BlanketUpgrade, BlanketUpgradeTally, SpeedGrant, UpgradeRequest
 
 BANNER_LINES = 5
@@ -38,7 +38,12 @@ def _other_boosting_grant():
 def grants_for_customer(*, customer_id: int) -> QuerySet[SpeedGrant]:
     return (
         SpeedGrant.objects.for_customer(customer_id)
-        .select_related("subscription__site", "subscription__plan", "blanket_upgrade__disaster")
+        .select_related(
+            "subscription__site",
+            "subscription__plan",
+            "subscription__speed",
+            "blanket_upgrade__disaster",
+        )
         .order_by("-starts_at", "-pk")
     )
 
@@ -97,10 +102,12 @@ def blanket_progress(*, blanket: BlanketUpgrade) -> BlanketProgress:
     )
     total = sum(counts.values())
     waiting = (
-        Subscription.objects.out_of_sync()
+        LineSpeed.objects.out_of_sync()
         .filter(
             Exists(
-                SpeedGrant.objects.filter(blanket_upgrade=blanket, subscription_id=OuterRef("pk"))
+                SpeedGrant.objects.filter(
+                    blanket_upgrade=blanket, subscription_id=OuterRef("subscription_id")
+                )
             )
         )
         .count()

@@ -52,7 +52,7 @@ def test_healthz_and_the_dashboard_show_the_work_waiting(client):
     with time_machine.travel(timezone.now() - timedelta(minutes=7), tick=False):
         queue_email(key="old", to=["a@town.example.jp"], subject="s", body="b")
     queue_email(key="new", to=["b@town.example.jp"], subject="s", body="b")
-    SubscriptionFactory(desired_upgraded=True, applied_upgraded=False)
+    SubscriptionFactory(speed__desired_upgraded=True, speed__applied_upgraded=False)
 
     body = client.get("/healthz").json()
     client.force_login(OperatorUserFactory())

@@ -10,7 +10,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from incidents.models import CheckIn
-from subscriptions.models import Subscription
+from subscriptions.models import LineSpeed, Subscription
 from tests.factories import (
     SiteFactory,
     SpeedGrantFactory,
@@ -68,7 +68,7 @@ def test_the_summary_counts_lines_by_state_before_the_sites(client):
     site = SiteFactory(customer=user.customer)
     in_service = SubscriptionFactory(site=site, service_start=date(2024, 4, 1))
     SubscriptionFactory(site=site, service_start=today - timedelta(days=5 * 365 - 30))
-    Subscription.objects.filter(pk=in_service.pk).update(applied_upgraded=True)
+    LineSpeed.objects.filter(subscription=in_service).update(applied_upgraded=True)
     SubscriptionFactory(site=site, service_start=date(2015, 4, 1))  # expired
     SpeedGrantFactory(subscription=in_service)
 

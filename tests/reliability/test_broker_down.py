@@ -75,7 +75,7 @@ def test_the_broker_down_loses_nothing_and_answers_every_page(
             for title, prefecture in [("秩父豪雨", "11"), ("銚子地震", "12")]
         )
         assert wait_for(
-            lambda: Subscription.objects.filter(applied_upgraded=True).count() == 20, 60
+            lambda: Subscription.objects.filter(speed__applied_upgraded=True).count() == 20, 60
         ), "the disasters before the outage were not applied"
         assert wait_for(lambda: len(smtp_server.messages) == 2, 30)
 

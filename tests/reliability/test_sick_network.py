@@ -62,7 +62,7 @@ def declared_and_applied(lines: int, customer) -> list[Subscription]:
     subscriptions = make_lines(lines, prefecture="14", customer=customer)
     declare(title="神奈川県西部地震", prefecture="14")
     assert wait_for(
-        lambda: Subscription.objects.filter(applied_upgraded=True).count() == lines, 60
+        lambda: Subscription.objects.filter(speed__applied_upgraded=True).count() == lines, 60
     ), "the disaster was not applied before the network fell sick"
     return subscriptions
 
@@ -265,7 +265,9 @@ def test_a_slow_batch_waits_out_its_backoff_while_the_other_lines_go_through(mon
         assert wait_for(
             lambda: (
                 not Subscription.objects.out_of_sync().filter(pk__in=pks(others)).exists()
-                and Subscription.objects.filter(pk__in=pks(others), applied_upgraded=True).exists()
+                and Subscription.objects.filter(
+                    pk__in=pks(others), speed__applied_upgraded=True
+                ).exists()
             ),
             15,
         ), "the slow batch held back the other lines"

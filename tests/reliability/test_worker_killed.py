@@ -181,7 +181,10 @@ def test_a_worker_killed_mid_declaration_grants_and_tells_everyone_once(monkeypa
     assert blanket.status == BlanketUpgrade.Status.ACTIVE
     assert grants.values("subscription").distinct().count() == lines
     assert (
-        Subscription.objects.filter(desired_upgraded=True, applied_upgraded=True).count() == lines
+        Subscription.objects.filter(
+            speed__desired_upgraded=True, speed__applied_upgraded=True
+        ).count()
+        == lines
     )
     assert len(network.speeds) == lines and set(network.speeds.values()) == {8192}
     assert duplicates(network.applied.elements()) == {}

@@ -116,4 +116,8 @@ def test_an_operator_cannot_change_a_lines_speed_in_the_subscription_admin(clien
     )
 
     line.refresh_from_db()
-    assert (line.desired_upgraded, line.desired_version, line.applied_upgraded) == (False, 0, False)
+    assert (
+        line.speed.desired_upgraded,
+        line.speed.desired_version,
+        line.speed.applied_upgraded,
+    ) == (False, 0, False)

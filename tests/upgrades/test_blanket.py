@@ -53,7 +53,9 @@ def test_declaring_upgrades_every_in_service_line_in_scope(operator):
     assert blanket.status == BlanketUpgrade.Status.ACTIVE
     assert blanket.deadline == NOW + timedelta(days=3)
     assert set(blanket.grants.values_list("state", flat=True)) == {SpeedGrant.State.PENDING}
-    upgraded = set(Subscription.objects.filter(desired_upgraded=True).values_list("pk", flat=True))
+    upgraded = set(
+        Subscription.objects.filter(speed__desired_upgraded=True).values_list("pk", flat=True)
+    )
     assert upgraded == granted
     assert not {line.pk for line in kochi} & upgraded
     assert expired.pk not in upgraded and cancelled.pk not in upgraded
@@ -77,7 +79,7 @@ def test_a_line_whose_service_starts_later_is_not_upgraded_by_a_declaration(oper
     granted = set(blanket.grants.values_list("subscription_id", flat=True))
     assert granted == {in_service.pk, starts_today.pk}
     later.refresh_from_db()
-    assert not later.desired_upgraded
+    assert not later.speed.desired_upgraded
     assert not CustomerNotice.objects.filter(customer=later.site.customer).exists()
     # and the day its service starts, it is in service
     assert Subscription.objects.in_service(later.service_start).filter(pk=later.pk).exists()
@@ -92,7 +94,7 @@ def test_declaring_twice_with_the_same_key_declares_once(operator):
     assert first == second
     assert BlanketUpgrade.objects.count() == 1
     assert SpeedGrant.objects.count() == 5
-    assert Subscription.objects.filter(desired_version=1).count() == 5
+    assert Subscription.objects.filter(speed__desired_version=1).count() == 5
 
 
 def test_running_the_grant_job_again_changes_nothing(operator):
@@ -105,7 +107,7 @@ def test_running_the_grant_job_again_changes_nothing(operator):
     assert created == 0
     assert SpeedGrant.objects.count() == 9
     assert CustomerNotice.objects.count() == 1
-    assert Subscription.objects.filter(desired_version=1).count() == 9
+    assert Subscription.objects.filter(speed__desired_version=1).count() == 9
 
 
 def test_scope_needs_nationwide_or_prefectures(operator):
@@ -142,7 +144,7 @@ def test_confirmed_grants_stay_and_unconfirmed_ones_revert_at_the_deadline(opera
     states = dict(blanket.grants.values_list("pk", "state"))
     assert (before, reverted) == (0, 1)
     assert states == {keep.pk: "active", decline.pk: "declined", silent.pk: "reverted"}
-    wanted = dict(Subscription.objects.values_list("pk", "desired_upgraded"))
+    wanted = dict(Subscription.objects.values_list("pk", "speed__desired_upgraded"))
     assert wanted == {
         keep.subscription_id: True,
         decline.subscription_id: False,
@@ -260,7 +262,7 @@ def test_ending_the_disaster_ends_every_grant_but_keeps_other_upgrades(operator)
 
     assert ended == 3
     assert set(blanket.grants.values_list("state", flat=True)) == {"ended"}
-    wanted = dict(Subscription.objects.values_list("pk", "desired_upgraded"))
+    wanted = dict(Subscription.objects.values_list("pk", "speed__desired_upgraded"))
     assert wanted == {lines[0].pk: False, lines[1].pk: False, lines[2].pk: True}
     assert CustomerNotice.objects.filter(kind="disaster_ended").count() == 1
     with pytest.raises(ValidationError):
@@ -290,14 +292,16 @@ def test_a_revert_that_dies_half_way_leaves_whole_chunks_and_the_next_run_finish
         blanket.grants.filter(state="reverted").values_list("subscription_id", flat=True)
     )
     assert len(reverted) == 6
-    lowered = set(Subscription.objects.filter(desired_upgraded=False).values_list("pk", flat=True))
+    lowered = set(
+        Subscription.objects.filter(speed__desired_upgraded=False).values_list("pk", flat=True)
+    )
     assert lowered == reverted
     # the dead run's notice is kept but not handed to the outbox: it would list 6 of 10
     assert CustomerNotice.objects.get(kind="reverted").queued_at is None
 
     monkeypatch.setattr(blanket_services, "lower_desired_speeds", real_lower)
     assert revert_expired_grants(now=blanket.deadline, chunk_size=3) == 4
-    assert not Subscription.objects.filter(desired_upgraded=True).exists()
+    assert not Subscription.objects.filter(speed__desired_upgraded=True).exists()
     assert CustomerNotice.objects.get(kind="reverted").queued_at is not None
 
 
@@ -324,7 +328,7 @@ def test_a_grant_job_that_dies_half_way_resumes_where_it_stopped(operator, monke
     with pytest.raises(RuntimeError):
         apply_blanket_upgrade(blanket_id=blanket.pk, now=NOW, chunk_size=4)
     assert SpeedGrant.objects.count() == 4
-    assert Subscription.objects.filter(desired_upgraded=True).count() == 4
+    assert Subscription.objects.filter(speed__desired_upgraded=True).count() == 4
 
     monkeypatch.setattr(blanket_services, "raise_desired_speeds", real_raise)
     apply_blanket_upgrade(blanket_id=blanket.pk, now=NOW, chunk_size=4)
@@ -332,7 +336,10 @@ def test_a_grant_job_that_dies_half_way_resumes_where_it_stopped(operator, monke
     blanket.refresh_from_db()
     assert blanket.status == "active"
     assert SpeedGrant.objects.count() == 10
-    assert Subscription.objects.filter(desired_upgraded=True, desired_version=1).count() == 10
+    assert (
+        Subscription.objects.filter(speed__desired_upgraded=True, speed__desired_version=1).count()
+        == 10
+    )
 
 
 @pytest.mark.parametrize("job", ["declare", "revert"])

@@ -133,7 +133,7 @@ def test_a_line_kept_fast_by_an_approved_request_is_never_told_back_to_normal(
     assert status_of(reverted, plain) == "通常の速度に戻しました"
     assert "Remains upgraded (upgrade request" in reverted.split("English")[1]
     kept.refresh_from_db()
-    assert kept.desired_upgraded  # and it is indeed still fast
+    assert kept.speed.desired_upgraded  # and it is indeed still fast
 
 
 def test_the_disaster_ended_notice_says_which_lines_stay_fast(operator, smtp_server, client):
@@ -350,7 +350,7 @@ def test_ending_the_main_shock_hands_its_lines_to_the_aftershock_still_active(
     # then the page said it stays fast, and it does, now waiting for the aftershock's answer
     assert '<dd id="kept">1</dd>' in question.text
     miyagi.refresh_from_db()
-    assert miyagi.desired_upgraded
+    assert miyagi.speed.desired_upgraded
     assert after.grants.get(subscription=miyagi).state == "pending"
     subjects = {m["subject"].split(" / ")[0]: body_of(m) for m in smtp_server.messages}
     ended = next(body for subject, body in subjects.items() if "終了" in subject)

@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from subscriptions.models import Subscription
+from subscriptions.models import LineSpeed, Subscription
 from tests.upgrades.conftest import NOW, make_lines
 from tests.upgrades.network import FakeNetwork
 from upgrades.models import ProvisioningChange
@@ -76,7 +76,7 @@ def test_an_outage_delays_speed_changes_and_loses_none(operator):
                 reconcile_speeds(
                     backend=backend, now=NOW + timedelta(minutes=attempt), batch_size=10
                 )
-            assert not Subscription.objects.filter(applied_upgraded=True).exists()
+            assert not Subscription.objects.filter(speed__applied_upgraded=True).exists()
         # it recovers: the retry converges once the backoffs (at most a minute) are over
         network.down = False
         result = reconcile_speeds(backend=backend, now=NOW + timedelta(minutes=5), batch_size=10)
@@ -126,7 +126,7 @@ def test_a_revert_is_pushed_back_to_normal_speed_with_its_own_audit_row(operator
 def test_a_line_held_by_another_run_is_left_alone_until_its_lease_ends(operator):
     make_lines(4)
     declare(operator)
-    Subscription.objects.filter(pk=Subscription.objects.order_by("pk").first().pk).update(
+    LineSpeed.objects.filter(subscription=Subscription.objects.order_by("pk").first()).update(
         provisioning_lease_until=NOW + timedelta(minutes=2)
     )
 
@@ -145,19 +145,19 @@ def test_an_unreachable_network_is_an_outage_not_a_crash(operator):
 
     # the line waits out its first backoff (15 s, halved at most)...
     line = Subscription.objects.get()
-    assert line.provisioning_failures == 1
-    assert NOW + timedelta(seconds=7.5) <= line.provisioning_lease_until
-    assert line.provisioning_lease_until <= NOW + timedelta(seconds=16)
+    assert line.speed.provisioning_failures == 1
+    assert NOW + timedelta(seconds=7.5) <= line.speed.provisioning_lease_until
+    assert line.speed.provisioning_lease_until <= NOW + timedelta(seconds=16)
     # ...during which a run, even against a network that answers, does not send it
     with pytest.raises(ReconcileIncomplete) as waiting:
         reconcile_speeds(backend=RecordingBackend(), now=NOW + timedelta(seconds=7))
     assert waiting.value.result.applied == 0
-    assert waiting.value.result.retry_at == line.provisioning_lease_until
+    assert waiting.value.result.retry_at == line.speed.provisioning_lease_until
     # and after it, the line goes through and its failures are forgotten
     after = reconcile_speeds(backend=RecordingBackend(), now=NOW + timedelta(seconds=16))
     line.refresh_from_db()
     assert after.applied == 1 and after.retry_at is None
-    assert (line.applied_upgraded, line.provisioning_failures) == (True, 0)
+    assert (line.speed.applied_upgraded, line.speed.provisioning_failures) == (True, 0)
 
 
 def test_a_set_aside_delay_doubles_up_to_the_maximum_and_is_jittered():
@@ -185,8 +185,11 @@ def test_a_run_gives_up_after_two_failed_batches_and_leaves_the_other_lines_alon
     assert network.requests == 2
     assert (result.applied, result.batches, result.set_aside, result.more) == (0, 0, 2, True)
     waiting = Subscription.objects.out_of_sync()
-    assert waiting.filter(provisioning_failures=1).count() == 20
-    assert waiting.filter(provisioning_failures=0, provisioning_lease_until=None).count() == 30
+    assert waiting.filter(speed__provisioning_failures=1).count() == 20
+    assert (
+        waiting.filter(speed__provisioning_failures=0, speed__provisioning_lease_until=None).count()
+        == 30
+    )
 
 
 def test_a_run_stops_claiming_when_its_time_is_up_and_says_lines_remain(operator, settings):

@@ -201,7 +201,7 @@ def broken_invariants(
     }
     lines = dict(
         Subscription.objects.filter(pk__in=[sub for _, _, sub in grants.values()]).values_list(
-            "pk", "desired_upgraded"
+            "pk", "speed__desired_upgraded"
         )
     )
     notices = CustomerNotice.objects.filter(
@@ -297,7 +297,7 @@ def test_two_revert_jobs_at_once_revert_and_notify_each_grant_once(
     lines = make_lines(LINES, prefecture="11")
     blanket = declare_over(operator, prefecture="11", key="two-jobs", now=NOW)
     assert blanket.grants.count() == LINES
-    assert set(Subscription.objects.values_list("desired_version", flat=True)) == {1}
+    assert set(Subscription.objects.values_list("speed__desired_version", flat=True)) == {1}
     send_queued_emails()
     mailoutbox.clear()
     deadline = blanket.deadline
@@ -315,7 +315,9 @@ def test_two_revert_jobs_at_once_revert_and_notify_each_grant_once(
     assert set(blanket.grants.values_list("state", flat=True)) == {SpeedGrant.State.REVERTED}
     (notice,) = CustomerNotice.objects.filter(kind=CustomerNotice.Kind.REVERTED)
     assert notice.queued_at is not None
-    speeds = Counter(Subscription.objects.values_list("desired_upgraded", "desired_version"))
+    speeds = Counter(
+        Subscription.objects.values_list("speed__desired_upgraded", "speed__desired_version")
+    )
     assert speeds == {(False, 2): LINES}
     assert {"reconcile_speeds", "send"} <= set(enqueued), "speeds and e-mails follow on commit"
     # the operator's counts, kept by both jobs in their own transactions, add up
@@ -464,7 +466,7 @@ def broken_audit_chains(lines: list[int], network: NetworkRecord) -> list[str]:
             f"audited but not sent: {sorted(recorded - sent)[:10]}"
         )
     speeds = Subscription.objects.filter(pk__in=lines).values_list(
-        "pk", "applied_upgraded", "plan__normal_kbps", "plan__upgraded_kbps"
+        "pk", "speed__applied_upgraded", "plan__normal_kbps", "plan__upgraded_kbps"
     )
     for line, upgraded, normal, fast in speeds:
         speed = normal
@@ -624,7 +626,7 @@ def test_thousands_of_grants_past_their_deadline_meet_the_revert_jobs_answers_an
     # reconcile the network has every line at that speed
     boosted = {grants[pk][1] for pk in grants if state[pk][0] in SpeedGrant.BOOSTING}
     speeds = Subscription.objects.filter(pk__in=lines).values_list(
-        "pk", "desired_upgraded", "applied_upgraded"
+        "pk", "speed__desired_upgraded", "speed__applied_upgraded"
     )
     wanted_wrong = [line for line, desired, _ in speeds if desired != (line in boosted)]
     assert not wanted_wrong, f"desired speed not what the grants say: {wanted_wrong[:20]}"

@@ -116,7 +116,7 @@ def test_approval_grants_every_line_at_the_sites_and_tells_the_customer(customer
 
     assert len(grants) == 2
     assert {g.state for g in grants} == {"active"}
-    assert Subscription.objects.filter(desired_upgraded=True).count() == 2
+    assert Subscription.objects.filter(speed__desired_upgraded=True).count() == 2
     assert CustomerNotice.objects.filter(kind="request_approved").count() == 1
     upgrade_request.refresh_from_db()
     assert (upgrade_request.status, upgrade_request.decided_by) == ("approved", staff)
@@ -140,7 +140,7 @@ def test_ending_a_request_ends_its_grants_and_slows_the_lines(customer_user, sit
     end_upgrade_request(upgrade_request=upgrade_request, by=SupportUserFactory(), now=NOW)
 
     assert set(SpeedGrant.objects.values_list("state", flat=True)) == {"ended"}
-    assert not Subscription.objects.filter(desired_upgraded=True).exists()
+    assert not Subscription.objects.filter(speed__desired_upgraded=True).exists()
 
 
 def test_rejection_needs_a_reason_and_tells_the_customer(customer_user, site):

@@ -74,9 +74,9 @@ def test_a_second_overlapping_declaration_grants_each_line_once_across_chunk_bou
         line.pk for line in kochi
     }
     # each line's wanted speed changed once, and the second run ended on the last line
-    assert set(Subscription.objects.values_list("desired_upgraded", "desired_version")) == {
-        (True, 1)
-    }
+    assert set(
+        Subscription.objects.values_list("speed__desired_upgraded", "speed__desired_version")
+    ) == {(True, 1)}
     assert second.cursor == lines[-1].pk and second.status == "active"
     # one "started" notice per customer per disaster (each make_lines is its own customer)
     started = CustomerNotice.objects.filter(kind="blanket_started")
@@ -125,8 +125,8 @@ def test_a_revert_over_chunk_boundaries_keeps_confirmed_lines_and_lines_boosted_
     }
     # the line boosted twice stays upgraded (its request's grant), with no new change;
     # the confirmed ones too; the others go back to normal, one change each
-    speeds = dict(Subscription.objects.values_list("pk", "desired_upgraded"))
-    versions = dict(Subscription.objects.values_list("pk", "desired_version"))
+    speeds = dict(Subscription.objects.values_list("pk", "speed__desired_upgraded"))
+    versions = dict(Subscription.objects.values_list("pk", "speed__desired_version"))
     for line in lines:
         kept = line in confirmed or line == twice
         assert speeds[line.pk] is kept, line
@@ -260,4 +260,53 @@ def test_the_progress_reads_a_few_tally_rows_whatever_the_number_of_grants(
     counts = [q["sql"] for q in read.captured_queries if "COUNT(" in q["sql"].upper()]
     # the one count left is of the lines waiting for the network, not of the grants
     assert len(counts) == 1, counts
-    assert counts[0].split(" WHERE ")[0].endswith('FROM "subscriptions_subscription"')
+    assert counts[0].split(" WHERE ")[0].endswith('FROM "subscriptions_linespeed"')
+
+
+def test_every_line_the_portal_makes_has_a_speed_row_the_declaration_reaches(operator, client):
+    """The speed lives in its own row (LineSpeed): a line added by staff in the admin and
+    lines made in bulk each get one, and a declaration upgrades them on the network."""
+    from tests.factories import PlanFactory, SiteFactory
+    from tests.upgrades.conftest import form_data, post_forms
+    from upgrades.provisioning import RecordingBackend
+    from upgrades.services.provisioning import reconcile_speeds
+
+    bulk = make_lines(4)
+    site, plan = SiteFactory(prefecture="11"), PlanFactory()
+    client.force_login(operator)
+    listed = client.get(reverse("admin:subscriptions_subscription_changelist")).text
+    add = reverse("admin:subscriptions_subscription_add")
+    assert f'href="{add}"' in listed
+    page = client.get(add).text
+    (form,) = [f for f in post_forms(page) if "contract_number" in dict(f["fields"])]
+    saved = client.post(
+        add,
+        form_data(
+            form["fields"],
+            contract_number="K-ADMIN-1",
+            site=str(site.pk),
+            plan=str(plan.pk),
+            service_start="2024-04-01",
+            status="active",
+        ),
+    )
+    assert saved.status_code == 302, saved.text
+    added = Subscription.objects.get(contract_number="K-ADMIN-1")
+    lines = [*bulk, added]
+    assert {line.pk for line in Subscription.objects.all()} == {line.pk for line in lines}
+
+    declare(operator, key="all", chunk_size=2)
+
+    class Network(RecordingBackend):
+        told: set[str] = set()
+
+        def apply(self, changes):
+            self.told |= {change.line for change in changes}
+
+    network = Network()
+    reconcile_speeds(backend=network, now=NOW)
+
+    assert network.told == {line.contract_number for line in lines}
+    for line in lines:
+        line.refresh_from_db()
+        assert (line.speed.desired_upgraded, line.speed.applied_upgraded) == (True, True)

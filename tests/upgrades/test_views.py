@@ -257,7 +257,7 @@ def test_operator_extends_the_deadline_and_ends_the_disaster(client):
     assert timezone.localtime(blanket.deadline).strftime("%Y-%m-%dT%H:%M") == later
     assert blanket.status == "ended"
     end_blanket_grants(blanket_id=blanket.pk, now=timezone.now())  # the task's work
-    assert not Subscription.objects.filter(desired_upgraded=True).exists()
+    assert not Subscription.objects.filter(speed__desired_upgraded=True).exists()
 
 
 @pytest.mark.parametrize("factory", [UserFactory, SupportUserFactory])

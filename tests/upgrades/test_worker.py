@@ -45,7 +45,7 @@ def test_a_declaration_reaches_the_network_through_an_outage(monkeypatch, smtp_s
         assert wait_for(
             lambda: (
                 not Subscription.objects.out_of_sync().exists()
-                and Subscription.objects.filter(applied_upgraded=True).count() == 31
+                and Subscription.objects.filter(speed__applied_upgraded=True).count() == 31
             ),
             timeout=120,
         ), f"not converged; network saw {network.requests} requests"

@@ -29,7 +29,7 @@ from django.db.models import BooleanField, Min
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from subscriptions.models import Subscription
+from subscriptions.models import LineSpeed
 from support.followups import keep_alive
 from upgrades.models import ProvisioningChange
 from upgrades.provisioning import ProvisioningUnavailable, SpeedChange
@@ -37,7 +37,7 @@ from upgrades.services.requests import mark_applied_requests
 
 logger = logging.getLogger(__name__)
 
-# Subscription.provisioning_failures is a PositiveSmallIntegerField; the backoff is capped
+# LineSpeed.provisioning_failures is a PositiveSmallIntegerField; the backoff is capped
 # long before, so the count only has to stay in range.
 MAX_COUNTED_FAILURES = 32767
 
@@ -83,10 +83,10 @@ def _claim_batch(
     *, now: datetime, batch_size: int, lease: timedelta, after: tuple[int, int] | None = None
 ) -> list[dict]:
     due = (
-        Subscription.objects.due_for_provisioning(now)
+        LineSpeed.objects.due_for_provisioning(now)
         # Lines the network failed least go first: a batch that keeps failing waits
         # behind the others instead of using up every run's attempts.
-        .order_by("provisioning_failures", "pk")
+        .order_by("provisioning_failures", "subscription_id")
     )
     if after is not None:
         # Where the run's last batch ended, in the claim's own order: each batch reads
@@ -94,8 +94,8 @@ def _claim_batch(
         # (whose index entries stay until a vacuum).
         due = due.filter(
             RawSQL(
-                '("subscriptions_subscription"."provisioning_failures",'
-                ' "subscriptions_subscription"."id") > (%s, %s)',
+                '("subscriptions_linespeed"."provisioning_failures",'
+                ' "subscriptions_linespeed"."subscription_id") > (%s, %s)',
                 after,
                 output_field=BooleanField(),
             )
@@ -107,23 +107,23 @@ def _claim_batch(
             due.select_for_update(skip_locked=True, of=("self",)).values(*CLAIMED)[:batch_size]
         )
         if rows:
-            Subscription.objects.filter(pk__in=[row["pk"] for row in rows]).update(
-                provisioning_lease_until=now + lease
-            )
+            LineSpeed.objects.filter(
+                subscription_id__in=[row["subscription_id"] for row in rows]
+            ).update(provisioning_lease_until=now + lease)
     return rows
 
 
 # What a claim reads of each line: enough to push it and to audit it afterwards.
 CLAIMED = (
-    "pk",
-    "contract_number",
+    "subscription_id",
+    "subscription__contract_number",
     "desired_upgraded",
     "desired_version",
     "desired_cause",
     "applied_upgraded",
     "provisioning_failures",
-    "plan__normal_kbps",
-    "plan__upgraded_kbps",
+    "subscription__plan__normal_kbps",
+    "subscription__plan__upgraded_kbps",
 )
 
 
@@ -132,27 +132,33 @@ def _claim_batch_in_one_statement(due, *, now, batch_size: int, lease: timedelta
     RETURNING: no id list goes back to the database. The due lines' condition is the
     queryset's own SQL, so the claim keeps using the out-of-sync index."""
     locked, params = (
-        due.select_for_update(skip_locked=True).values("pk")[:batch_size].query.sql_with_params()
+        due.select_for_update(skip_locked=True)
+        .values("subscription_id")[:batch_size]
+        .query.sql_with_params()
     )
     # The subquery is Django's compiled SQL; every value stays a parameter.
     claim = (
-        "UPDATE subscriptions_subscription s SET provisioning_lease_until = %s"  # noqa: S608
-        f" FROM ({locked}) due (id), subscriptions_plan p"
-        " WHERE s.id = due.id AND p.id = s.plan_id"
-        " RETURNING s.id, s.contract_number, s.desired_upgraded, s.desired_version,"
-        " s.desired_cause, s.applied_upgraded, s.provisioning_failures, p.normal_kbps,"
-        " p.upgraded_kbps"
+        "UPDATE subscriptions_linespeed ls SET provisioning_lease_until = %s"  # noqa: S608
+        f" FROM ({locked}) due (id), subscriptions_subscription s, subscriptions_plan p"
+        " WHERE ls.subscription_id = due.id AND s.id = due.id AND p.id = s.plan_id"
+        " RETURNING ls.subscription_id, s.contract_number, ls.desired_upgraded,"
+        " ls.desired_version, ls.desired_cause, ls.applied_upgraded,"
+        " ls.provisioning_failures, p.normal_kbps, p.upgraded_kbps"
     )
     with connection.cursor() as cursor:
         cursor.execute(claim, [now + lease, *params])
         rows = [dict(zip(CLAIMED, row, strict=True)) for row in cursor.fetchall()]
     # RETURNING keeps no order: the batch goes to the network in the claim's order.
-    rows.sort(key=lambda row: (row["provisioning_failures"], row["pk"]))
+    rows.sort(key=lambda row: (row["provisioning_failures"], row["subscription_id"]))
     return rows
 
 
 def _speed(row: dict, upgraded: bool) -> int:
-    return row["plan__upgraded_kbps"] if upgraded else row["plan__normal_kbps"]
+    return (
+        row["subscription__plan__upgraded_kbps"]
+        if upgraded
+        else row["subscription__plan__normal_kbps"]
+    )
 
 
 def _set_aside(rows: list[dict], *, failed_at: datetime, error: Exception) -> None:
@@ -160,7 +166,7 @@ def _set_aside(rows: list[dict], *, failed_at: datetime, error: Exception) -> No
     # so it comes back as one POST rather than as lines scattered over many.
     failures = min(max(row["provisioning_failures"] for row in rows) + 1, MAX_COUNTED_FAILURES)
     delay = set_aside_delay(failures)
-    Subscription.objects.filter(pk__in=[row["pk"] for row in rows]).update(
+    LineSpeed.objects.filter(subscription_id__in=[row["subscription_id"] for row in rows]).update(
         provisioning_lease_until=failed_at + delay, provisioning_failures=failures
     )
     logger.warning(
@@ -184,16 +190,16 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
                 "WITH sent AS (SELECT * FROM unnest(%s::bigint[], %s::integer[],"
                 "   %s::boolean[], %s::integer[], %s::integer[], %s::varchar[])"
                 "   AS sent (id, version, upgraded, from_kbps, to_kbps, cause)),"
-                " applied AS (UPDATE subscriptions_subscription s"
+                " applied AS (UPDATE subscriptions_linespeed s"
                 "   SET applied_upgraded = sent.upgraded, provisioning_lease_until = NULL,"
                 "       provisioning_failures = 0"
-                "   FROM sent WHERE s.id = sent.id)"
+                "   FROM sent WHERE s.subscription_id = sent.id)"
                 " INSERT INTO upgrades_provisioningchange (subscription_id, version, upgraded,"
                 "  from_kbps, to_kbps, cause, batch, applied_at)"
                 " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM sent"
                 " ON CONFLICT DO NOTHING",
                 [
-                    [row["pk"] for row in rows],
+                    [row["subscription_id"] for row in rows],
                     [row["desired_version"] for row in rows],
                     [row["desired_upgraded"] for row in rows],
                     [_speed(row, row["applied_upgraded"]) for row in rows],
@@ -206,15 +212,17 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
         return
     with transaction.atomic():
         for upgraded in (True, False):
-            Subscription.objects.filter(
-                pk__in=[row["pk"] for row in rows if row["desired_upgraded"] is upgraded]
+            LineSpeed.objects.filter(
+                subscription_id__in=[
+                    row["subscription_id"] for row in rows if row["desired_upgraded"] is upgraded
+                ]
             ).update(
                 applied_upgraded=upgraded, provisioning_lease_until=None, provisioning_failures=0
             )
         ProvisioningChange.objects.bulk_create(
             [
                 ProvisioningChange(
-                    subscription_id=row["pk"],
+                    subscription_id=row["subscription_id"],
                     version=row["desired_version"],
                     upgraded=row["desired_upgraded"],
                     from_kbps=_speed(row, row["applied_upgraded"]),
@@ -262,7 +270,7 @@ def reconcile_speeds(
             or (tried and elapsed >= settings.PROVISIONING_RUN_SECONDS)
             or set_aside >= settings.PROVISIONING_MAX_FAILED_BATCHES
         ):
-            more = Subscription.objects.due_for_provisioning(at).exists()
+            more = LineSpeed.objects.due_for_provisioning(at).exists()
             break
         rows = _claim_batch(now=at, batch_size=batch_size, lease=lease, after=after)
         if not rows:
@@ -272,13 +280,13 @@ def reconcile_speeds(
             after = None
             continue
         last = rows[-1]
-        after = (last["provisioning_failures"], last["pk"])
+        after = (last["provisioning_failures"], last["subscription_id"])
         try:
             backend.apply(
                 [
                     SpeedChange(
-                        change_id=f"{row['pk']}-{row['desired_version']}",
-                        line=row["contract_number"],
+                        change_id=f"{row['subscription_id']}-{row['desired_version']}",
+                        line=row["subscription__contract_number"],
                         speed_kbps=_speed(row, row["desired_upgraded"]),
                     )
                     for row in rows
@@ -295,7 +303,7 @@ def reconcile_speeds(
     # Also when nothing was pushed: a request whose lines were already fast is applied.
     mark_applied_requests(now=now)
     retry_at = (
-        Subscription.objects.out_of_sync()
+        LineSpeed.objects.out_of_sync()
         .filter(provisioning_failures__gt=0, provisioning_lease_until__gte=at)
         .aggregate(first=Min("provisioning_lease_until"))["first"]
     )

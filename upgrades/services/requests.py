@@ -266,7 +266,7 @@ def merge_upgrade_requests(
 def mark_applied_requests(*, now: datetime) -> int:
     """Approved requests whose every line runs fast on the network are *applied*."""
     lagging = SpeedGrant.objects.boosting().filter(
-        upgrade_request_id=OuterRef("pk"), subscription__applied_upgraded=False
+        upgrade_request_id=OuterRef("pk"), subscription__speed__applied_upgraded=False
     )
     with transaction.atomic():
         ids = list(

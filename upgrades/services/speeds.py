@@ -2,12 +2,12 @@
 
 Every transition that adds or removes a boosting grant calls one of these two functions
 in its own transaction, for the lines it touched. Each is two statements whatever the
-number of lines: lock them in id order, then one UPDATE.
+number of lines: lock their speed rows (LineSpeed) in id order, then one UPDATE of them.
 """
 
 from django.db.models import Exists, F, OuterRef, QuerySet
 
-from subscriptions.models import Subscription
+from subscriptions.models import LineSpeed
 from support.followups import enqueue_on_commit
 from upgrades.models import SpeedGrant
 
@@ -16,22 +16,22 @@ def _lock_lines(subscription_ids) -> None:
     # Serialises raising and lowering on the same line: whichever comes second sees the
     # grants the first committed (each statement takes a fresh snapshot).
     list(
-        Subscription.objects.filter(pk__in=subscription_ids)
-        .order_by("pk")
-        .select_for_update(of=("self",))
-        .values_list("pk", flat=True)
+        LineSpeed.objects.filter(subscription_id__in=subscription_ids)
+        .order_by("subscription_id")
+        .select_for_update()
+        .values_list("subscription_id", flat=True)
     )
 
 
 def _boosting_grant():
-    return SpeedGrant.objects.boosting().filter(subscription_id=OuterRef("pk"))
+    return SpeedGrant.objects.boosting().filter(subscription_id=OuterRef("subscription_id"))
 
 
 def raise_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) -> int:
     """Mark upgraded the given lines that have a boosting grant and were not upgraded."""
     _lock_lines(subscription_ids)
     return (
-        Subscription.objects.filter(pk__in=subscription_ids, desired_upgraded=False)
+        LineSpeed.objects.filter(subscription_id__in=subscription_ids, desired_upgraded=False)
         .filter(Exists(_boosting_grant()))
         .update(
             desired_upgraded=True,
@@ -45,7 +45,7 @@ def lower_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) 
     """Return to normal the given lines that no grant boosts any more."""
     _lock_lines(subscription_ids)
     return (
-        Subscription.objects.filter(pk__in=subscription_ids, desired_upgraded=True)
+        LineSpeed.objects.filter(subscription_id__in=subscription_ids, desired_upgraded=True)
         .exclude(Exists(_boosting_grant()))
         .update(
             desired_upgraded=False,
