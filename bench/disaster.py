@@ -1067,7 +1067,10 @@ def report(results: dict[tuple[str, str], list[Measurement]], n: int, profile: b
                 f" {m.seconds / best[(phase, 'minimal')].seconds:>8.2f}"
                 f" {m.seconds / best[(phase, 'raw SQL')].seconds:>5.2f}"
             )
-    print("(stmts/chunk: the most statements between two commits; longest: seconds)")
+    print(
+        "(stmts/chunk: the most statements between two commits; longest: seconds;"
+        " notices: rows are e-mails, one per customer, and its chunks run in autocommit)"
+    )
     print()
     warnings = []
     for name, first, then in (
@@ -1087,7 +1090,9 @@ def report(results: dict[tuple[str, str], list[Measurement]], n: int, profile: b
                 f"WARNING: {name} through the services took {total['service'] / alone:.2f}"
                 f" times the minimal design's {first} (target: within {TARGET_RATIO:.0f})."
             )
-    longest = max(best[(phase, "service")].longest_chunk for phase in PHASES)
+    # The notices phase holds no transaction while it talks to the SMTP server (each
+    # e-mail is recorded sent in autocommit), so its "longest" is no lock held.
+    longest = max(best[(phase, "service")].longest_chunk for phase in PHASES if phase != "notices")
     print(f"longest chunk of the service path: {longest:.3f} s (target: none over 5 s)")
     per_thousand = ", ".join(
         f"{phase} {best[(phase, 'service')].statements * 1000 / n:.2f}" for phase in PHASES
