@@ -29,6 +29,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -52,7 +53,8 @@ BATCH_SIZE = 200
 
 
 class CountingSMTP:
-    """Accepts every message; counts them, when, and each Message-ID once.
+    """Accepts every message; counts them, when, each Message-ID once, and the messages
+    to a set of recipients already written to (a customer told twice).
 
     Runs in a process of its own (``serve``), as a mail server would: in the bench's
     process it would take the interpreter's lock from the in-process sender it measures.
@@ -62,9 +64,12 @@ class CountingSMTP:
     def __init__(self):
         self.count = multiprocessing.Value("q", 0)
         self.repeats = multiprocessing.Value("q", 0)
+        self.told_again = multiprocessing.Value("q", 0)
         self.first = multiprocessing.Value("d", 0.0)
         self.last = multiprocessing.Value("d", 0.0)
-        self.message_ids: set[str] = set()  # in the server's process only
+        # In the server's process only.
+        self.message_ids: set[str] = set()
+        self.recipients: set[tuple[str, ...]] = set()
 
     async def handle_DATA(self, server, session, envelope):
         now = time.time()
@@ -75,6 +80,7 @@ class CountingSMTP:
                 break
             if not line:
                 break
+        recipients = tuple(sorted(address.lower() for address in envelope.rcpt_tos))
         with self.count.get_lock():
             self.count.value += 1
             self.first.value = self.first.value or now
@@ -82,6 +88,9 @@ class CountingSMTP:
             if message_id in self.message_ids:
                 self.repeats.value += 1
             self.message_ids.add(message_id)
+            if recipients in self.recipients:
+                self.told_again.value += 1
+            self.recipients.add(recipients)
         return "250 Message accepted for delivery"
 
 
@@ -92,6 +101,25 @@ def serve(handler: CountingSMTP, port: int, ready, stop) -> None:
     ready.set()
     stop.wait()
     controller.stop()
+
+
+class LocalSMTPServer:
+    """A ``CountingSMTP`` on a free local port, in a process of its own, until ``close``."""
+
+    def __init__(self):
+        self.handler = CountingSMTP()
+        self.port = free_port()
+        self._stop = multiprocessing.Event()
+        ready = multiprocessing.Event()
+        self._process = multiprocessing.Process(
+            target=serve, args=(self.handler, self.port, ready, self._stop), daemon=True
+        )
+        self._process.start()
+        ready.wait(10)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._process.join(10)
 
 
 def load_customers(n_lines: int, today) -> tuple[int, object]:
@@ -194,24 +222,34 @@ def count_statements():
     return counting()
 
 
-def simplest_design(notice_ids: list[int]) -> float:
-    """One process, one loop: compose each customer's notice and send it at once over
-    one SMTP connection; no outbox row, no lease, no retry. Returns seconds."""
+def send_one_by_one(subjects: Iterable, compose: Callable) -> tuple[float, int]:
+    """The simplest sender that does the job: one process, one loop over what to tell
+    (``compose`` makes each one's e-mail, a ``support.outbox.Composed``, or None), each
+    e-mail sent at once over one SMTP connection; no outbox row, no lease, no retry.
+    Returns seconds and e-mails sent."""
     from django.core.mail import EmailMessage, get_connection
 
-    from upgrades.services.notices import compose_notices
-
-    started = time.perf_counter()
+    started, sent = time.perf_counter(), 0
     connection = get_connection()
     connection.open()
-    for notice_id in notice_ids:
-        composed = compose_notices([notice_id])[notice_id]
+    for subject in subjects:
+        composed = compose(subject)
         if composed:
             connection.send_messages(
                 [EmailMessage(composed.subject, composed.body, to=composed.to)]
             )
+            sent += 1
     connection.close()
-    return time.perf_counter() - started
+    return time.perf_counter() - started, sent
+
+
+def simplest_design(notice_ids: list[int]) -> float:
+    """Each customer's notice composed by the project's composer, sent one by one
+    (``send_one_by_one``). Returns seconds."""
+    from upgrades.services.notices import compose_notices
+
+    seconds, _ = send_one_by_one(notice_ids, lambda pk: compose_notices([pk])[pk])
+    return seconds
 
 
 def main() -> None:
@@ -233,8 +271,8 @@ def main() -> None:
     os.environ["CELERY_BROKER_URL"] = args.broker
     queue = f"bench-{uuid.uuid4().hex[:8]}"
     os.environ["CELERY_QUEUE"] = queue
-    smtp = CountingSMTP()
-    port = free_port()
+    server = LocalSMTPServer()
+    smtp, port = server.handler, server.port
     os.environ["EMAIL_URL"] = f"smtp://127.0.0.1:{port}"
     os.environ["OUTBOX_BATCH_SIZE"] = str(BATCH_SIZE)
     os.environ["OUTBOX_PARALLEL_SENDERS"] = str(args.workers)
@@ -256,10 +294,6 @@ def main() -> None:
     from upgrades.services.notices import queue_deadline_reminders
 
     settings.DEBUG = False
-    ready, stop = multiprocessing.Event(), multiprocessing.Event()
-    server = multiprocessing.Process(target=serve, args=(smtp, port, ready, stop), daemon=True)
-    server.start()
-    ready.wait(10)
     workers = []
     try:
         call_command("migrate", verbosity=0)
@@ -352,8 +386,7 @@ def main() -> None:
             (outbox_size,) = cursor.fetchone()
     finally:
         stop_workers(workers)
-        stop.set()
-        server.join(10)
+        server.close()
         from django.db import connections
 
         connections.close_all()
