@@ -75,6 +75,7 @@ PATHS = ["service", "raw SQL", "minimal"]
 # What the phases write, and what is reset between the paths.
 WRITTEN_TABLES = [
     "subscriptions_linespeed",
+    "subscriptions_outofsynctally",
     "upgrades_speedgrant",
     "upgrades_customernotice",
     "upgrades_provisioningchange",
@@ -306,6 +307,8 @@ def reset_state() -> None:
             " upgrades_provisioningchange, upgrades_blanketupgradeevent,"
             " upgrades_blanketupgrade, incidents_disaster CASCADE"
         )
+        # No line waits for the network (the raw SQL path does not keep the tally).
+        cursor.execute("TRUNCATE subscriptions_outofsynctally")
         cursor.execute(
             "UPDATE subscriptions_linespeed"
             " SET desired_upgraded = false, desired_version = 0, desired_cause = '',"
@@ -1036,6 +1039,14 @@ def check(phase: str, path: str, fleet: "Fleet", today: date, seen: dict) -> Non
     if path != "minimal":
         other = seen.setdefault(phase, state)
         assert other == state, f"{phase}: {path} differs from the other path: {state} / {other}"
+    if path == "service":
+        from subscriptions.models import OutOfSyncTally
+
+        (out_of_sync,) = state["lines out of sync"][0]
+        tallied = OutOfSyncTally.objects.total()
+        assert tallied == out_of_sync, (
+            f"{phase}: the tally says {tallied} lines wait, not {out_of_sync}"
+        )
 
 
 def check_notices(path: str, fleet: "Fleet", smtp) -> None:

@@ -10,7 +10,7 @@ from incidents.models import CheckIn
 from portal.models import Heartbeat
 from portal.services import RECENT
 from portal.tasks import HEARTBEAT_NAME
-from subscriptions.models import LineSpeed, Site, Subscription
+from subscriptions.models import OutOfSyncTally, Site, Subscription
 from subscriptions.selectors import line_count_of_site
 from support.models import FollowUp, OutboundEmail
 from upgrades.models import BlanketUpgrade, CustomerNotice, SpeedGrant
@@ -81,7 +81,7 @@ def backlog() -> Backlog:
         emails_queued=queued["count"],
         oldest_email_queued_at=queued["oldest"],
         emails_failed=OutboundEmail.objects.filter(status=OutboundEmail.Status.FAILED).count(),
-        lines_out_of_sync=LineSpeed.objects.out_of_sync().count(),
+        lines_out_of_sync=OutOfSyncTally.objects.total(),
         declarations_granting=BlanketUpgrade.objects.filter(
             status=BlanketUpgrade.Status.APPLYING
         ).count(),

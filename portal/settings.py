@@ -471,6 +471,9 @@ BLANKET_REMINDER_HOURS = env.int("BLANKET_REMINDER_HOURS", default=24)
 BLANKET_CHUNK_SIZE = env.int("BLANKET_CHUNK_SIZE", default=5000)
 REVERT_CHUNK_SIZE = env.int("REVERT_CHUNK_SIZE", default=5000)
 REVERT_INTERVAL_SECONDS = env.int("REVERT_INTERVAL_SECONDS", default=120)
+# The disaster page counts a disaster's lines still waiting for the network exactly while
+# at most this many lines wait anywhere; above it, it shows an estimate ("about").
+PROGRESS_EXACT_UP_TO = env.int("PROGRESS_EXACT_UP_TO", default=5000)
 
 # Provisioning: how wanted speeds reach the satellite network's management system.
 # "recording" only records the change (embedded mode, demos); "http" posts batches to

@@ -266,6 +266,11 @@ class SubscriptionAdmin(PhoneSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     ]
     show_full_result_count = False
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A line is cancelled, never deleted: its grants and speed audit name it, without
+        # a database key on those million-row tables (upgrades.models.SpeedGrant).
+        return False
+
     @admin.display(description=_("upgrade wanted"), boolean=True)
     def speed_wanted(self, obj: Subscription) -> bool:
         return obj.speed.desired_upgraded

@@ -1,12 +1,13 @@
 """Customers, their sites and the 5-year subscriptions of the satellite BCP line."""
 
+import random
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, RegexValidator
-from django.db import models, transaction
-from django.db.models import Q
+from django.db import connections, models, transaction
+from django.db.models import Q, Sum
 from django.db.models.functions import Upper
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
@@ -469,6 +470,46 @@ class LineSpeed(models.Model):
 
     def __str__(self) -> str:
         return str(self.subscription_id)
+
+
+class OutOfSyncTallyQuerySet(models.QuerySet):
+    def add(self, lines: int) -> None:
+        """Count ``lines`` more (or fewer) lines out of sync, in the caller's transaction:
+        one statement on one of the rows, picked at random, made if missing."""
+        if not lines:
+            return
+        table = self.model._meta.db_table
+        with connections[self.db].cursor() as cursor:
+            cursor.execute(
+                f"INSERT INTO {table} (slot, lines) VALUES (%s, %s)"  # noqa: S608 (our table)
+                f" ON CONFLICT (slot) DO UPDATE SET lines = {table}.lines + excluded.lines",
+                [random.randrange(self.model.SLOTS), lines],  # noqa: S311 (spreads, not secret)
+            )
+
+    def total(self) -> int:
+        return self.aggregate(total=Sum("lines"))["total"] or 0
+
+
+class OutOfSyncTally(models.Model):
+    """How many lines wait for the network (their LineSpeed out of sync), kept by every
+    statement that changes a wanted or an applied speed, in the same transaction
+    (``upgrades.services.speeds`` and ``upgrades.services.provisioning``): the operator's
+    pages read a sum of a few rows instead of counting a million. Spread over ``SLOTS``
+    rows so that a declaration and several reconcile workers seldom wait on one row."""
+
+    SLOTS = 8
+
+    slot = models.PositiveSmallIntegerField(primary_key=True)
+    lines = models.BigIntegerField(default=0)
+
+    objects = OutOfSyncTallyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = _("lines waiting for the network")
+        verbose_name_plural = _("lines waiting for the network")
+
+    def __str__(self) -> str:
+        return f"{self.slot}: {self.lines}"
 
 
 class ExtensionOfferQuerySet(models.QuerySet):

@@ -10,7 +10,15 @@ from django.utils import timezone
 from incidents.models import Disaster
 from portal.accounts.models import Role, User
 from portal.models import Heartbeat
-from subscriptions.models import Customer, LineSpeed, Plan, Site, Subscription, term_end_for
+from subscriptions.models import (
+    Customer,
+    LineSpeed,
+    OutOfSyncTally,
+    Plan,
+    Site,
+    Subscription,
+    term_end_for,
+)
 from subscriptions.prefectures import Prefecture
 from support.channels import Channel
 from upgrades.models import (
@@ -71,10 +79,12 @@ class SubscriptionFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def speed(line, create, extracted, **state):
         """``speed__applied_upgraded=True`` and the like: the line's speed row (made
-        with the line) as given."""
+        with the line) as given, counted if it waits for the network."""
         if create and state:
             LineSpeed.objects.filter(subscription=line).update(**state)
             line.speed.refresh_from_db()
+            if line.speed.desired_upgraded != line.speed.applied_upgraded:
+                OutOfSyncTally.objects.add(1)
 
 
 def role_group(default: Role) -> factory.PostGeneration:

@@ -306,22 +306,28 @@ class SpeedGrant(models.Model):
 
     # db_index=False on these keys: the composite indexes below start with them, and a
     # nationwide declaration writes one row per line, so every index costs.
+    # No foreign key in the database on any of the grant's keys (db_constraint=False): a
+    # nationwide declaration appends a million grants, and PostgreSQL queues and fires
+    # each key's check trigger for every one of them at commit, NULL or not (a quarter of
+    # a raw declaration's time). Integrity by construction instead: a grant is inserted
+    # only by a service, from a SELECT of the lines it grants (the declaration, under its
+    # blanket upgrade's row lock) or of a request it has just locked; the answering user
+    # is set only by respond_to_grants, to the user answering; lines, blanket upgrades
+    # and disasters are never deleted (the admin offers no delete for them: a line is
+    # cancelled, not removed); and deleting anything a grant names is refused by Django
+    # (PROTECT), which needs no database key (tests/upgrades/test_storage.py,
+    # test_grant_keys_without_a_database_constraint_still_protect_what_they_name).
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
         on_delete=models.PROTECT,
         related_name="speed_grants",
         verbose_name=_("subscription"),
         db_index=False,
+        db_constraint=False,
     )
     source = models.CharField(_("source"), max_length=20, choices=Source.choices)
-    # No foreign key in the database (db_constraint=False) on the two keys a blanket
-    # grant always leaves NULL: a nationwide declaration appends a million grants, and
-    # PostgreSQL queues and fires the key's check trigger for every one of them at
-    # commit, NULL or not. Integrity by construction instead: the request is set only by
-    # approve_upgrade_request, to the request its own conditional UPDATE has just locked;
-    # the answering user only by respond_to_grants, to the user answering; and deleting a
-    # request or a user that a grant names is refused by Django (PROTECT), which needs no
-    # database key (tests/upgrades/test_blanket.py, test_keys_without_database_constraints).
+    # The request is set only by approve_upgrade_request, to the request its own
+    # conditional UPDATE has just locked; a blanket grant leaves it NULL (see above).
     upgrade_request = models.ForeignKey(
         UpgradeRequest,
         on_delete=models.PROTECT,
@@ -340,6 +346,7 @@ class SpeedGrant(models.Model):
         related_name="grants",
         verbose_name=_("blanket upgrade"),
         db_index=False,
+        db_constraint=False,
     )
     state = models.CharField(_("state"), max_length=20, choices=State.choices)
     starts_at = models.DateTimeField(_("starts"))
@@ -407,9 +414,11 @@ class SpeedGrant(models.Model):
                 name="%(app_label)s_%(class)s_once_per_request",
             ),
         ]
+        # No (blanket, state) index: which blankets have grants in a state is read from
+        # their tallies (BlanketUpgradeTally), and the revert and the ending walk a
+        # blanket's grants by line on the unique (blanket, line) index. It would cost a
+        # write at every grant declared and every state moved.
         indexes = [
-            # Revert job and progress counts: a blanket's grants by state.
-            models.Index(fields=["blanket_upgrade", "state"], name="upg_grant_blanket_state_idx"),
             # "Does this line still have a boosting grant?" and the customer's banner.
             models.Index(fields=["subscription", "state"], name="upg_grant_sub_state_idx"),
         ]
@@ -426,13 +435,17 @@ class ProvisioningChange(models.Model):
     """One speed change the satellite network confirmed: the audit trail of speeds."""
 
     # A disaster appends one row per line: no index of its own on the key, which the
-    # unique (subscription, version) index below starts with.
+    # unique (subscription, version) index below starts with, and no foreign key in the
+    # database (a check trigger per row at commit, as for SpeedGrant's keys): a change is
+    # recorded only for a line the reconcile has just claimed, lines are never deleted,
+    # and Django's PROTECT refuses deleting a line an audit row names.
     subscription = models.ForeignKey(
         "subscriptions.Subscription",
         on_delete=models.PROTECT,
         related_name="provisioning_changes",
         verbose_name=_("subscription"),
         db_index=False,
+        db_constraint=False,
     )
     version = models.PositiveIntegerField(_("speed change number"))
     upgraded = models.BooleanField(_("upgraded"))

@@ -2,10 +2,12 @@
 
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
+from django.utils.translation import gettext
 
-from subscriptions.models import LineSpeed, Site, Subscription
+from subscriptions.models import LineSpeed, OutOfSyncTally, Site, Subscription
 from upgrades.models import BlanketUpgrade, BlanketUpgradeTally, SpeedGrant, UpgradeRequest
 
 BANNER_LINES = 5
@@ -70,6 +72,9 @@ class BlanketProgress:
     reverted: int
     ended: int
     caught_up: int
+    # Too many lines wait for the network to count them at each poll: caught_up is then
+    # the grants less the lines waiting anywhere (blanket_progress).
+    estimated: bool = False
 
     @property
     def percent_caught_up(self) -> int:
@@ -84,6 +89,8 @@ class BlanketProgress:
             "reverted": self.reverted,
             "ended": self.ended,
             "caught_up": self.caught_up,
+            "caught_up_estimated": self.estimated,
+            "caught_up_about": gettext("about") if self.estimated else "",
             "percent_caught_up": self.percent_caught_up,
         }
 
@@ -93,23 +100,34 @@ def blanket_progress(*, blanket: BlanketUpgrade) -> BlanketProgress:
 
     The states come from the blanket's tally rows, kept by the transitions themselves
     (BlanketUpgradeTally): a few rows, whatever the number of grants. "Caught up" is the
-    blanket's grants less those whose line waits for the network (a boosting grant's
-    line is wanted upgraded, DESIGN invariant 2, so it is caught up once applied): read
-    from the out-of-sync lines' index, small while the network keeps up.
+    blanket's grants less those whose line is out of sync (a boosting grant's line is
+    wanted upgraded, DESIGN invariant 2, so it is caught up once applied). How many
+    lines wait for the network at all is a tally too (OutOfSyncTally): none, and every
+    grant is caught up; up to PROGRESS_EXACT_UP_TO, the blanket's are counted on the
+    out-of-sync index (reading at most that many); more, and the page says "about":
+    the lines waiting anywhere, at most the blanket's grants — while a nationwide
+    declaration is being applied, nearly all of them are its own.
     """
     counts = BlanketUpgradeTally.objects.filter(blanket_upgrade=blanket).aggregate(
         **{state: Coalesce(Sum(state), 0) for state in BlanketUpgradeTally.STATES}
     )
     total = sum(counts.values())
+    waiting_anywhere = OutOfSyncTally.objects.total()
+    exact_up_to = settings.PROGRESS_EXACT_UP_TO
+    if waiting_anywhere <= 0:
+        return BlanketProgress(total=total, caught_up=total, **counts)
+    if waiting_anywhere > exact_up_to:
+        waiting = min(waiting_anywhere, total)
+        return BlanketProgress(total=total, caught_up=total - waiting, estimated=True, **counts)
+    of_blanket = SpeedGrant.objects.filter(
+        blanket_upgrade=blanket, subscription_id=OuterRef("subscription_id")
+    )
     waiting = (
         LineSpeed.objects.out_of_sync()
-        .filter(
-            Exists(
-                SpeedGrant.objects.filter(
-                    blanket_upgrade=blanket, subscription_id=OuterRef("subscription_id")
-                )
-            )
-        )
+        .filter(Exists(of_blanket))
+        # In the index's order: the plan reads the out-of-sync index, however stale the
+        # statistics (a declaration's "every line out of sync" outlives it).
+        .order_by("provisioning_failures", "subscription_id")[:exact_up_to]
         .count()
     )
     return BlanketProgress(total=total, caught_up=total - waiting, **counts)

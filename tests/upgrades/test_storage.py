@@ -12,7 +12,13 @@ from subscriptions.models import Site, Subscription
 from support.channels import Channel
 from tests.factories import SupportUserFactory, UserFactory
 from tests.upgrades.conftest import NOW, make_lines
-from upgrades.models import BlanketUpgradeEvent, CustomerNotice, SpeedGrant, UpgradeRequest
+from upgrades.models import (
+    BlanketUpgrade,
+    BlanketUpgradeEvent,
+    CustomerNotice,
+    SpeedGrant,
+    UpgradeRequest,
+)
 from upgrades.services.blanket import (
     apply_blanket_upgrade,
     declare_disaster,
@@ -180,6 +186,38 @@ def test_grant_keys_without_a_database_constraint_still_protect_what_they_name(o
         .exists()
     )
     assert SpeedGrant.objects.get(responded_by=answering).subscription_id == other.pk
+    # nor a line, which the admin does not offer to delete at all (it is cancelled)
+    with pytest.raises(ProtectedError) as line_kept:
+        Subscription.objects.get(pk=line.pk).delete()
+    assert {type(row) for row in line_kept.value.protected_objects} >= {SpeedGrant}
+    for key in ("subscription", "blanket_upgrade"):
+        assert not SpeedGrant._meta.get_field(key).db_constraint  # what this test is for
+    assert not (
+        SpeedGrant.objects.exclude(subscription_id__in=Subscription.objects.values("pk"))
+        .union(
+            SpeedGrant.objects.filter(blanket_upgrade__isnull=False).exclude(
+                blanket_upgrade_id__in=BlanketUpgrade.objects.values("pk")
+            )
+        )
+        .exists()
+    )
+
+
+def test_staff_cannot_delete_a_line_in_the_admin(operator, client):
+    """A line is cancelled, never deleted: its grants and audit name it without a
+    database key (SpeedGrant, ProvisioningChange)."""
+    (line,) = make_lines(1)
+    client.force_login(operator)
+    change_url = reverse("admin:subscriptions_subscription_change", args=[line.pk])
+    listed = client.get(reverse("admin:subscriptions_subscription_changelist")).text
+    assert f'href="{change_url}"' in listed
+    page = client.get(change_url).text
+    assert "/delete/" not in page and 'value="delete_selected"' not in listed
+
+    assert (
+        client.post(f"{change_url[: -len('change/')]}delete/", {"post": "yes"}).status_code == 403
+    )
+    assert Subscription.objects.filter(pk=line.pk).exists()
 
 
 def grants_by_state(blanket) -> dict[str, int]:
@@ -310,3 +348,97 @@ def test_every_line_the_portal_makes_has_a_speed_row_the_declaration_reaches(ope
     for line in lines:
         line.refresh_from_db()
         assert (line.speed.desired_upgraded, line.speed.applied_upgraded) == (True, True)
+
+
+def waiting_counted_as_they_are() -> None:
+    from subscriptions.models import LineSpeed, OutOfSyncTally
+
+    assert OutOfSyncTally.objects.total() == LineSpeed.objects.out_of_sync().count()
+
+
+def test_the_lines_waiting_for_the_network_are_counted_by_every_move(operator):
+    """The tally of lines out of sync follows declarations, answers, requests, reverts
+    and the network, also when a line's wanted speed changes while it is being pushed."""
+    from upgrades.provisioning import RecordingBackend
+    from upgrades.services import provisioning
+    from upgrades.services.provisioning import reconcile_speeds
+
+    lines = make_lines(12)
+    customer = lines[0].site.customer
+    user = UserFactory(customer=customer)
+    declare(operator, key="one", prefectures=["11"], chunk_size=5)
+    waiting_counted_as_they_are()
+
+    reconcile_speeds(backend=RecordingBackend(), now=NOW, batch_size=4, max_batches=1)
+    waiting_counted_as_they_are()
+
+    # A line declined while its change is with the network: pushed upgraded, wanted normal.
+    claim = provisioning._claim_batch
+    declined = []
+
+    def claim_then_decline(**kwargs):
+        rows = claim(**kwargs)
+        if rows and not declined:
+            grant = SpeedGrant.objects.get(subscription_id=rows[0]["subscription_id"])
+            respond_to_grants(
+                grants=SpeedGrant.objects.filter(pk=grant.pk),
+                keep=False,
+                by=user,
+                channel=Channel.PORTAL,
+                now=NOW,
+            )
+            declined.append(grant)
+        return rows
+
+    provisioning._claim_batch = claim_then_decline
+    try:
+        reconcile_speeds(backend=RecordingBackend(), now=NOW, batch_size=4, max_batches=1)
+    finally:
+        provisioning._claim_batch = claim
+    assert declined
+    waiting_counted_as_they_are()
+
+    request = request_upgrade(
+        customer=customer, sites=[lines[-1].site], reason="disaster", channel="portal", now=NOW
+    )
+    approve_upgrade_request(upgrade_request=request, by=SupportUserFactory(), now=NOW)
+    waiting_counted_as_they_are()
+
+    revert_expired_grants(now=NOW + timedelta(days=30), chunk_size=5)
+    waiting_counted_as_they_are()
+    reconcile_speeds(backend=RecordingBackend(), now=NOW + timedelta(days=30))
+    waiting_counted_as_they_are()
+    from subscriptions.models import OutOfSyncTally
+
+    assert OutOfSyncTally.objects.total() == 0
+
+
+def test_the_disaster_page_estimates_caught_up_while_too_many_lines_wait(
+    operator, client, settings
+):
+    from upgrades.provisioning import RecordingBackend
+    from upgrades.services.provisioning import reconcile_speeds
+
+    settings.PROGRESS_EXACT_UP_TO = 10
+    make_lines(30)
+    blanket = declare(operator, key="many", chunk_size=7)
+    client.force_login(operator)
+    dashboard = client.get(reverse("operator-dashboard")).text
+    page_url = reverse("upgrades:disaster", args=[blanket.pk])
+    assert f'href="{page_url}"' in dashboard
+
+    page = client.get(page_url).text
+    progress = client.get(reverse("upgrades:progress", args=[blanket.pk])).json()
+    assert (progress["caught_up"], progress["caught_up_estimated"]) == (0, True)
+    assert progress["caught_up_about"] == "約"  # the operator's pages are in Japanese first
+    assert 'data-count="caught_up_about">約</span> <span data-count="caught_up">0<' in page
+
+    reconcile_speeds(backend=RecordingBackend(), now=NOW, batch_size=8, max_batches=3)
+    progress = client.get(reverse("upgrades:progress", args=[blanket.pk])).json()
+    # 6 lines wait: counted exactly
+    assert (progress["caught_up"], progress["caught_up_estimated"]) == (24, False)
+    assert progress["caught_up_about"] == ""
+
+    reconcile_speeds(backend=RecordingBackend(), now=NOW)
+    page = client.get(page_url).text
+    assert 'data-count="caught_up_about"></span> <span data-count="caught_up">30<' in page

@@ -37,7 +37,7 @@ from upgrades.services.speeds import (
     lower_desired_speeds,
     raise_desired_speeds,
 )
-from upgrades.services.tallies import count_grants
+from upgrades.services.tallies import count_grants, grants_of, with_grants_in
 
 # The longest a blanket upgrade waits for answers, extensions included: beyond that it
 # would be a permanent upgrade nobody asked for.
@@ -179,13 +179,11 @@ def _not_held_elsewhere(lines, *, blanket_id: int):
 
     Overlapping declarations (a regional one, then nationwide) give a line one grant,
     one banner row and one e-mail: the first disaster's. The anti-join is only added
-    while another blanket upgrade boosts a line at all (one probe per other blanket on
-    its (blanket, state) index): a lone nationwide declaration, the common case, does not
+    while another blanket upgrade boosts a line at all (read from the other blankets'
+    tally rows): a lone nationwide declaration, the common case, does not
     pay for it, and neither does its chunk bound (``apply_blanket_upgrade``).
     """
-    others = BlanketUpgrade.objects.exclude(pk=blanket_id).filter(
-        Exists(SpeedGrant.objects.boosting().filter(blanket_upgrade_id=OuterRef("pk")))
-    )
+    others = with_grants_in(BlanketUpgrade.objects.exclude(pk=blanket_id), SpeedGrant.BOOSTING)
     if not others.exists():
         return lines
     held_elsewhere = SpeedGrant.objects.filter(
@@ -276,7 +274,7 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
                 blanket_upgrade_id=blanket_id,
                 kind=BlanketUpgradeEvent.Kind.GRANTED,
                 at=now,
-                detail={"grants": blanket.grants.count()},
+                detail={"grants": grants_of(blanket_id)},
             )
             # Told once every line is granted: one e-mail per customer, all its lines.
             queue_blanket_notices(
@@ -453,12 +451,8 @@ def revert_expired_grants(*, now: datetime, chunk_size: int | None = None) -> in
     touched, with the number of grants: the operator's history shows every run.
     """
     reverted = _finish_grants_in_chunks(
-        BlanketUpgrade.objects.filter(deadline__lte=now).filter(
-            Exists(
-                SpeedGrant.objects.filter(
-                    blanket_upgrade_id=OuterRef("pk"), state=SpeedGrant.State.PENDING
-                )
-            )
+        with_grants_in(
+            BlanketUpgrade.objects.filter(deadline__lte=now), [SpeedGrant.State.PENDING]
         ),
         from_states=[SpeedGrant.State.PENDING],
         to_state=SpeedGrant.State.REVERTED,
@@ -551,6 +545,7 @@ def respond_to_grants(
         "response_channel": channel,
         "response_after_hours": is_after_hours(now),
     }
+    to_state = SpeedGrant.State.ACTIVE if keep else SpeedGrant.State.DECLINED
     with transaction.atomic():
         if keep:
             SpeedGrant.objects.filter(pk__in=ids, state=SpeedGrant.State.PENDING).update(
@@ -560,20 +555,22 @@ def respond_to_grants(
             SpeedGrant.objects.filter(pk__in=ids, state=SpeedGrant.State.PENDING).update(
                 state=SpeedGrant.State.DECLINED, ended_at=now, **response
             )
-            lower_desired_speeds(
-                subscription_ids=[sub for _, sub in candidates],
-                cause=f"declined via {channel}" + (f" by {by.email}" if by else ""),
-            )
-            enqueue_follow_ups()
         # Exactly those this call moved: answered now, by this caller.
         answered = list(
             SpeedGrant.objects.filter(pk__in=ids, responded_at=now, responded_by=by)
             .select_related("subscription__site", "blanket_upgrade__disaster")
             .order_by("pk")
         )
-        to_state = SpeedGrant.State.ACTIVE if keep else SpeedGrant.State.DECLINED
+        # Grants, then their tallies, then the lines' speeds: the order every transition
+        # takes them in (the revert job's chunks too), so two never wait on each other.
         for blanket_id, count in Counter(grant.blanket_upgrade_id for grant in answered).items():
             count_grants(blanket_id=blanket_id, moves={(SpeedGrant.State.PENDING, to_state): count})
+        if not keep:
+            lower_desired_speeds(
+                subscription_ids=[sub for _, sub in candidates],
+                cause=f"declined via {channel}" + (f" by {by.email}" if by else ""),
+            )
+            enqueue_follow_ups()
     if not answered:
         raise ValidationError(_("This upgrade was answered or returned to normal meanwhile."))
     return answered
@@ -591,7 +588,7 @@ def unfinished_blanket_upgrades(*, now: datetime, grace: timedelta = timedelta(m
 def ended_blankets_with_boosting_grants():
     """Ended blanket upgrades whose grants did not all end (a lost or failed task)."""
     return list(
-        BlanketUpgrade.objects.filter(status=BlanketUpgrade.Status.ENDED)
-        .filter(Exists(SpeedGrant.objects.boosting().filter(blanket_upgrade_id=OuterRef("pk"))))
-        .values_list("pk", flat=True)
+        with_grants_in(
+            BlanketUpgrade.objects.filter(status=BlanketUpgrade.Status.ENDED), SpeedGrant.BOOSTING
+        ).values_list("pk", flat=True)
     )

@@ -29,11 +29,12 @@ from django.db.models import BooleanField, Min
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
-from subscriptions.models import LineSpeed
+from subscriptions.models import LineSpeed, OutOfSyncTally
 from support.followups import keep_alive
 from upgrades.models import ProvisioningChange
 from upgrades.provisioning import ProvisioningUnavailable, SpeedChange
 from upgrades.services.requests import mark_applied_requests
+from upgrades.services.speeds import update_returning
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +181,10 @@ def _set_aside(rows: list[dict], *, failed_at: datetime, error: Exception) -> No
 
 def _record_applied(rows: list[dict], *, now: datetime) -> None:
     """The network took the batch: each line's applied speed is the one it was sent (a
-    change wanted since is pushed by a later batch), and one audit row per change."""
+    change wanted since is pushed by a later batch), and one audit row per change.
+
+    The claimed lines were out of sync: each comes back into sync (one fewer waiting for
+    the network, OutOfSyncTally) unless its wanted speed changed since the claim."""
     batch = uuid.uuid4()
     causes = [row["desired_cause"] or "-" for row in rows]
     if connection.vendor == "postgresql":
@@ -193,7 +197,12 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
                 " applied AS (UPDATE subscriptions_linespeed s"
                 "   SET applied_upgraded = sent.upgraded, provisioning_lease_until = NULL,"
                 "       provisioning_failures = 0"
-                "   FROM sent WHERE s.subscription_id = sent.id)"
+                "   FROM sent WHERE s.subscription_id = sent.id"
+                "   RETURNING s.desired_upgraded = sent.upgraded AS in_sync),"
+                " tallied AS (INSERT INTO subscriptions_outofsynctally (slot, lines)"
+                "   SELECT %s, coalesce(sum(CASE WHEN in_sync THEN -1 ELSE 1 END), 0)"
+                "   FROM applied ON CONFLICT (slot) DO UPDATE"
+                "   SET lines = subscriptions_outofsynctally.lines + excluded.lines)"
                 " INSERT INTO upgrades_provisioningchange (subscription_id, version, upgraded,"
                 "  from_kbps, to_kbps, cause, batch, applied_at)"
                 " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM sent"
@@ -205,6 +214,7 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
                     [_speed(row, row["applied_upgraded"]) for row in rows],
                     [_speed(row, row["desired_upgraded"]) for row in rows],
                     causes,
+                    random.randrange(OutOfSyncTally.SLOTS),  # noqa: S311 (spreads, not secret)
                     batch,
                     now,
                 ],
@@ -212,12 +222,23 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
         return
     with transaction.atomic():
         for upgraded in (True, False):
-            LineSpeed.objects.filter(
-                subscription_id__in=[
-                    row["subscription_id"] for row in rows if row["desired_upgraded"] is upgraded
-                ]
-            ).update(
-                applied_upgraded=upgraded, provisioning_lease_until=None, provisioning_failures=0
+            wanted_now = update_returning(
+                LineSpeed.objects.filter(
+                    subscription_id__in=[
+                        row["subscription_id"]
+                        for row in rows
+                        if row["desired_upgraded"] is upgraded
+                    ]
+                ),
+                {
+                    "applied_upgraded": upgraded,
+                    "provisioning_lease_until": None,
+                    "provisioning_failures": 0,
+                },
+                returning="desired_upgraded",
+            )
+            OutOfSyncTally.objects.add(
+                sum(-1 if wanted == upgraded else 1 for wanted in wanted_now)
             )
         ProvisioningChange.objects.bulk_create(
             [

@@ -1,13 +1,17 @@
 """A line's wanted speed follows its grants: upgraded while any grant boosts it.
 
 Every transition that adds or removes a boosting grant calls one of these two functions
-in its own transaction, for the lines it touched. Each is two statements whatever the
-number of lines: lock their speed rows (LineSpeed) in id order, then one UPDATE of them.
+in its own transaction, for the lines it touched. Each is three statements whatever the
+number of lines: lock their speed rows (LineSpeed) in id order, one UPDATE of them, and
+the count of lines waiting for the network (OutOfSyncTally) moved by what it changed.
 """
 
+from django.core.exceptions import EmptyResultSet
+from django.db import connections
 from django.db.models import Exists, F, OuterRef, QuerySet
+from django.db.models.sql import UpdateQuery
 
-from subscriptions.models import LineSpeed
+from subscriptions.models import LineSpeed, OutOfSyncTally
 from support.followups import enqueue_on_commit
 from upgrades.models import SpeedGrant
 
@@ -27,31 +31,62 @@ def _boosting_grant():
     return SpeedGrant.objects.boosting().filter(subscription_id=OuterRef("subscription_id"))
 
 
+def update_returning(lines: QuerySet, values: dict, returning: str) -> list:
+    """``lines.update(**values)``, and each updated row's ``returning`` column after it:
+    one ``UPDATE … RETURNING`` (PostgreSQL, and SQLite from 3.35), which Django's
+    ``update()`` cannot say. The statement is Django's own; every value is a parameter."""
+    query = lines.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    compiler = query.get_compiler(lines.db)
+    compiler.pre_sql_setup()
+    try:
+        statement, params = compiler.as_sql()
+    except EmptyResultSet:  # e.g. ``__in=[]``: no row to update
+        return []
+    column = lines.model._meta.get_field(returning).column
+    with connections[lines.db].cursor() as cursor:
+        cursor.execute(f'{statement} RETURNING "{column}"', params)
+        return [value for (value,) in cursor.fetchall()]
+
+
+def _change_desired(lines: QuerySet, *, upgraded: bool, cause: str) -> int:
+    applied = update_returning(
+        lines,
+        {
+            "desired_upgraded": upgraded,
+            "desired_version": F("desired_version") + 1,
+            "desired_cause": cause[:200],
+        },
+        returning="applied_upgraded",
+    )
+    # A line whose network speed already is the new wanted one comes back into sync;
+    # every other one starts to wait for the network.
+    back_in_sync = sum(1 for speed in applied if speed == upgraded)
+    OutOfSyncTally.objects.add(len(applied) - 2 * back_in_sync)
+    return len(applied)
+
+
 def raise_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) -> int:
     """Mark upgraded the given lines that have a boosting grant and were not upgraded."""
     _lock_lines(subscription_ids)
-    return (
-        LineSpeed.objects.filter(subscription_id__in=subscription_ids, desired_upgraded=False)
-        .filter(Exists(_boosting_grant()))
-        .update(
-            desired_upgraded=True,
-            desired_version=F("desired_version") + 1,
-            desired_cause=cause[:200],
-        )
+    return _change_desired(
+        LineSpeed.objects.filter(
+            subscription_id__in=subscription_ids, desired_upgraded=False
+        ).filter(Exists(_boosting_grant())),
+        upgraded=True,
+        cause=cause,
     )
 
 
 def lower_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) -> int:
     """Return to normal the given lines that no grant boosts any more."""
     _lock_lines(subscription_ids)
-    return (
-        LineSpeed.objects.filter(subscription_id__in=subscription_ids, desired_upgraded=True)
-        .exclude(Exists(_boosting_grant()))
-        .update(
-            desired_upgraded=False,
-            desired_version=F("desired_version") + 1,
-            desired_cause=cause[:200],
-        )
+    return _change_desired(
+        LineSpeed.objects.filter(
+            subscription_id__in=subscription_ids, desired_upgraded=True
+        ).exclude(Exists(_boosting_grant())),
+        upgraded=False,
+        cause=cause,
     )
 
 

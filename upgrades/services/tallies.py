@@ -6,7 +6,7 @@ the same transaction with what it did; the operator's pages read the sums.
 
 import random
 
-from django.db.models import F
+from django.db.models import F, OuterRef, QuerySet, Subquery, Sum
 
 from upgrades.models import BlanketUpgradeTally, SpeedGrant
 
@@ -46,3 +46,25 @@ def count_grants(*, blanket_id: int, moves: dict[tuple[str | None, str], int]) -
             ignore_conflicts=True,
         )
         rows.update(**change)
+
+
+def with_grants_in(blankets: QuerySet, states) -> QuerySet:
+    """``blankets`` that have grants in one of ``states``: read from their tally rows (a
+    few each), not from the grants, whose (blanket, state) index a run moving them
+    would read again and again past the entries it has just left behind."""
+    in_states = sum((F(COLUMN[state]) for state in states[1:]), F(COLUMN[states[0]]))
+    grants = (
+        BlanketUpgradeTally.objects.filter(blanket_upgrade_id=OuterRef("pk"))
+        .order_by()
+        .values("blanket_upgrade_id")
+        .annotate(grants=Sum(in_states))
+        .values("grants")
+    )
+    return blankets.annotate(grants_in_states=Subquery(grants)).filter(grants_in_states__gt=0)
+
+
+def grants_of(blanket_id: int) -> int:
+    """All of a blanket upgrade's grants, whatever their state."""
+    every = sum((F(column) for column in BlanketUpgradeTally.STATES[1:]), F("pending"))
+    rows = BlanketUpgradeTally.objects.filter(blanket_upgrade_id=blanket_id)
+    return rows.aggregate(grants=Sum(every))["grants"] or 0
