@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -398,6 +399,9 @@ class Page:
     name: str
     url: str
     who: str  # "operator", "staff" or "customer"
+    # Lines of the disaster made to wait for the network while the page is measured
+    # (the data has every speed applied): -1 for all of them.
+    waiting: int = 0
 
 
 def pages(lines: int, blanket_id: int) -> list[Page]:
@@ -429,11 +433,17 @@ def pages(lines: int, blanket_id: int) -> list[Page]:
         ("desk/inquiry", "status__exact=new", code),
         ("incidents/damagereport", "status__exact=new", reporter),
     ]
+    disaster = f"/operator/disasters/{blanket_id}/"
+    progress = f"{disaster}progress.json"
     result = [
-        Page("disaster page", f"/operator/disasters/{blanket_id}/", "operator"),
-        Page(
-            "disaster progress.json", f"/operator/disasters/{blanket_id}/progress.json", "operator"
-        ),
+        Page("disaster page", disaster, "operator"),
+        Page("disaster progress.json", progress, "operator"),
+        # The count of a disaster's lines waiting for the network, at its largest exact
+        # case (PROGRESS_EXACT_UP_TO), and with every line waiting (an estimate).
+        Page("disaster page, 5,000 lines waiting", disaster, "operator", waiting=5000),
+        Page("disaster progress.json, 5,000 lines waiting", progress, "operator", waiting=5000),
+        Page("disaster page, every line waiting", disaster, "operator", waiting=-1),
+        Page("disaster progress.json, every line waiting", progress, "operator", waiting=-1),
     ]
     for path, filtered, searched in admin_lists:
         url = f"/admin/{path}/"
@@ -503,6 +513,34 @@ def measure(client, url: str, repeat: int) -> Measured:
     return Measured(count, best * 1000, response.status_code, found)
 
 
+@contextmanager
+def lines_waiting(lines: int, *, blanket_id: int):
+    """The first ``lines`` lines of the disaster (-1: all) out of sync, as between a
+    declaration and the network's answers, and counted as the services count them; in
+    a transaction the page's requests share (the test client runs in this thread), rolled
+    back after."""
+    from django.db import connection, transaction
+
+    from subscriptions.models import OutOfSyncTally
+
+    if not lines:
+        yield
+        return
+    limit = "" if lines < 0 else f"ORDER BY subscription_id LIMIT {int(lines)}"
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "UPDATE subscriptions_linespeed SET applied_upgraded = NOT desired_upgraded"
+                " WHERE subscription_id IN (SELECT subscription_id FROM upgrades_speedgrant"
+                f"  WHERE blanket_upgrade_id = %s {limit})",
+                [blanket_id],
+            )
+            OutOfSyncTally.objects.add(cursor.rowcount)
+            cursor.execute("ANALYZE subscriptions_linespeed")
+        yield
+        transaction.set_rollback(True)
+
+
 def measure_all(args, lines: int) -> dict[str, Measured]:
     import logging
 
@@ -520,7 +558,8 @@ def measure_all(args, lines: int) -> dict[str, Measured]:
     for page in pages(lines, who.blanket_id):
         if args.only and args.only not in page.name:
             continue
-        results[page.name] = measure(clients[page.who], page.url, args.repeat)
+        with lines_waiting(page.waiting, blanket_id=who.blanket_id):
+            results[page.name] = measure(clients[page.who], page.url, args.repeat)
         if not args.json:
             print(f"  {page.name}: {results[page.name].ms:.0f} ms", flush=True)
     return results

@@ -158,6 +158,17 @@ if PRODUCTION and DATABASES["default"]["ENGINE"] != "django.db.backends.postgres
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DATABASE_CONN_MAX_AGE", default=60))
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # No parallel workers for the portal's queries by default: its pages read a page of
+    # rows by an index, and on a small server serving many requests a parallel plan
+    # takes cores from the others and was slower (the lines filtered by prefecture at
+    # 1,000,000 lines, bench/pages.py: 0.24 s parallel, 0.06 s not).
+    DATABASES["default"].setdefault("OPTIONS", {})
+    DATABASES["default"]["OPTIONS"].setdefault(
+        "options",
+        "-c max_parallel_workers_per_gather="
+        + str(env.int("DATABASE_PARALLEL_WORKERS_PER_QUERY", default=0)),
+    )
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # A file, not memory, so a Celery worker started by a test sees the test database;
     # one per test run, so two runs on one machine do not share it.
