@@ -263,9 +263,17 @@ class SubscriptionQuerySet(models.QuerySet):
         """Every line has its speed row (LineSpeed), also when made in bulk."""
         with transaction.atomic(using=self.db, savepoint=False):
             created = super().bulk_create(objs, *args, **kwargs)
-            LineSpeed.objects.using(self.db).bulk_create(
-                [LineSpeed(subscription=line) for line in created if line.pk is not None]
-            )
+            speeds = [LineSpeed(subscription=line) for line in created if line.pk is not None]
+            if len(speeds) < len(created):
+                # Conflicts ignored or updated: those lines' ids are only in the database.
+                speeds += [
+                    LineSpeed(subscription_id=pk)
+                    for pk in self.filter(
+                        contract_number__in=[line.contract_number for line in created],
+                        speed__isnull=True,
+                    ).values_list("pk", flat=True)
+                ]
+            LineSpeed.objects.using(self.db).bulk_create(speeds, ignore_conflicts=True)
         return created
 
 

@@ -442,3 +442,30 @@ def test_the_disaster_page_estimates_caught_up_while_too_many_lines_wait(
     reconcile_speeds(backend=RecordingBackend(), now=NOW)
     page = client.get(page_url).text
     assert 'data-count="caught_up_about"></span> <span data-count="caught_up">30<' in page
+
+
+def test_lines_made_in_bulk_with_conflicts_ignored_still_get_their_speed_rows():
+    from subscriptions.models import LineSpeed
+
+    (first,) = make_lines(1)
+    again = Subscription(
+        contract_number=first.contract_number,
+        site=first.site,
+        plan=first.plan,
+        service_start=first.service_start,
+        term_end=first.term_end,
+    )
+    new = Subscription(
+        contract_number="K-NEW",
+        site=first.site,
+        plan=first.plan,
+        service_start=first.service_start,
+        term_end=first.term_end,
+    )
+    Subscription.objects.bulk_create([again, new], ignore_conflicts=True)
+
+    assert Subscription.objects.count() == 2
+    assert set(LineSpeed.objects.values_list("subscription__contract_number", flat=True)) == {
+        first.contract_number,
+        "K-NEW",
+    }
