@@ -648,14 +648,18 @@ def raw_reconcile(backend, now: datetime) -> int:
         with connection.cursor() as cursor:
             # The out-of-sync index's own predicate, so the planner can use it.
             cursor.execute(
+                # The batch first, then its lines' numbers and plans: joined before the
+                # LIMIT, the planner hashed the whole subscription table for each batch.
                 "SELECT ls.subscription_id, s.contract_number, ls.desired_upgraded,"
                 " ls.desired_version, p.normal_kbps, p.upgraded_kbps"
-                " FROM subscriptions_linespeed ls"
+                " FROM (SELECT subscription_id, desired_upgraded, desired_version"
+                "  FROM subscriptions_linespeed"
+                "  WHERE ((desired_upgraded AND NOT applied_upgraded)"
+                "      OR (NOT desired_upgraded AND applied_upgraded))"
+                "  AND subscription_id > %s ORDER BY subscription_id LIMIT %s) ls"
                 " JOIN subscriptions_subscription s ON s.id = ls.subscription_id"
                 " JOIN subscriptions_plan p ON p.id = s.plan_id"
-                " WHERE ((ls.desired_upgraded AND NOT ls.applied_upgraded)"
-                "     OR (NOT ls.desired_upgraded AND ls.applied_upgraded))"
-                " AND ls.subscription_id > %s ORDER BY ls.subscription_id LIMIT %s",
+                " ORDER BY ls.subscription_id",
                 [after, size],
             )
             rows = cursor.fetchall()

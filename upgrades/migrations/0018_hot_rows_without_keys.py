@@ -5,30 +5,52 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('subscriptions', '0013_out_of_sync_tally'),
-        ('upgrades', '0017_contact_phone_e164'),
+        ("subscriptions", "0013_out_of_sync_tally"),
+        ("upgrades", "0017_contact_phone_e164"),
     ]
 
     operations = [
         migrations.RemoveIndex(
-            model_name='speedgrant',
-            name='upg_grant_blanket_state_idx',
+            model_name="speedgrant",
+            name="upg_grant_blanket_state_idx",
         ),
         migrations.AlterField(
-            model_name='provisioningchange',
-            name='subscription',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='provisioning_changes', to='subscriptions.subscription', verbose_name='subscription'),
+            model_name="provisioningchange",
+            name="subscription",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="provisioning_changes",
+                to="subscriptions.subscription",
+                verbose_name="subscription",
+            ),
         ),
         migrations.AlterField(
-            model_name='speedgrant',
-            name='blanket_upgrade',
-            field=models.ForeignKey(blank=True, db_constraint=False, db_index=False, null=True, on_delete=django.db.models.deletion.PROTECT, related_name='grants', to='upgrades.blanketupgrade', verbose_name='blanket upgrade'),
+            model_name="speedgrant",
+            name="blanket_upgrade",
+            field=models.ForeignKey(
+                blank=True,
+                db_constraint=False,
+                db_index=False,
+                null=True,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="grants",
+                to="upgrades.blanketupgrade",
+                verbose_name="blanket upgrade",
+            ),
         ),
         migrations.AlterField(
-            model_name='speedgrant',
-            name='subscription',
-            field=models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.PROTECT, related_name='speed_grants', to='subscriptions.subscription', verbose_name='subscription'),
+            model_name="speedgrant",
+            name="subscription",
+            field=models.ForeignKey(
+                db_constraint=False,
+                db_index=False,
+                on_delete=django.db.models.deletion.PROTECT,
+                related_name="speed_grants",
+                to="subscriptions.subscription",
+                verbose_name="subscription",
+            ),
         ),
     ]

@@ -16,12 +16,20 @@ from support.followups import enqueue_on_commit
 from upgrades.models import SpeedGrant
 
 
-def _lock_lines(subscription_ids) -> None:
+def _speeds(subscription_ids, line_range: tuple[int, int] | None) -> QuerySet:
+    lines = LineSpeed.objects.filter(subscription_id__in=subscription_ids)
+    if line_range is not None:
+        # The chunk's range of line ids as well: the plan reads that range of the key,
+        # not the whole table to meet the subquery (a cost that grows with the table).
+        lines = lines.filter(subscription_id__gt=line_range[0], subscription_id__lte=line_range[1])
+    return lines
+
+
+def _lock_lines(lines: QuerySet) -> None:
     # Serialises raising and lowering on the same line: whichever comes second sees the
     # grants the first committed (each statement takes a fresh snapshot).
     list(
-        LineSpeed.objects.filter(subscription_id__in=subscription_ids)
-        .order_by("subscription_id")
+        lines.order_by("subscription_id")
         .select_for_update()
         .values_list("subscription_id", flat=True)
     )
@@ -66,25 +74,34 @@ def _change_desired(lines: QuerySet, *, upgraded: bool, cause: str) -> int:
     return len(applied)
 
 
-def raise_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) -> int:
-    """Mark upgraded the given lines that have a boosting grant and were not upgraded."""
-    _lock_lines(subscription_ids)
+def raise_desired_speeds(
+    *,
+    subscription_ids: QuerySet | list[int],
+    cause: str,
+    line_range: tuple[int, int] | None = None,
+) -> int:
+    """Mark upgraded the given lines that have a boosting grant and were not upgraded
+    (``line_range``: the ids are within (low, high], a chunk's)."""
+    lines = _speeds(subscription_ids, line_range)
+    _lock_lines(lines)
     return _change_desired(
-        LineSpeed.objects.filter(
-            subscription_id__in=subscription_ids, desired_upgraded=False
-        ).filter(Exists(_boosting_grant())),
+        lines.filter(desired_upgraded=False).filter(Exists(_boosting_grant())),
         upgraded=True,
         cause=cause,
     )
 
 
-def lower_desired_speeds(*, subscription_ids: QuerySet | list[int], cause: str) -> int:
+def lower_desired_speeds(
+    *,
+    subscription_ids: QuerySet | list[int],
+    cause: str,
+    line_range: tuple[int, int] | None = None,
+) -> int:
     """Return to normal the given lines that no grant boosts any more."""
-    _lock_lines(subscription_ids)
+    lines = _speeds(subscription_ids, line_range)
+    _lock_lines(lines)
     return _change_desired(
-        LineSpeed.objects.filter(
-            subscription_id__in=subscription_ids, desired_upgraded=True
-        ).exclude(Exists(_boosting_grant())),
+        lines.filter(desired_upgraded=True).exclude(Exists(_boosting_grant())),
         upgraded=False,
         cause=cause,
     )
