@@ -48,16 +48,21 @@ def count_grants(*, blanket_id: int, moves: dict[tuple[str | None, str], int]) -
         rows.update(**change)
 
 
+def _grants_in(columns) -> Sum:
+    """The sum of these tally columns over a blanket's rows."""
+    first, *rest = columns
+    return Sum(sum((F(column) for column in rest), F(first)))
+
+
 def with_grants_in(blankets: QuerySet, states) -> QuerySet:
     """``blankets`` that have grants in one of ``states``: read from their tally rows (a
     few each), not from the grants, whose (blanket, state) index a run moving them
     would read again and again past the entries it has just left behind."""
-    in_states = sum((F(COLUMN[state]) for state in states[1:]), F(COLUMN[states[0]]))
     grants = (
         BlanketUpgradeTally.objects.filter(blanket_upgrade_id=OuterRef("pk"))
         .order_by()
         .values("blanket_upgrade_id")
-        .annotate(grants=Sum(in_states))
+        .annotate(grants=_grants_in(COLUMN[state] for state in states))
         .values("grants")
     )
     return blankets.annotate(grants_in_states=Subquery(grants)).filter(grants_in_states__gt=0)
@@ -65,6 +70,5 @@ def with_grants_in(blankets: QuerySet, states) -> QuerySet:
 
 def grants_of(blanket_id: int) -> int:
     """All of a blanket upgrade's grants, whatever their state."""
-    every = sum((F(column) for column in BlanketUpgradeTally.STATES[1:]), F("pending"))
     rows = BlanketUpgradeTally.objects.filter(blanket_upgrade_id=blanket_id)
-    return rows.aggregate(grants=Sum(every))["grants"] or 0
+    return rows.aggregate(grants=_grants_in(BlanketUpgradeTally.STATES))["grants"] or 0
