@@ -1,7 +1,9 @@
 """Set-based writes the ORM cannot express in one statement."""
 
-from django.db import connection
+from django.core.exceptions import EmptyResultSet
+from django.db import connection, connections
 from django.db.models import Model, QuerySet
+from django.db.models.sql import UpdateQuery
 
 
 def insert_from_select(model: type[Model], columns: list[str], rows: QuerySet) -> int:
@@ -20,6 +22,24 @@ def insert_from_select(model: type[Model], columns: list[str], rows: QuerySet) -
             params,
         )
         return cursor.rowcount
+
+
+def update_returning(lines: QuerySet, values: dict, returning: str) -> list:
+    """``lines.update(**values)``, and each updated row's ``returning`` column after it:
+    one ``UPDATE … RETURNING`` (PostgreSQL, and SQLite from 3.35), which Django's
+    ``update()`` cannot say. The statement is Django's own; every value is a parameter."""
+    query = lines.query.chain(UpdateQuery)
+    query.add_update_values(values)
+    compiler = query.get_compiler(lines.db)
+    compiler.pre_sql_setup()
+    try:
+        statement, params = compiler.as_sql()
+    except EmptyResultSet:  # e.g. ``__in=[]``: no row to update
+        return []
+    column = lines.model._meta.get_field(returning).column
+    with connections[lines.db].cursor() as cursor:
+        cursor.execute(f'{statement} RETURNING "{column}"', params)
+        return [value for (value,) in cursor.fetchall()]
 
 
 def refresh_statistics(*models: type[Model]) -> None:

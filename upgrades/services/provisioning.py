@@ -31,10 +31,10 @@ from django.utils import timezone
 
 from subscriptions.models import LineSpeed, OutOfSyncTally
 from support.followups import keep_alive
+from upgrades.bulk import update_returning
 from upgrades.models import ProvisioningChange
 from upgrades.provisioning import ProvisioningUnavailable, SpeedChange
 from upgrades.services.requests import mark_applied_requests
-from upgrades.services.speeds import update_returning
 
 logger = logging.getLogger(__name__)
 

@@ -6,13 +6,11 @@ number of lines: lock their speed rows (LineSpeed) in id order, one UPDATE of th
 the count of lines waiting for the network (OutOfSyncTally) moved by what it changed.
 """
 
-from django.core.exceptions import EmptyResultSet
-from django.db import connections
 from django.db.models import Exists, F, OuterRef, QuerySet
-from django.db.models.sql import UpdateQuery
 
 from subscriptions.models import LineSpeed, OutOfSyncTally
 from support.followups import enqueue_on_commit
+from upgrades.bulk import update_returning
 from upgrades.models import SpeedGrant
 
 
@@ -37,24 +35,6 @@ def _lock_lines(lines: QuerySet) -> None:
 
 def _boosting_grant():
     return SpeedGrant.objects.boosting().filter(subscription_id=OuterRef("subscription_id"))
-
-
-def update_returning(lines: QuerySet, values: dict, returning: str) -> list:
-    """``lines.update(**values)``, and each updated row's ``returning`` column after it:
-    one ``UPDATE … RETURNING`` (PostgreSQL, and SQLite from 3.35), which Django's
-    ``update()`` cannot say. The statement is Django's own; every value is a parameter."""
-    query = lines.query.chain(UpdateQuery)
-    query.add_update_values(values)
-    compiler = query.get_compiler(lines.db)
-    compiler.pre_sql_setup()
-    try:
-        statement, params = compiler.as_sql()
-    except EmptyResultSet:  # e.g. ``__in=[]``: no row to update
-        return []
-    column = lines.model._meta.get_field(returning).column
-    with connections[lines.db].cursor() as cursor:
-        cursor.execute(f'{statement} RETURNING "{column}"', params)
-        return [value for (value,) in cursor.fetchall()]
 
 
 def _change_desired(lines: QuerySet, *, upgraded: bool, cause: str) -> int:
