@@ -4,7 +4,7 @@ from datetime import timedelta
 
 import pytest
 
-from subscriptions.models import LineSpeed, Subscription
+from subscriptions.models import LineSpeed, OutOfSyncTally, Subscription
 from tests.upgrades.conftest import NOW, make_lines
 from tests.upgrades.network import FakeNetwork
 from upgrades.models import ProvisioningChange
@@ -134,6 +134,37 @@ def test_a_line_held_by_another_run_is_left_alone_until_its_lease_ends(operator)
     later = reconcile_speeds(backend=RecordingBackend(), now=NOW + timedelta(minutes=3))
 
     assert (first.applied, later.applied) == (3, 1)
+
+
+class StalledBackend(RecordingBackend):
+    """A network that answers the first batch only after another run, started once the
+    first run's lease has ended, has taken and recorded the same lines."""
+
+    def __init__(self):
+        self.other = None
+
+    def apply(self, changes):
+        super().apply(changes)
+        if self.other is None:
+            self.other = reconcile_speeds(
+                backend=RecordingBackend(), now=NOW + timedelta(minutes=3), batch_size=10
+            )
+
+
+def test_a_run_whose_lease_ran_out_leaves_the_lines_to_the_run_that_took_them(operator):
+    make_lines(4)
+    declare(operator)
+    backend = StalledBackend()
+
+    first = reconcile_speeds(backend=backend, now=NOW, batch_size=10)
+
+    # the later run pushed and recorded the lines; the first, back late, recorded nothing
+    # twice and did not fail, and the count of lines waiting for the network stays true
+    assert (backend.other.applied, first.applied) == (4, 4)
+    assert not LineSpeed.objects.out_of_sync().exists()
+    assert OutOfSyncTally.objects.total() == 0
+    assert ProvisioningChange.objects.count() == 4
+    assert all(line.speed.applied_upgraded for line in Subscription.objects.all())
 
 
 def test_an_unreachable_network_is_an_outage_not_a_crash(operator):

@@ -81,7 +81,7 @@ def set_aside_delay(failures: int) -> timedelta:
 
 
 def _claim_batch(
-    *, now: datetime, batch_size: int, lease: timedelta, after: tuple[int, int] | None = None
+    *, now: datetime, batch_size: int, lease_until: datetime, after: tuple[int, int] | None = None
 ) -> list[dict]:
     due = (
         LineSpeed.objects.due_for_provisioning(now)
@@ -103,14 +103,16 @@ def _claim_batch(
         )
     with transaction.atomic():
         if connection.vendor == "postgresql":
-            return _claim_batch_in_one_statement(due, now=now, batch_size=batch_size, lease=lease)
+            return _claim_batch_in_one_statement(
+                due, batch_size=batch_size, lease_until=lease_until
+            )
         rows = list(
             due.select_for_update(skip_locked=True, of=("self",)).values(*CLAIMED)[:batch_size]
         )
         if rows:
             LineSpeed.objects.filter(
                 subscription_id__in=[row["subscription_id"] for row in rows]
-            ).update(provisioning_lease_until=now + lease)
+            ).update(provisioning_lease_until=lease_until)
     return rows
 
 
@@ -128,7 +130,7 @@ CLAIMED = (
 )
 
 
-def _claim_batch_in_one_statement(due, *, now, batch_size: int, lease: timedelta) -> list[dict]:
+def _claim_batch_in_one_statement(due, *, batch_size: int, lease_until: datetime) -> list[dict]:
     """PostgreSQL: the batch is locked (SKIP LOCKED), leased and read by one UPDATE …
     RETURNING: no id list goes back to the database. The due lines' condition is the
     queryset's own SQL, so the claim keeps using the out-of-sync index."""
@@ -147,7 +149,7 @@ def _claim_batch_in_one_statement(due, *, now, batch_size: int, lease: timedelta
         " ls.provisioning_failures, p.normal_kbps, p.upgraded_kbps"
     )
     with connection.cursor() as cursor:
-        cursor.execute(claim, [now + lease, *params])
+        cursor.execute(claim, [lease_until, *params])
         rows = [dict(zip(CLAIMED, row, strict=True)) for row in cursor.fetchall()]
     # RETURNING keeps no order: the batch goes to the network in the claim's order.
     rows.sort(key=lambda row: (row["provisioning_failures"], row["subscription_id"]))
@@ -162,14 +164,18 @@ def _speed(row: dict, upgraded: bool) -> int:
     )
 
 
-def _set_aside(rows: list[dict], *, failed_at: datetime, error: Exception) -> None:
+def _set_aside(
+    rows: list[dict], *, failed_at: datetime, error: Exception, lease_until: datetime
+) -> None:
     # The batch keeps together: one failure count (its worst line's) and one return time,
-    # so it comes back as one POST rather than as lines scattered over many.
+    # so it comes back as one POST rather than as lines scattered over many. Lines another
+    # run took once this run's lease ran out are that run's (see _record_applied).
     failures = min(max(row["provisioning_failures"] for row in rows) + 1, MAX_COUNTED_FAILURES)
     delay = set_aside_delay(failures)
-    LineSpeed.objects.filter(subscription_id__in=[row["subscription_id"] for row in rows]).update(
-        provisioning_lease_until=failed_at + delay, provisioning_failures=failures
-    )
+    LineSpeed.objects.filter(
+        subscription_id__in=[row["subscription_id"] for row in rows],
+        provisioning_lease_until=lease_until,
+    ).update(provisioning_lease_until=failed_at + delay, provisioning_failures=failures)
     logger.warning(
         "provisioning: %d line(s) set aside for %d s after %d failure(s) in a row: %s",
         len(rows),
@@ -179,34 +185,44 @@ def _set_aside(rows: list[dict], *, failed_at: datetime, error: Exception) -> No
     )
 
 
-def _record_applied(rows: list[dict], *, now: datetime) -> None:
+def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -> None:
     """The network took the batch: each line's applied speed is the one it was sent (a
     change wanted since is pushed by a later batch), and one audit row per change.
+
+    Only the lines this run still holds are recorded: those whose lease is still the one
+    its claim wrote (``lease_until``). A line whose lease ran out while the network took
+    the batch may have been claimed, pushed and recorded by another run; that run
+    records it, so no change is audited or counted twice (the audit's unique (line,
+    version) index stays as the last guard) and no conflict check is paid per row.
 
     The claimed lines were out of sync: each comes back into sync (one fewer waiting for
     the network, OutOfSyncTally) unless its wanted speed changed since the claim."""
     batch = uuid.uuid4()
     causes = [row["desired_cause"] or "-" for row in rows]
     if connection.vendor == "postgresql":
-        # One statement from arrays of the batch's values: no model object per row.
+        # One statement from arrays of the batch's values: no model object per row. The
+        # lease travels as a column of the batch, compared in the join: as a constant it
+        # would be a filter on the speed table that its statistics (leases are mostly
+        # NULL) call nearly empty, and the planner would scan the table for it.
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "WITH sent AS (SELECT * FROM unnest(%s::bigint[], %s::integer[],"
-                "   %s::boolean[], %s::integer[], %s::integer[], %s::varchar[])"
-                "   AS sent (id, version, upgraded, from_kbps, to_kbps, cause)),"
+                "WITH sent AS MATERIALIZED (SELECT * FROM unnest(%s::bigint[], %s::integer[],"
+                "   %s::boolean[], %s::integer[], %s::integer[], %s::varchar[],"
+                "   %s::timestamptz[])"
+                "   AS sent (id, version, upgraded, from_kbps, to_kbps, cause, lease)),"
                 " applied AS (UPDATE subscriptions_linespeed s"
                 "   SET applied_upgraded = sent.upgraded, provisioning_lease_until = NULL,"
                 "       provisioning_failures = 0"
                 "   FROM sent WHERE s.subscription_id = sent.id"
-                "   RETURNING s.desired_upgraded = sent.upgraded AS in_sync),"
+                "   AND s.provisioning_lease_until = sent.lease"
+                "   RETURNING sent.*, s.desired_upgraded = sent.upgraded AS in_sync),"
                 " tallied AS (INSERT INTO subscriptions_outofsynctally (slot, lines)"
                 "   SELECT %s, coalesce(sum(CASE WHEN in_sync THEN -1 ELSE 1 END), 0)"
                 "   FROM applied ON CONFLICT (slot) DO UPDATE"
                 "   SET lines = subscriptions_outofsynctally.lines + excluded.lines)"
                 " INSERT INTO upgrades_provisioningchange (subscription_id, version, upgraded,"
                 "  from_kbps, to_kbps, cause, batch, applied_at)"
-                " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM sent"
-                " ON CONFLICT DO NOTHING",
+                " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM applied",
                 [
                     [row["subscription_id"] for row in rows],
                     [row["desired_version"] for row in rows],
@@ -214,6 +230,7 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
                     [_speed(row, row["applied_upgraded"]) for row in rows],
                     [_speed(row, row["desired_upgraded"]) for row in rows],
                     causes,
+                    [lease_until] * len(rows),
                     random.randrange(OutOfSyncTally.SLOTS),  # noqa: S311 (spreads, not secret)
                     batch,
                     now,
@@ -221,12 +238,23 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
             )
         return
     with transaction.atomic():
+        held = set(
+            LineSpeed.objects.filter(
+                subscription_id__in=[row["subscription_id"] for row in rows],
+                provisioning_lease_until=lease_until,
+            ).values_list("subscription_id", flat=True)
+        )
+        kept = [
+            (row, cause)
+            for row, cause in zip(rows, causes, strict=True)
+            if row["subscription_id"] in held
+        ]
         for upgraded in (True, False):
             wanted_now = update_returning(
                 LineSpeed.objects.filter(
                     subscription_id__in=[
                         row["subscription_id"]
-                        for row in rows
+                        for row, _ in kept
                         if row["desired_upgraded"] is upgraded
                     ]
                 ),
@@ -252,9 +280,8 @@ def _record_applied(rows: list[dict], *, now: datetime) -> None:
                     batch=batch,
                     applied_at=now,
                 )
-                for row, cause in zip(rows, causes, strict=True)
-            ],
-            ignore_conflicts=True,
+                for row, cause in kept
+            ]
         )
 
 
@@ -293,7 +320,8 @@ def reconcile_speeds(
         ):
             more = LineSpeed.objects.due_for_provisioning(at).exists()
             break
-        rows = _claim_batch(now=at, batch_size=batch_size, lease=lease, after=after)
+        lease_until = at + lease
+        rows = _claim_batch(now=at, batch_size=batch_size, lease_until=lease_until, after=after)
         if not rows:
             if after is None:
                 break
@@ -315,10 +343,10 @@ def reconcile_speeds(
             )
         except ProvisioningUnavailable as error:
             failed_at = now + timedelta(seconds=time.monotonic() - started)
-            _set_aside(rows, failed_at=failed_at, error=error)
+            _set_aside(rows, failed_at=failed_at, error=error, lease_until=lease_until)
             set_aside += 1
             continue
-        _record_applied(rows, now=now)
+        _record_applied(rows, now=now, lease_until=lease_until)
         applied += len(rows)
         batches += 1
     # Also when nothing was pushed: a request whose lines were already fast is applied.
