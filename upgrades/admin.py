@@ -338,7 +338,7 @@ class SpeedGrantAdmin(PhoneSearchMixin, SafeActionsMixin, admin.ModelAdmin):
     ]
     list_select_related = ["subscription__site__customer", "blanket_upgrade"]
     # Each through an index: the line's, site's or customer's (subscriptions/models.py),
-    # then the grants of the lines found (upg_grant_sub_state_idx).
+    # then the grants of the lines found (upg_grant_sub_idx).
     search_fields = [
         "^subscription__contract_number",
         "^subscription__site__name",
