@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import BooleanField, Min
+from django.db.models import BooleanField, CharField, Min
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
@@ -133,17 +133,24 @@ CLAIMED = (
 def _claim_batch_in_one_statement(due, *, batch_size: int, lease_until: datetime) -> list[dict]:
     """PostgreSQL: the batch is locked (SKIP LOCKED), leased and read by one UPDATE …
     RETURNING: no id list goes back to the database. The due lines' condition is the
-    queryset's own SQL, so the claim keeps using the out-of-sync index."""
+    queryset's own SQL, so the claim keeps using the out-of-sync index.
+
+    The subquery hands the UPDATE each locked row's physical address (``ctid``), which it
+    reads directly (a TID scan) instead of finding every line again in the key's index:
+    a third of the claim's time. A line changed by another transaction since this
+    statement began is locked in its new version, which the UPDATE does not see: it is
+    left out of this batch and stays due for the next claim."""
     locked, params = (
         due.select_for_update(skip_locked=True)
-        .values("subscription_id")[:batch_size]
+        .annotate(line_tid=RawSQL('"subscriptions_linespeed".ctid', (), output_field=CharField()))
+        .values("line_tid")[:batch_size]
         .query.sql_with_params()
     )
     # The subquery is Django's compiled SQL; every value stays a parameter.
     claim = (
         "UPDATE subscriptions_linespeed ls SET provisioning_lease_until = %s"  # noqa: S608
-        f" FROM ({locked}) due (id), subscriptions_subscription s, subscriptions_plan p"
-        " WHERE ls.subscription_id = due.id AND s.id = due.id AND p.id = s.plan_id"
+        f" FROM ({locked}) due (line_tid), subscriptions_subscription s, subscriptions_plan p"
+        " WHERE ls.ctid = due.line_tid AND s.id = ls.subscription_id AND p.id = s.plan_id"
         " RETURNING ls.subscription_id, s.contract_number, ls.desired_upgraded,"
         " ls.desired_version, ls.desired_cause, ls.applied_upgraded,"
         " ls.provisioning_failures, p.normal_kbps, p.upgraded_kbps"
