@@ -208,15 +208,15 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
     causes = [row["desired_cause"] or "-" for row in rows]
     if connection.vendor == "postgresql":
         # One statement from arrays of the batch's values: no model object per row. The
-        # lease travels as a column of the batch, compared in the join: as a constant it
-        # would be a filter on the speed table that its statistics (leases are mostly
-        # NULL) call nearly empty, and the planner would scan the table for it.
+        # lease travels as a column of the (materialized) batch, compared in the join: as
+        # a constant it would be a filter on the speed table that its statistics (leases
+        # are mostly NULL) call nearly empty, and the planner would scan the table for it.
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
-                "WITH sent AS MATERIALIZED (SELECT * FROM unnest(%s::bigint[], %s::integer[],"
-                "   %s::boolean[], %s::integer[], %s::integer[], %s::varchar[],"
-                "   %s::timestamptz[])"
-                "   AS sent (id, version, upgraded, from_kbps, to_kbps, cause, lease)),"
+                "WITH sent AS MATERIALIZED (SELECT *, %s::timestamptz AS lease"
+                "   FROM unnest(%s::bigint[], %s::integer[],"
+                "   %s::boolean[], %s::integer[], %s::integer[], %s::varchar[])"
+                "   AS sent (id, version, upgraded, from_kbps, to_kbps, cause)),"
                 " applied AS (UPDATE subscriptions_linespeed s"
                 "   SET applied_upgraded = sent.upgraded, provisioning_lease_until = NULL,"
                 "       provisioning_failures = 0"
@@ -231,13 +231,13 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
                 "  from_kbps, to_kbps, cause, batch, applied_at)"
                 " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM applied",
                 [
+                    lease_until,
                     [row["subscription_id"] for row in rows],
                     [row["desired_version"] for row in rows],
                     [row["desired_upgraded"] for row in rows],
                     [_speed(row, row["applied_upgraded"]) for row in rows],
                     [_speed(row, row["desired_upgraded"]) for row in rows],
                     causes,
-                    [lease_until] * len(rows),
                     random.randrange(OutOfSyncTally.SLOTS),  # noqa: S311 (spreads, not secret)
                     batch,
                     now,
