@@ -83,9 +83,12 @@ class RedisBroker:
 
 def publish_to(monkeypatch, url: str) -> None:
     """Make this process's Celery publish to ``url``; a dead broker fails fast."""
-    # Celery reads CELERY_BROKER_URL from the environment before its own setting.
-    monkeypatch.setenv("CELERY_BROKER_URL", url)
+    # The setting before the environment: Celery reads CELERY_BROKER_URL from the
+    # environment first, so read after setenv the "old" broker_url monkeypatch saves
+    # would be ``url`` itself, restored as the setting after the test (the next test's
+    # worker then published to this test's stopped Redis).
     monkeypatch.setattr(celery_app.conf, "broker_url", url)
+    monkeypatch.setenv("CELERY_BROKER_URL", url)
     monkeypatch.setattr(celery_app.conf, "broker_connection_max_retries", 1)
     # Celery keeps connection and producer pools per broker URL: start afresh.
     monkeypatch.setattr(celery_app, "_pool", None)
