@@ -136,6 +136,37 @@ def test_a_line_kept_fast_by_an_approved_request_is_never_told_back_to_normal(
     assert kept.speed.desired_upgraded  # and it is indeed still fast
 
 
+def test_each_line_of_one_e_mail_names_what_keeps_it_fast(operator, smtp_server):
+    # given a customer's three lines, two of them kept fast by two approved requests
+    user = UserFactory()
+    first, second, plain = make_lines(3, customer=user.customer)
+    requests = {
+        first: approved_request_for(first, user),
+        second: approved_request_for(second, user),
+    }
+    send_queued_emails()
+    smtp_server.messages.clear()
+
+    # when a disaster upgrades them, nobody answers, and the revert job runs
+    blanket = declare(operator)
+    send_queued_emails()
+    revert_expired_grants(now=blanket.deadline)
+    send_queued_emails()
+    started, reverted = (body_of(m) for m in smtp_server.messages)
+
+    # then each line's sentence names its own request, in both languages
+    def status_of(text: str, line) -> str:
+        return text.split(line.contract_number)[1].splitlines()[1].strip()
+
+    for body in (started, reverted):
+        japanese, english = body.split("---------- English")
+        for line, upgrade_request in requests.items():
+            assert f"#{upgrade_request.pk})" in status_of(japanese, line)
+            assert f"upgrade request #{upgrade_request.pk})" in status_of(english, line)
+        assert "#" not in status_of(japanese, plain) + status_of(english, plain)
+    assert status_of(reverted.split("English")[1], plain) == "Returned to normal speed"
+
+
 def test_the_disaster_ended_notice_says_which_lines_stay_fast(operator, smtp_server, client):
     user = UserFactory()
     kept, plain = make_lines(2, customer=user.customer)
