@@ -83,10 +83,9 @@ class RedisBroker:
 
 def publish_to(monkeypatch, url: str) -> None:
     """Make this process's Celery publish to ``url``; a dead broker fails fast."""
-    # The setting before the environment: Celery reads CELERY_BROKER_URL from the
-    # environment first, so read after setenv the "old" broker_url monkeypatch saves
-    # would be ``url`` itself, restored as the setting after the test (the next test's
-    # worker then published to this test's stopped Redis).
+    # monkeypatch saves getattr(conf, "broker_url") to restore it, and Celery reads
+    # CELERY_BROKER_URL first: patch the setting before the variable, or it saves (and
+    # later restores) ``url`` itself, and the next test publishes to a stopped Redis.
     monkeypatch.setattr(celery_app.conf, "broker_url", url)
     monkeypatch.setenv("CELERY_BROKER_URL", url)
     monkeypatch.setattr(celery_app.conf, "broker_connection_max_retries", 1)

@@ -158,8 +158,8 @@ def test_a_run_whose_lease_ran_out_leaves_the_lines_to_the_run_that_took_them(op
 
     first = reconcile_speeds(backend=backend, now=NOW, batch_size=10)
 
-    # the later run pushed and recorded the lines; the first, back late, recorded nothing
-    # twice and did not fail, and the count of lines waiting for the network stays true
+    # the later run pushed and recorded the lines; the first, back late, recorded none of
+    # them and did not fail, and the count of lines waiting for the network stays true
     assert (backend.other.applied, first.applied) == (4, 4)
     assert not LineSpeed.objects.out_of_sync().exists()
     assert OutOfSyncTally.objects.total() == 0

@@ -199,8 +199,10 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
     Only the lines this run still holds are recorded: those whose lease is still the one
     its claim wrote (``lease_until``). A line whose lease ran out while the network took
     the batch may have been claimed, pushed and recorded by another run; that run
-    records it, so no change is audited or counted twice (the audit's unique (line,
-    version) index stays as the last guard) and no conflict check is paid per row.
+    records it, so no change is audited or counted twice and no conflict check is paid
+    per row. The audit's unique (line, version) index stays as the last guard: a
+    duplicate would now fail the batch's record (an error the task retries) rather than
+    be skipped.
 
     The claimed lines were out of sync: each comes back into sync (one fewer waiting for
     the network, OutOfSyncTally) unless its wanted speed changed since the claim."""
@@ -263,7 +265,8 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
                         row["subscription_id"]
                         for row, _ in kept
                         if row["desired_upgraded"] is upgraded
-                    ]
+                    ],
+                    provisioning_lease_until=lease_until,
                 ),
                 {
                     "applied_upgraded": upgraded,
