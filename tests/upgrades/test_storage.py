@@ -8,7 +8,7 @@ from django.db.models import Count, ProtectedError
 from django.urls import reverse
 
 from portal.accounts.models import User
-from subscriptions.models import Site, Subscription
+from subscriptions.models import LineSpeed, OutOfSyncTally, Site, Subscription
 from support.channels import Channel
 from tests.factories import SupportUserFactory, UserFactory
 from tests.upgrades.conftest import NOW, make_lines
@@ -351,7 +351,6 @@ def test_every_line_the_portal_makes_has_a_speed_row_the_declaration_reaches(ope
 
 
 def waiting_counted_as_they_are() -> None:
-    from subscriptions.models import LineSpeed, OutOfSyncTally
 
     assert OutOfSyncTally.objects.total() == LineSpeed.objects.out_of_sync().count()
 
@@ -445,24 +444,20 @@ def test_the_disaster_page_estimates_caught_up_while_too_many_lines_wait(
 
 
 def test_lines_made_in_bulk_with_conflicts_ignored_still_get_their_speed_rows():
-    from subscriptions.models import LineSpeed
-
     (first,) = make_lines(1)
-    again = Subscription(
-        contract_number=first.contract_number,
-        site=first.site,
-        plan=first.plan,
-        service_start=first.service_start,
-        term_end=first.term_end,
+    like_first = {
+        "site": first.site,
+        "plan": first.plan,
+        "service_start": first.service_start,
+        "term_end": first.term_end,
+    }
+    Subscription.objects.bulk_create(
+        [
+            Subscription(contract_number=first.contract_number, **like_first),
+            Subscription(contract_number="K-NEW", **like_first),
+        ],
+        ignore_conflicts=True,
     )
-    new = Subscription(
-        contract_number="K-NEW",
-        site=first.site,
-        plan=first.plan,
-        service_start=first.service_start,
-        term_end=first.term_end,
-    )
-    Subscription.objects.bulk_create([again, new], ignore_conflicts=True)
 
     assert Subscription.objects.count() == 2
     assert set(LineSpeed.objects.values_list("subscription__contract_number", flat=True)) == {
