@@ -136,10 +136,10 @@ def _claim_batch_in_one_statement(due, *, batch_size: int, lease_until: datetime
     queryset's own SQL, so the claim keeps using the out-of-sync index.
 
     The subquery hands the UPDATE each locked row's physical address (``ctid``), which it
-    reads directly (a TID scan) instead of finding every line again in the key's index:
-    a third of the claim's time. A line changed by another transaction since this
-    statement began is locked in its new version, which the UPDATE does not see: it is
-    left out of this batch and stays due for the next claim."""
+    reads directly (a TID scan) instead of finding every line again in the key's index.
+    A line changed by another transaction since this statement began is locked in its
+    new version, which the UPDATE does not see: it is left out of this batch and stays
+    due for the next claim."""
     locked, params = (
         due.select_for_update(skip_locked=True)
         .annotate(line_tid=RawSQL('"subscriptions_linespeed".ctid', (), output_field=CharField()))
@@ -247,6 +247,8 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
             )
         return
     with transaction.atomic():
+        # The lines still held, read in the transaction that updates them (SQLite lets
+        # no other writer commit in between).
         held = set(
             LineSpeed.objects.filter(
                 subscription_id__in=[row["subscription_id"] for row in rows],
@@ -265,8 +267,7 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
                         row["subscription_id"]
                         for row, _ in kept
                         if row["desired_upgraded"] is upgraded
-                    ],
-                    provisioning_lease_until=lease_until,
+                    ]
                 ),
                 {
                     "applied_upgraded": upgraded,
