@@ -1,5 +1,7 @@
 """Set-based writes the ORM cannot express in one statement."""
 
+from collections.abc import Iterable
+
 from django.core.exceptions import EmptyResultSet
 from django.db import connection, connections
 from django.db.models import Model, QuerySet
@@ -22,6 +24,29 @@ def insert_from_select(model: type[Model], columns: list[str], rows: QuerySet) -
             params,
         )
         return cursor.rowcount
+
+
+def array_literal(values: Iterable[bool | int | str | None]) -> str:
+    """PostgreSQL's text form of an array (``{1,2,3}``), passed as one string parameter
+    and cast in the statement (``%s::bigint[]``).
+
+    psycopg2 turns a Python list into ``ARRAY[…]`` SQL, adapting each value in turn, and
+    the server then parses and folds one expression per value. The text form is one
+    string, which the server's array parser reads in one pass. Strings are double-quoted
+    with backslash escapes, so a quote, a comma, a brace or the word NULL in a value stays
+    part of the value; None is SQL NULL.
+    """
+    return "{" + ",".join(_array_element(value) for value in values) + "}"
+
+
+def _array_element(value: bool | int | str | None) -> str:
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):  # before int: a bool is an int in Python
+        return "t" if value else "f"
+    if isinstance(value, int):
+        return str(value)
+    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
 def update_returning(lines: QuerySet, values: dict, returning: str) -> list:

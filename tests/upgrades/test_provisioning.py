@@ -94,6 +94,28 @@ def test_an_outage_delays_speed_changes_and_loses_none(operator):
     assert all(c.cause.startswith("blanket upgrade") for c in changes)
 
 
+def test_the_audit_keeps_the_cause_as_the_operator_wrote_it(operator):
+    # given a disaster whose title holds what an array's text form would misread
+    make_lines(12)
+    title = '台風 "10号", {緊急} \\ NULL'
+    blanket = declare_disaster(
+        operator=operator,
+        title=title,
+        nationwide=True,
+        prefectures=[],
+        idempotency_key="quoted",
+        now=NOW,
+    )
+    apply_blanket_upgrade(blanket_id=blanket.pk, now=NOW)
+
+    # when the network takes the lines in two batches
+    reconcile_speeds(backend=RecordingBackend(), now=NOW, batch_size=10)
+
+    # then each line's audit row names the disaster exactly
+    causes = list(ProvisioningChange.objects.values_list("cause", flat=True))
+    assert causes == [f"blanket upgrade {blanket.pk}: {title} (declared by {operator.email})"] * 12
+
+
 def test_a_run_sends_all_its_batches_over_one_connection(operator):
     lines = make_lines(25)
     declare(operator)

@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from subscriptions.models import LineSpeed, OutOfSyncTally
 from support.followups import keep_alive
-from upgrades.bulk import update_returning
+from upgrades.bulk import array_literal, update_returning
 from upgrades.models import ProvisioningChange
 from upgrades.provisioning import ProvisioningUnavailable, SpeedChange
 from upgrades.services.requests import mark_applied_requests
@@ -209,7 +209,8 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
     batch = uuid.uuid4()
     causes = [row["desired_cause"] or "-" for row in rows]
     if connection.vendor == "postgresql":
-        # One statement from arrays of the batch's values: no model object per row. The
+        # One statement from arrays of the batch's values (in their text form, see
+        # array_literal): no model object per row. The
         # lease travels as a column of the (materialized) batch, compared in the join: as
         # a constant it would be a filter on the speed table that its statistics (leases
         # are mostly NULL) call nearly empty, and the planner would scan the table for it.
@@ -234,12 +235,12 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
                 " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM applied",
                 [
                     lease_until,
-                    [row["subscription_id"] for row in rows],
-                    [row["desired_version"] for row in rows],
-                    [row["desired_upgraded"] for row in rows],
-                    [_speed(row, row["applied_upgraded"]) for row in rows],
-                    [_speed(row, row["desired_upgraded"]) for row in rows],
-                    causes,
+                    array_literal(row["subscription_id"] for row in rows),
+                    array_literal(row["desired_version"] for row in rows),
+                    array_literal(row["desired_upgraded"] for row in rows),
+                    array_literal(_speed(row, row["applied_upgraded"]) for row in rows),
+                    array_literal(_speed(row, row["desired_upgraded"]) for row in rows),
+                    array_literal(causes),
                     random.randrange(OutOfSyncTally.SLOTS),  # noqa: S311 (spreads, not secret)
                     batch,
                     now,
