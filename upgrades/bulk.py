@@ -26,27 +26,35 @@ def insert_from_select(model: type[Model], columns: list[str], rows: QuerySet) -
         return cursor.rowcount
 
 
-def array_literal(values: Iterable[bool | int | str | None]) -> str:
-    """PostgreSQL's text form of an array (``{1,2,3}``), passed as one string parameter
-    and cast in the statement (``%s::bigint[]``).
-
-    psycopg2 turns a Python list into ``ARRAY[…]`` SQL, adapting each value in turn, and
-    the server then parses and folds one expression per value. The text form is one
-    string, which the server's array parser reads in one pass. Strings are double-quoted
-    with backslash escapes, so a quote, a comma, a brace or the word NULL in a value stays
-    part of the value; None is SQL NULL.
-    """
-    return "{" + ",".join(_array_element(value) for value in values) + "}"
+# PostgreSQL's text form of an array (``{1,2,3}``), passed as one string parameter and
+# cast in the statement (``%s::bigint[]``). psycopg2 turns a Python list into
+# ``ARRAY[…]`` SQL, adapting each value in turn, and the server then parses and folds one
+# expression per value; the text form is one string, which the server's array parser
+# reads in one pass. One function per element type, each a single join.
 
 
-def _array_element(value: bool | int | str | None) -> str:
-    if value is None:
-        return "NULL"
-    if isinstance(value, bool):  # before int: a bool is an int in Python
-        return "t" if value else "f"
-    if isinstance(value, int):
-        return str(value)
-    return '"' + str(value).replace("\\", "\\\\").replace('"', '\\"') + '"'
+def int_array(values: Iterable[int]) -> str:
+    return "{" + ",".join(map(str, map(int, values))) + "}"
+
+
+def bool_array(values: Iterable[bool]) -> str:
+    return "{" + ",".join("t" if value else "f" for value in values) + "}"
+
+
+def text_array(values: Iterable[str]) -> str:
+    """Each string double-quoted with backslash escapes, so a quote, a comma, a brace or
+    the word NULL in a value stays part of the value. A batch repeats a few strings (the
+    causes of its changes): each distinct one is quoted once."""
+    quoted: dict[str, str] = {}
+    return (
+        "{"
+        + ",".join(
+            quoted.get(value)
+            or quoted.setdefault(value, '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
+            for value in values
+        )
+        + "}"
+    )
 
 
 def update_returning(lines: QuerySet, values: dict, returning: str) -> list:

@@ -10,7 +10,7 @@ import json
 import logging
 import socket
 import urllib.parse
-from dataclasses import asdict, dataclass
+from typing import NamedTuple
 
 from django.conf import settings
 
@@ -21,8 +21,10 @@ class ProvisioningUnavailable(Exception):
     """The network did not take the batch; nothing of it counts as applied."""
 
 
-@dataclass(frozen=True)
-class SpeedChange:
+class SpeedChange(NamedTuple):
+    """One line's wanted speed, as the network is sent it. A tuple: a national disaster
+    builds a million of them."""
+
     change_id: str  # "<subscription id>-<change number>", stable across retries
     line: str  # the contract number the network knows the line by
     speed_kbps: int
@@ -35,6 +37,8 @@ class RecordingBackend:
         pass
 
     def apply(self, changes: list[SpeedChange]) -> None:
+        if not logger.isEnabledFor(logging.INFO):
+            return
         for change in changes:
             logger.info(
                 "speed change %s: %s → %s kbit/s", change.change_id, change.line, change.speed_kbps
@@ -76,7 +80,7 @@ class HttpBackend:
             self._connection = None
 
     def apply(self, changes: list[SpeedChange]) -> None:
-        body = json.dumps({"changes": [asdict(change) for change in changes]}).encode()
+        body = json.dumps({"changes": [change._asdict() for change in changes]}).encode()
         headers = {"Content-Type": "application/json"} | (
             {"Authorization": f"Bearer {self.token}"} if self.token else {}
         )

@@ -43,7 +43,7 @@ from subscriptions.models import Subscription
 from support.mail import bilingual_from_templates, recipients_by_customer
 from support.models import OutboundEmail
 from support.outbox import Composed, request_sending
-from upgrades.bulk import array_literal, insert_from_select
+from upgrades.bulk import insert_from_select, int_array
 from upgrades.models import CustomerNotice, SpeedGrant, UpgradeRequest
 
 COMPOSER = "upgrades.notice"
@@ -314,14 +314,14 @@ def _told_about(grants: QuerySet) -> list[GrantRow]:
 
 def _with_line_in(grants: QuerySet, line_ids: Iterable[int]) -> QuerySet:
     """``grants`` of these lines. On PostgreSQL the ids go as one array parameter in its
-    text form (``array_literal``): a batch of big customers names a hundred thousand
+    text form (``int_array``): a batch of big customers names a hundred thousand
     lines, and Django's ``IN`` list compiles a placeholder for each. The condition names the grants'
     table: for a top-level query, not a subquery (whose table Django aliases)."""
     if connection.vendor == "postgresql":
         return grants.filter(
             RawSQL(  # noqa: S611 (the grants' own table name; the ids are a parameter)
                 f'"{SpeedGrant._meta.db_table}"."subscription_id" = ANY(%s::bigint[])',
-                (array_literal(line_ids),),
+                (int_array(line_ids),),
                 output_field=BooleanField(),
             )
         )

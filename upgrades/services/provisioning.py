@@ -31,7 +31,7 @@ from django.utils import timezone
 
 from subscriptions.models import LineSpeed, OutOfSyncTally
 from support.followups import keep_alive
-from upgrades.bulk import array_literal, update_returning
+from upgrades.bulk import bool_array, int_array, text_array, update_returning
 from upgrades.models import ProvisioningChange
 from upgrades.provisioning import ProvisioningUnavailable, SpeedChange
 from upgrades.services.requests import mark_applied_requests
@@ -210,7 +210,7 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
     causes = [row["desired_cause"] or "-" for row in rows]
     if connection.vendor == "postgresql":
         # One statement from arrays of the batch's values (in their text form, see
-        # array_literal): no model object per row. The
+        # upgrades/bulk.py): no model object per row. The
         # lease travels as a column of the (materialized) batch, compared in the join: as
         # a constant it would be a filter on the speed table that its statistics (leases
         # are mostly NULL) call nearly empty, and the planner would scan the table for it.
@@ -235,12 +235,12 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
                 " SELECT id, version, upgraded, from_kbps, to_kbps, cause, %s, %s FROM applied",
                 [
                     lease_until,
-                    array_literal(row["subscription_id"] for row in rows),
-                    array_literal(row["desired_version"] for row in rows),
-                    array_literal(row["desired_upgraded"] for row in rows),
-                    array_literal(_speed(row, row["applied_upgraded"]) for row in rows),
-                    array_literal(_speed(row, row["desired_upgraded"]) for row in rows),
-                    array_literal(causes),
+                    int_array(row["subscription_id"] for row in rows),
+                    int_array(row["desired_version"] for row in rows),
+                    bool_array(row["desired_upgraded"] for row in rows),
+                    int_array(_speed(row, row["applied_upgraded"]) for row in rows),
+                    int_array(_speed(row, row["desired_upgraded"]) for row in rows),
+                    text_array(causes),
                     random.randrange(OutOfSyncTally.SLOTS),  # noqa: S311 (spreads, not secret)
                     batch,
                     now,
