@@ -8,19 +8,27 @@ from django.db.models import Model, QuerySet
 from django.db.models.sql import UpdateQuery
 
 
-def insert_from_select(model: type[Model], columns: list[str], rows: QuerySet) -> int:
+def insert_from_select(
+    model: type[Model], columns: list[str], rows: QuerySet, *, skip_conflicts: bool = True
+) -> int:
     """``INSERT INTO model (columns) <rows> ON CONFLICT DO NOTHING``; returns rows inserted.
 
     ``rows`` is a ``values_list`` queryset whose columns line up with ``columns``. The
     database copies the rows itself: no row travels through Python, and a row that would
     break a unique constraint is skipped, which makes a re-run harmless.
+
+    ``skip_conflicts=False`` leaves out ``ON CONFLICT DO NOTHING``, for a caller that knows
+    no row can conflict: PostgreSQL then inserts each row directly instead of checking
+    its unique indexes first and confirming the row afterwards (a speculative insertion),
+    and a row that does conflict fails the statement.
     """
     select_sql, params = rows.query.sql_with_params()
     table = connection.ops.quote_name(model._meta.db_table)
     names = ", ".join(connection.ops.quote_name(model._meta.get_field(c).column) for c in columns)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} ({names}) {select_sql} ON CONFLICT DO NOTHING",
+            f"INSERT INTO {table} ({names}) {select_sql}"
+            + (" ON CONFLICT DO NOTHING" if skip_conflicts else ""),
             params,
         )
         return cursor.rowcount

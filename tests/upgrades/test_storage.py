@@ -90,6 +90,62 @@ def test_a_second_overlapping_declaration_grants_each_line_once_across_chunk_bou
     assert started.filter(blanket_upgrade=second).count() == 4
 
 
+class WorkerStopped(Exception):
+    pass
+
+
+def test_a_disaster_ending_while_another_is_still_granting_hands_over_each_line_once(
+    operator, monkeypatch
+):
+    # given a main shock over Miyagi, and an aftershock over Miyagi and Saitama whose
+    # granting stopped after its first chunk of 3 lines (its worker died)
+    lines = []
+    for _ in range(3):
+        lines += make_lines(2, prefecture="04") + make_lines(1, prefecture="11")
+    miyagi = [line for line in lines if line.site.prefecture == "04"]
+    main = declare(operator, key="main", prefectures=["04"])
+    aftershock = declare_disaster(
+        operator=operator,
+        title="余震",
+        nationwide=False,
+        prefectures=["04", "11"],
+        idempotency_key="aftershock",
+        confirm_overlap=True,
+        now=NOW + timedelta(hours=1),
+    )
+    chunks_begun = []
+
+    def keep_alive():  # called as each chunk begins
+        chunks_begun.append(True)
+        if len(chunks_begun) == 2:
+            raise WorkerStopped
+
+    monkeypatch.setattr("upgrades.services.blanket.keep_alive", keep_alive)
+    with pytest.raises(WorkerStopped):
+        apply_blanket_upgrade(blanket_id=aftershock.pk, now=NOW + timedelta(hours=1), chunk_size=3)
+    monkeypatch.undo()
+    aftershock.refresh_from_db()
+    assert aftershock.status == "applying" and aftershock.cursor == lines[2].pk
+
+    # when the main shock ends, handing its Miyagi lines to the aftershock, those ahead of
+    # the aftershock's granting included, and the aftershock's granting then resumes
+    ended_at = NOW + timedelta(hours=2)
+    end_disaster(disaster=main.disaster, operator=operator, now=ended_at)
+    end_blanket_grants(blanket_id=main.pk, now=ended_at, chunk_size=3)
+    apply_blanket_upgrade(blanket_id=aftershock.pk, now=ended_at, chunk_size=3)
+
+    # then every line has one boosting grant, the aftershock's, and each Miyagi line waits
+    # for the customer's answer to it
+    aftershock.refresh_from_db()
+    assert aftershock.status == "active"
+    assert boosting_grants_per_line() == {line.pk: 1 for line in lines}
+    assert set(
+        aftershock.grants.filter(subscription__in=miyagi).values_list("state", flat=True)
+    ) == {"pending"}
+    assert aftershock.grants.count() == len(lines)
+    assert set(Subscription.objects.values_list("speed__desired_upgraded", flat=True)) == {True}
+
+
 def test_a_revert_over_chunk_boundaries_keeps_confirmed_lines_and_lines_boosted_twice(
     operator,
 ):

@@ -194,9 +194,10 @@ def _not_held_elsewhere(lines, *, blanket_id: int):
     return lines.exclude(Exists(held_elsewhere))
 
 
-def _grant_pending(*, blanket_id: int, lines, now: datetime) -> int:
+def _grant_pending(*, blanket_id: int, lines, now: datetime, skip_conflicts: bool = True) -> int:
     """One pending blanket grant for each of ``lines`` that the blanket does not hold yet:
-    one INSERT … SELECT, a re-run inserts nothing."""
+    one INSERT … SELECT, a re-run inserts nothing (``skip_conflicts=False``: none of the
+    lines can have a grant of the blanket yet, see insert_from_select)."""
     return insert_from_select(
         SpeedGrant,
         ["subscription", "blanket_upgrade", "source", "state", "starts_at"],
@@ -207,6 +208,7 @@ def _grant_pending(*, blanket_id: int, lines, now: datetime) -> int:
             Value(SpeedGrant.State.PENDING),
             Value(now, output_field=DateTimeField()),
         ),
+        skip_conflicts=skip_conflicts,
     )
 
 
@@ -247,20 +249,27 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
             if ahead["first"] is None:
                 break
             upper = min(ahead["first"] - 1 + chunk_size, ahead["last"])
+            chunk = SpeedGrant.objects.filter(
+                blanket_upgrade_id=blanket.pk,
+                subscription_id__gt=lower,
+                subscription_id__lte=upper,
+            )
             granted = _grant_pending(
                 blanket_id=blanket.pk,
                 lines=_not_held_elsewhere(
                     lines.filter(pk__gt=lower, pk__lte=upper), blanket_id=blanket.pk
                 ),
                 now=now,
+                # Granting moves forward and commits each chunk with the cursor, so a
+                # chunk's lines have no grant of this blanket yet and are inserted without
+                # the unique check per row that ON CONFLICT pays. Only another disaster's
+                # ending can hand lines over ahead of the cursor (_move_to_other_disasters,
+                # which waits for this chunk's lock on the blanket); a chunk holding such
+                # lines skips them. One look in the (blanket, line) index tells.
+                skip_conflicts=chunk.exists(),
             )
             count_grants(blanket_id=blanket.pk, moves={(None, SpeedGrant.State.PENDING): granted})
             created += granted
-            chunk = SpeedGrant.objects.filter(
-                blanket_upgrade_id=blanket.pk,
-                subscription_id__gt=lower,
-                subscription_id__lte=upper,
-            )
             raise_desired_speeds(
                 subscription_ids=chunk.values("subscription_id"),
                 cause=cause,
@@ -491,6 +500,9 @@ def _move_to_other_disasters(*, blanket_id: int, subscription_ids: QuerySet, now
     time (``_not_held_elsewhere``), and this hands it over. Statements: two per other
     active disaster, for the chunk."""
     for other in other_active_blankets(blanket_id=blanket_id, now=now):
+        # Waits for a chunk the other disaster's granting holds (it locks its blanket):
+        # that chunk looked for grants of its own among its lines before inserting them.
+        list(BlanketUpgrade.objects.select_for_update().filter(pk=other.pk).values_list("pk"))
         lines = (
             Subscription.objects.in_service(timezone.localdate(now))
             .filter(pk__in=subscription_ids)
