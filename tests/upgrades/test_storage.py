@@ -32,7 +32,8 @@ from upgrades.services.requests import approve_upgrade_request, request_upgrade
 pytestmark = pytest.mark.django_db
 
 
-def declare(operator, *, key, prefectures=(), chunk_size=3, now=NOW):
+def declare(operator, *, key, prefectures=(), chunk_size=3, now=NOW, grant=True):
+    """Declare a disaster and (``grant``) grant its lines, as the follow-up task does."""
     blanket = declare_disaster(
         operator=operator,
         title=f"災害 {key}",
@@ -42,8 +43,9 @@ def declare(operator, *, key, prefectures=(), chunk_size=3, now=NOW):
         confirm_overlap=True,
         now=now,
     )
-    apply_blanket_upgrade(blanket_id=blanket.pk, now=now, chunk_size=chunk_size)
-    blanket.refresh_from_db()
+    if grant:
+        apply_blanket_upgrade(blanket_id=blanket.pk, now=now, chunk_size=chunk_size)
+        blanket.refresh_from_db()
     return blanket
 
 
@@ -104,14 +106,12 @@ def test_a_disaster_ending_while_another_is_still_granting_hands_over_each_line_
         lines += make_lines(2, prefecture="04") + make_lines(1, prefecture="11")
     miyagi = [line for line in lines if line.site.prefecture == "04"]
     main = declare(operator, key="main", prefectures=["04"])
-    aftershock = declare_disaster(
-        operator=operator,
-        title="余震",
-        nationwide=False,
+    aftershock = declare(
+        operator,
+        key="aftershock",
         prefectures=["04", "11"],
-        idempotency_key="aftershock",
-        confirm_overlap=True,
         now=NOW + timedelta(hours=1),
+        grant=False,
     )
     chunks_begun = []
 
