@@ -11,7 +11,7 @@ from django.db.models.sql import UpdateQuery
 def insert_from_select(
     model: type[Model], columns: list[str], rows: QuerySet, *, skip_conflicts: bool = True
 ) -> int:
-    """``INSERT INTO model (columns) <rows> ON CONFLICT DO NOTHING``; returns rows inserted.
+    """``INSERT INTO model (columns) <rows> [ON CONFLICT DO NOTHING]``; returns rows inserted.
 
     ``rows`` is a ``values_list`` queryset whose columns line up with ``columns``. The
     database copies the rows itself: no row travels through Python, and a row that would
@@ -38,7 +38,8 @@ def insert_from_select(
 # cast in the statement (``%s::bigint[]``). psycopg2 turns a Python list into
 # ``ARRAY[…]`` SQL, adapting each value in turn, and the server then parses and folds one
 # expression per value; the text form is one string, which the server's array parser
-# reads in one pass. One function per element type, each a single join.
+# reads in one pass. One function per element type; no element may be None (SQL NULL),
+# which none of the callers' columns hold.
 
 
 def int_array(values: Iterable[int]) -> str:
@@ -46,7 +47,10 @@ def int_array(values: Iterable[int]) -> str:
 
 
 def bool_array(values: Iterable[bool]) -> str:
-    return "{" + ",".join("t" if value else "f" for value in values) + "}"
+    return "{" + ",".join(_BOOL_ELEMENT[value] for value in values) + "}"
+
+
+_BOOL_ELEMENT = {True: "t", False: "f"}  # anything else (None) is a KeyError, not false
 
 
 def text_array(values: Iterable[str]) -> str:
@@ -54,15 +58,12 @@ def text_array(values: Iterable[str]) -> str:
     the word NULL in a value stays part of the value. A batch repeats a few strings (the
     causes of its changes): each distinct one is quoted once."""
     quoted: dict[str, str] = {}
-    return (
-        "{"
-        + ",".join(
-            quoted.get(value)
-            or quoted.setdefault(value, '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"')
-            for value in values
-        )
-        + "}"
-    )
+    elements = []
+    for value in values:
+        if value not in quoted:
+            quoted[value] = '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        elements.append(quoted[value])
+    return "{" + ",".join(elements) + "}"
 
 
 def update_returning(lines: QuerySet, values: dict, returning: str) -> list:

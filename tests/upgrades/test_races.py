@@ -501,6 +501,66 @@ def test_two_reconcilers_at_once_share_the_lines_and_push_each_change_once(opera
     assert ProvisioningChange.objects.count() == LINES
 
 
+HANDOVER_TRIALS = 4
+HANDOVER_LINES = 120  # per prefecture and trial
+HANDOVER_CHUNK = 10  # small chunks: the declaration and the ending take turns
+
+
+def test_an_ending_handing_lines_over_while_the_other_disaster_grants_gives_each_line_one_grant(
+    operator,
+):
+    problems = {}
+    with Crowd(2) as crowd:
+        for trial in range(HANDOVER_TRIALS):
+            # given a main shock over one prefecture, its lines granted, and an
+            # aftershock just declared over it and a second prefecture, not granted yet
+            main_area, other_area = f"{2 * trial + 1:02d}", f"{2 * trial + 2:02d}"
+            lines = make_lines(HANDOVER_LINES, prefecture=main_area) + make_lines(
+                HANDOVER_LINES, prefecture=other_area
+            )
+            now = NOW + timedelta(minutes=trial)
+            main = declare_over(operator, prefecture=main_area, key=f"main-{trial}", now=now)
+            aftershock = declare_disaster(
+                operator=operator,
+                title=f"余震 {trial}",
+                nationwide=False,
+                prefectures=[main_area, other_area],
+                idempotency_key=f"aftershock-{trial}",
+                confirm_overlap=True,
+                now=now,
+            )
+            end_disaster(disaster=main.disaster, operator=operator, now=now)
+
+            # when the aftershock's granting and the main shock's ending run at once, the
+            # ending handing its lines over to the aftershock
+            results = crowd.run(
+                [
+                    partial(
+                        apply_blanket_upgrade,
+                        blanket_id=aftershock.pk,
+                        now=now,
+                        chunk_size=HANDOVER_CHUNK,
+                    ),
+                    partial(
+                        end_blanket_grants, blanket_id=main.pk, now=now, chunk_size=HANDOVER_CHUNK
+                    ),
+                ]
+            )
+
+            # then neither failed and every line has one boosting grant, the aftershock's
+            errors = [result for result in results if isinstance(result, BaseException)]
+            per_line = Counter(
+                SpeedGrant.objects.boosting()
+                .filter(subscription__in=lines)
+                .values_list("subscription_id", "blanket_upgrade_id")
+            )
+            expected = Counter({(line.pk, aftershock.pk): 1 for line in lines})
+            if errors or per_line != expected:
+                problems[trial] = (errors, per_line - expected, expected - per_line)
+
+    assert not problems, problems
+
+
 def test_thousands_of_grants_past_their_deadline_meet_the_revert_jobs_answers_and_an_ending(
     operator, capsys, caplog
 ):

@@ -4,6 +4,7 @@ line boosted by two grants, and the grant keys kept without a database constrain
 from datetime import timedelta
 
 import pytest
+from django.db import connection
 from django.db.models import Count, ProtectedError
 from django.urls import reverse
 
@@ -12,6 +13,7 @@ from subscriptions.models import LineSpeed, OutOfSyncTally, Site, Subscription
 from support.channels import Channel
 from tests.factories import SupportUserFactory, UserFactory
 from tests.upgrades.conftest import NOW, make_lines
+from upgrades.bulk import bool_array, int_array, text_array
 from upgrades.models import (
     BlanketUpgrade,
     BlanketUpgradeEvent,
@@ -120,10 +122,9 @@ def test_a_disaster_ending_while_another_is_still_granting_hands_over_each_line_
         if len(chunks_begun) == 2:
             raise WorkerStopped
 
-    monkeypatch.setattr("upgrades.services.blanket.keep_alive", keep_alive)
-    with pytest.raises(WorkerStopped):
+    with monkeypatch.context() as patched, pytest.raises(WorkerStopped):
+        patched.setattr("upgrades.services.blanket.keep_alive", keep_alive)
         apply_blanket_upgrade(blanket_id=aftershock.pk, now=NOW + timedelta(hours=1), chunk_size=3)
-    monkeypatch.undo()
     aftershock.refresh_from_db()
     assert aftershock.status == "applying" and aftershock.cursor == lines[2].pk
 
@@ -520,3 +521,22 @@ def test_lines_made_in_bulk_with_conflicts_ignored_still_get_their_speed_rows():
         first.contract_number,
         "K-NEW",
     }
+
+
+def test_arrays_in_their_text_form_reach_postgresql_value_for_value():
+    if connection.vendor != "postgresql":
+        pytest.skip("the text form is PostgreSQL's array syntax")
+    texts = ["", '"', "\\", '\\"', "NULL", "{a,b}", " 台風 ", "a,b", "NULL"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::varchar[], %s::bigint[], %s::boolean[], %s::bigint[]",
+            [
+                text_array(texts),
+                int_array([0, -1, 2**40]),
+                bool_array([True, False]),
+                int_array([]),
+            ],
+        )
+        assert cursor.fetchone() == (texts, [0, -1, 2**40], [True, False], [])
+    with pytest.raises(KeyError):
+        bool_array([True, None])

@@ -195,9 +195,10 @@ def _not_held_elsewhere(lines, *, blanket_id: int):
 
 
 def _grant_pending(*, blanket_id: int, lines, now: datetime, skip_conflicts: bool = True) -> int:
-    """One pending blanket grant for each of ``lines`` that the blanket does not hold yet:
-    one INSERT … SELECT, a re-run inserts nothing (``skip_conflicts=False``: none of the
-    lines can have a grant of the blanket yet, see insert_from_select)."""
+    """One pending blanket grant for each of ``lines``: one INSERT … SELECT. A line the
+    blanket holds already is skipped, so a re-run inserts nothing; with
+    ``skip_conflicts=False`` the caller knows none is held, and one would fail the
+    statement (insert_from_select)."""
     return insert_from_select(
         SpeedGrant,
         ["subscription", "blanket_upgrade", "source", "state", "starts_at"],
@@ -261,11 +262,12 @@ def apply_blanket_upgrade(*, blanket_id: int, now: datetime, chunk_size: int | N
                 ),
                 now=now,
                 # Granting moves forward and commits each chunk with the cursor, so a
-                # chunk's lines have no grant of this blanket yet and are inserted without
-                # the unique check per row that ON CONFLICT pays. Only another disaster's
-                # ending can hand lines over ahead of the cursor (_move_to_other_disasters,
-                # which waits for this chunk's lock on the blanket); a chunk holding such
-                # lines skips them. One look in the (blanket, line) index tells.
+                # chunk's lines have no grant of this blanket yet: a plain INSERT, without
+                # ON CONFLICT's speculative insertion (a check of the unique index before
+                # each row and a confirmation after it). Only another disaster's ending
+                # can hand lines over ahead of the cursor (_move_to_other_disasters, which
+                # waits for this chunk's lock on the blanket); a chunk holding such lines
+                # skips them. One look in the (blanket, line) index tells.
                 skip_conflicts=chunk.exists(),
             )
             count_grants(blanket_id=blanket.pk, moves={(None, SpeedGrant.State.PENDING): granted})
@@ -497,12 +499,13 @@ def _move_to_other_disasters(*, blanket_id: int, subscription_ids: QuerySet, now
     """Lines of an ending disaster that another active disaster covers are granted by that
     one (waiting for the customer's answer before its deadline), so ending the main shock
     does not slow down lines in the aftershock's area: a line is held by one disaster at a
-    time (``_not_held_elsewhere``), and this hands it over. Statements: two per other
-    active disaster, for the chunk."""
+    time (``_not_held_elsewhere``), and this hands it over. Statements: a constant few per
+    other active disaster, for the chunk (one more, the lock, while it is still granting)."""
     for other in other_active_blankets(blanket_id=blanket_id, now=now):
-        # Waits for a chunk the other disaster's granting holds (it locks its blanket):
-        # that chunk looked for grants of its own among its lines before inserting them.
-        list(BlanketUpgrade.objects.select_for_update().filter(pk=other.pk).values_list("pk"))
+        if other.status == BlanketUpgrade.Status.APPLYING and not _wait_for_granting_chunk(
+            other, now=now
+        ):
+            continue
         lines = (
             Subscription.objects.in_service(timezone.localdate(now))
             .filter(pk__in=subscription_ids)
@@ -517,6 +520,24 @@ def _move_to_other_disasters(*, blanket_id: int, subscription_ids: QuerySet, now
             ),
             now=now,
         )
+
+
+def _wait_for_granting_chunk(blanket: BlanketUpgrade, *, now: datetime) -> bool:
+    """Wait for the chunk ``blanket``'s declaration is granting, if any (a chunk holds
+    its blanket's row FOR UPDATE): that chunk looked for grants of its blanket among its
+    lines before inserting its own without a conflict check (apply_blanket_upgrade), so
+    lines must not be handed over to it meanwhile. FOR NO KEY UPDATE: the foreign-key
+    checks of other transactions' notices and events (FOR KEY SHARE) do not wait for it.
+    False when the blanket stopped taking lines while this waited."""
+    return (
+        BlanketUpgrade.objects.select_for_update(no_key=True)
+        .filter(
+            pk=blanket.pk,
+            status__in=[BlanketUpgrade.Status.APPLYING, BlanketUpgrade.Status.ACTIVE],
+            deadline__gt=now,
+        )
+        .exists()
+    )
 
 
 def end_blanket_grants(*, blanket_id: int, now: datetime, chunk_size: int | None = None) -> int:

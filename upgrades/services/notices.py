@@ -314,9 +314,9 @@ def _told_about(grants: QuerySet) -> list[GrantRow]:
 
 def _with_line_in(grants: QuerySet, line_ids: Iterable[int]) -> QuerySet:
     """``grants`` of these lines. On PostgreSQL the ids go as one array parameter in its
-    text form (``int_array``): a batch of big customers names a hundred thousand
-    lines, and Django's ``IN`` list compiles a placeholder for each. The condition names the grants'
-    table: for a top-level query, not a subquery (whose table Django aliases)."""
+    text form (``int_array``): a batch of big customers names a hundred thousand lines,
+    and Django's ``IN`` list compiles a placeholder for each. The condition names the
+    grants' table: for a top-level query, not a subquery (whose table Django aliases)."""
     if connection.vendor == "postgresql":
         return grants.filter(
             RawSQL(  # noqa: S611 (the grants' own table name; the ids are a parameter)

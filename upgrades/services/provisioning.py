@@ -210,10 +210,10 @@ def _record_applied(rows: list[dict], *, now: datetime, lease_until: datetime) -
     causes = [row["desired_cause"] or "-" for row in rows]
     if connection.vendor == "postgresql":
         # One statement from arrays of the batch's values (in their text form, see
-        # upgrades/bulk.py): no model object per row. The
-        # lease travels as a column of the (materialized) batch, compared in the join: as
-        # a constant it would be a filter on the speed table that its statistics (leases
-        # are mostly NULL) call nearly empty, and the planner would scan the table for it.
+        # upgrades/bulk.py): no model object per row. The lease travels as a column of
+        # the (materialized) batch, compared in the join: as a constant it would be a
+        # filter on the speed table that its statistics (leases are mostly NULL) call
+        # nearly empty, and the planner would scan the table for it.
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 "WITH sent AS MATERIALIZED (SELECT *, %s::timestamptz AS lease"
