@@ -14,8 +14,8 @@ def insert_from_select(
     """``INSERT INTO model (columns) <rows> [ON CONFLICT DO NOTHING]``; returns rows inserted.
 
     ``rows`` is a ``values_list`` queryset whose columns line up with ``columns``. The
-    database copies the rows itself: no row travels through Python, and a row that would
-    break a unique constraint is skipped, which makes a re-run harmless.
+    database copies the rows itself: no row travels through Python, and (by default) a
+    row that would break a unique constraint is skipped, which makes a re-run harmless.
 
     ``skip_conflicts=False`` leaves out ``ON CONFLICT DO NOTHING``, for a caller that knows
     no row can conflict: PostgreSQL then inserts each row directly instead of checking
@@ -46,11 +46,11 @@ def int_array(values: Iterable[int]) -> str:
     return "{" + ",".join(map(str, map(int, values))) + "}"
 
 
+_BOOL_ELEMENT = {True: "t", False: "f"}  # anything else (None) is a KeyError, not false
+
+
 def bool_array(values: Iterable[bool]) -> str:
     return "{" + ",".join(_BOOL_ELEMENT[value] for value in values) + "}"
-
-
-_BOOL_ELEMENT = {True: "t", False: "f"}  # anything else (None) is a KeyError, not false
 
 
 def text_array(values: Iterable[str]) -> str:
